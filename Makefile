@@ -1,0 +1,47 @@
+# regionstat — two commands on a fresh machine: `make demo` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PYTHON_VERSION := 3.11
+VENV := .venv
+BIN := $(VENV)/bin
+UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+export DO_NOT_TRACK := 1
+export DBT_SEND_ANONYMOUS_USAGE_STATS := false
+export AIRFLOW__CORE__LOAD_EXAMPLES := False
+export AIRFLOW__COSMOS__ENABLE_TELEMETRY := False
+export GX_ANALYTICS_ENABLED := False
+export AIRFLOW_HOME ?= $(CURDIR)/.airflow
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: help install demo test lint bench drills airflow clean
+help:  ## list targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
+
+$(UV):
+	@command -v uv >/dev/null 2>&1 || python3 -m pip install --user --quiet "uv==0.13.8"
+
+$(VENV)/.installed: uv.lock pyproject.toml | $(UV)
+	$(UV) sync --frozen --compile-bytecode --python $(PYTHON_VERSION)
+	@touch $@
+
+install: $(VENV)/.installed  ## create .venv from the committed uv.lock (idempotent, fast when nothing changed)
+
+demo: install  ## run the whole pipeline through Airflow offline against the bundled snapshot
+	$(BIN)/python -m regionstat_cli.demo
+
+test: install lint  ## ruff, sqlfluff and the test suite
+	$(BIN)/pytest -q -n 2 --dist loadgroup
+
+lint: install  ## ruff + sqlfluff (dbt templater)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	cd dbt_project && REGIONSTAT_DUCKDB_PATH=$${REGIONSTAT_DUCKDB_PATH:-$(CURDIR)/.lint.duckdb} ../$(BIN)/sqlfluff lint models --processes 2
+
+bench: install  ## benchmarks against peers; results in bench/results/*.json
+	$(BIN)/python -m bench.run
+
+airflow: install  ## airflow standalone on 127.0.0.1:8080 with the project's DAGs
+	$(BIN)/python -m regionstat_cli.airflow_local standalone
+
+clean:  ## remove data/ and local Airflow state (keeps .venv)
+	rm -rf data .airflow .lint.duckdb

@@ -1,0 +1,335 @@
+"""The ``regionstat`` command line: run the pipeline without a scheduler, inspect it, query it.
+
+Every command exits non-zero on failure and prints the reason as its first line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from extract.errors import RegionstatError  # noqa: E402
+from extract.settings import Settings  # noqa: E402
+
+console = Console(stderr=False, highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+EPILOG = """\
+environment:
+  REGIONSTAT_DATA_DIR    where landing/, warehouse.duckdb, marts/, reports/ live (default ./data)
+  REGIONSTAT_API_URL     PxWeb v2 base URL; unset = the bundled offline snapshot (default), 'live' = SCB
+  REGIONSTAT_REGION_SET  ostergotland (default) or sweden (all 290 municipalities)
+
+quick start:
+  regionstat run                      whole pipeline offline against the bundled snapshot
+  regionstat status                   what was loaded when, validation outcome, freshness
+  regionstat sql "select * from marts.mart_commuting_balance limit 5"
+"""
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings.from_env(live=getattr(args, "live", False), api_url=getattr(args, "api_url", None),
+                             region_set=getattr(args, "regions", None))
+
+
+def _print_extract(results: list) -> None:
+    landed = [r for r in results if r.status == "landed"]
+    skipped = [r for r in results if r.status.startswith("skipped")]
+    requests = sum(r.requests for r in results)
+    bound = sum(r.lower_bound for r in landed)
+    rows = sum(r.rows for r in landed)
+    console.print(f"extract: {len(results)} source(s), {len(landed)} landed ({rows:,} rows), "
+                  f"{requests} data request(s) (lower bound {bound}), {len(skipped)} skipped as unchanged")
+
+
+def _extract_progress() -> Callable:
+    def report(result) -> None:
+        mark = "[green]landed[/]" if result.status == "landed" else "[dim]unchanged[/]"
+        console.print(f"  {mark} {result.source_name:<28} {result.table_id:<18} {result.rows:>9,} rows "
+                      f"{result.requests:>3} req")
+    return report
+
+
+def cmd_extract(args: argparse.Namespace) -> int:
+    from extract.pipeline import extract_all, extract_inbox
+
+    settings = _settings(args)
+    where = settings.api_url or "the bundled offline snapshot"
+    console.print(f"extracting from {where} (region set {settings.region_set}) into {settings.landing_dir}")
+    results = extract_all(args.table or None, settings=settings, force=args.force, progress=_extract_progress())
+    if not args.table:
+        results += extract_inbox(settings=settings)
+    _print_extract(results)
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from expectations.validate import build_data_docs, validate_pending
+
+    settings = _settings(args)
+    outcomes = validate_pending(settings, sources=args.table or None)
+    _print_validation(outcomes)
+    build_data_docs(settings)
+    return 1 if any(not o.success for o in outcomes) and args.strict else 0
+
+
+def _print_validation(outcomes: list) -> None:
+    ok = [o for o in outcomes if o.success]
+    bad = [o for o in outcomes if not o.success]
+    warns = sum(len(o.warnings) for o in outcomes)
+    console.print(f"validate: {len(outcomes)} batch(es), {len(ok)} passed, {len(bad)} quarantined, "
+                  f"{warns} warning(s)")
+    for o in bad:
+        console.print(f"  [red]quarantined[/] {o.source_name} {o.load_id}: {o.failures[0] if o.failures else ''}")
+
+
+def cmd_load(args: argparse.Namespace) -> int:
+    from warehouse.load import load_validated
+
+    summary = load_validated(settings=_settings(args))
+    console.print(f"load: {summary.line()}")
+    return 0
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from warehouse.build import run_dbt
+
+    result = run_dbt(settings=_settings(args), select=args.select)
+    console.print(result.line())
+    return 0
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    from warehouse.publish import publish_marts
+
+    settings = _settings(args)
+    marts = publish_marts(settings=settings)
+    console.print(f"publish: {len(marts)} marts -> {settings.marts_dir}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from warehouse.report import write_report
+
+    path = write_report(settings=_settings(args))
+    console.print(f"report: {path}")
+    return 0
+
+
+def run_pipeline(settings: Settings, *, force: bool = False, docs: bool = True) -> dict[str, float]:
+    """extract -> validate -> load -> build -> publish -> report, printing one line per stage."""
+    from expectations.validate import build_data_docs, validate_pending
+    from extract.pipeline import extract_all, extract_inbox
+    from warehouse.build import run_dbt
+    from warehouse.load import load_validated
+    from warehouse.publish import publish_marts
+    from warehouse.report import write_report
+
+    timings: dict[str, float] = {}
+
+    def stage(name: str, fn: Callable):
+        start = time.perf_counter()
+        with console.status(f"{name} ..."):
+            out = fn()
+        timings[name] = round(time.perf_counter() - start, 2)
+        return out
+
+    where = settings.api_url or "the bundled offline snapshot"
+    console.print(f"regionstat run: {where}, region set {settings.region_set}, data in {settings.data_dir}")
+    results = stage("extract", lambda: extract_all(settings=settings, force=force, progress=_extract_progress())
+                    + extract_inbox(settings=settings))
+    _print_extract(results)
+    outcomes = stage("validate", lambda: validate_pending(settings))
+    _print_validation(outcomes)
+    summary = stage("load", lambda: load_validated(settings=settings))
+    console.print(f"load: {summary.line()}")
+    result = stage("build", lambda: run_dbt(settings=settings))
+    console.print(result.line())
+    marts = stage("publish", lambda: publish_marts(settings=settings))
+    console.print(f"publish: {len(marts)} marts")
+    report = stage("report", lambda: write_report(settings=settings))
+    if docs:
+        stage("docs", lambda: build_data_docs(settings))
+    console.print("")
+    console.print(f"[bold]DuckDB warehouse[/]  {settings.warehouse_path}")
+    console.print(f"[bold]Parquet marts[/]     {settings.marts_dir}/ ({len(marts)} files)")
+    console.print(f"[bold]report[/]            {report}")
+    console.print(f"[bold]data docs (GX)[/]    {settings.docs_dir / 'gx' / 'index.html'}")
+    console.print(f"timings (s): {json.dumps(timings)}")
+    return timings
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    run_pipeline(_settings(args), force=args.force, docs=not args.no_docs)
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from warehouse.status import status_rows
+
+    settings = _settings(args)
+    rows = status_rows(settings)
+    if args.format == "json":
+        console.print_json(json.dumps(rows, default=str))
+        return 0
+    table = Table(title=f"regionstat status ({settings.data_dir})")
+    for col in ("source", "raw table", "status", "rows", "loaded at", "validation", "age (days)", "freshness"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["source_name"], r["raw_table"], r["status"], f"{r['rows'] or 0:,}", str(r["loaded_at"] or ""),
+                      r["validation"], "" if r["age_days"] is None else f"{r['age_days']:.1f}", r["freshness"])
+    console.print(table)
+    return 0
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    from warehouse.db import connect_reader
+
+    settings = _settings(args)
+    con = connect_reader(settings)
+    try:
+        rel = con.sql(args.query)
+        if rel is None:
+            raise RegionstatError("the statement returned no rows (regionstat sql is read-only)")
+        if args.format == "table":
+            cols = rel.columns
+            rows = rel.fetchmany(args.limit + 1)
+            table = Table(*cols)
+            for row in rows[: args.limit]:
+                table.add_row(*["" if v is None else (f"{v:,.6g}" if isinstance(v, float) else str(v)) for v in row])
+            console.print(table)
+            if len(rows) > args.limit:
+                console.print(f"(first {args.limit} rows; use --limit or --format csv for all)")
+        elif args.format == "csv":
+            rel.to_df().to_csv(args.output or sys.stdout, index=False)
+        elif args.format == "json":
+            text = rel.to_df().to_json(orient="records", force_ascii=False)
+            (open(args.output, "w") if args.output else sys.stdout).write(text + "\n")
+        elif args.format == "parquet":
+            if not args.output:
+                raise RegionstatError("--format parquet needs --output FILE")
+            rel.write_parquet(args.output)
+            console.print(f"wrote {args.output}")
+    finally:
+        con.close()
+    return 0
+
+
+def cmd_quarantine_list(args: argparse.Namespace) -> int:
+    from expectations.validate import list_quarantine
+
+    entries = list_quarantine(_settings(args))
+    if not entries:
+        console.print("quarantine is empty")
+        return 0
+    table = Table("load id", "source", "raw table", "reason", "path")
+    for e in entries:
+        table.add_row(e.load_id, e.source_name, e.raw_table, e.reason, str(e.path))
+    console.print(table)
+    return 0
+
+
+def cmd_snapshot_serve(args: argparse.Namespace) -> int:
+    from extract.snapshot.server import main as serve_main
+
+    return serve_main(args.server_args) or 0
+
+
+def cmd_docs(args: argparse.Namespace) -> int:
+    from expectations.validate import build_data_docs
+    from warehouse.build import generate_docs
+
+    settings = _settings(args)
+    console.print(f"dbt docs: {generate_docs(settings=settings)}")
+    console.print(f"GX data docs: {build_data_docs(settings)}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="regionstat",
+        description="Regional statistics for Swedish municipalities and localities: SCB PxWeb v2 -> landing "
+                    "Parquet -> Great Expectations -> DuckDB + dbt -> Parquet marts and an HTML report.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what each stage does")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, fn: Callable, help_: str, *, api: bool = False) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_, description=help_, epilog=EPILOG,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        p.set_defaults(func=fn)
+        if api:
+            p.add_argument("--live", action="store_true", help="use SCB's live PxWeb v2 API instead of the snapshot")
+            p.add_argument("--api-url", help="use this PxWeb v2 base URL")
+            p.add_argument("--regions", help="region set: ostergotland (default) or sweden")
+        return p
+
+    p = add("run", cmd_run, "run the whole pipeline once: extract, validate, load, build, publish, report", api=True)
+    p.add_argument("--force", action="store_true", help="fetch even tables whose upstream 'updated' is unchanged")
+    p.add_argument("--no-docs", action="store_true", help="skip rebuilding GX Data Docs")
+    p = add("extract", cmd_extract, "fetch catalogue tables (and inbox files) into landing Parquet", api=True)
+    p.add_argument("--table", action="append", help="catalogue source name or SCB table id (repeatable)")
+    p.add_argument("--force", action="store_true", help="fetch even if upstream 'updated' is unchanged")
+    p = add("validate", cmd_validate, "validate landed batches with Great Expectations; quarantine failures")
+    p.add_argument("--table", action="append", help="only this catalogue source (repeatable)")
+    p.add_argument("--strict", action="store_true", help="exit 1 if any batch was quarantined")
+    add("load", cmd_load, "load validated batches into raw.* in DuckDB (one transaction per batch)")
+    p = add("build", cmd_build, "run dbt build (seeds, models, tests) on the warehouse")
+    p.add_argument("--select", help="dbt selection, e.g. marts.business+")
+    add("publish", cmd_publish, "export every mart to data/marts/*.parquet atomically")
+    add("report", cmd_report, "write the self-contained HTML report to data/reports/index.html")
+    add("docs", cmd_docs, "generate dbt docs and GX Data Docs under data/docs/")
+    p = add("status", cmd_status, "ledger: what was loaded when, rows, validation outcome, freshness")
+    p.add_argument("--format", choices=["table", "json"], default="table")
+    p = add("sql", cmd_sql, "run a read-only SQL query against the warehouse and print the result")
+    p.add_argument("query", help='SQL, e.g. "select * from marts.dim_municipalities"')
+    p.add_argument("--format", choices=["table", "csv", "json", "parquet"], default="table")
+    p.add_argument("--output", help="write to this file instead of stdout")
+    p.add_argument("--limit", type=int, default=50, help="rows shown with --format table (default 50)")
+    q = sub.add_parser("quarantine", help="inspect quarantined batches")
+    qsub = q.add_subparsers(dest="quarantine_command", required=True, metavar="SUBCOMMAND")
+    ql = qsub.add_parser("list", help="list quarantined batches with their one-line reason")
+    ql.set_defaults(func=cmd_quarantine_list)
+    s = sub.add_parser("snapshot", help="the bundled offline PxWeb v2 snapshot")
+    ssub = s.add_subparsers(dest="snapshot_command", required=True, metavar="SUBCOMMAND")
+    ss = ssub.add_parser("serve", help="serve the snapshot over HTTP on 127.0.0.1 (see 'serve --help')",
+                         add_help=False)
+    ss.add_argument("server_args", nargs=argparse.REMAINDER)
+    ss.set_defaults(func=cmd_snapshot_serve)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("great_expectations").setLevel(logging.ERROR)
+    try:
+        return int(args.func(args) or 0)
+    except RegionstatError as exc:
+        err_console.print(f"error: {exc}", markup=False)
+        return 1
+    except FileNotFoundError as exc:
+        err_console.print(f"error: {exc}", markup=False)
+        return 1
+    except KeyboardInterrupt:
+        err_console.print("error: interrupted", markup=False)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+

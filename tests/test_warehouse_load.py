@@ -1,0 +1,94 @@
+"""The loader: one transaction per batch, idempotent by load id, one writer at a time, a ledger in ops.*."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import time
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from extract.errors import WriterBusyError
+from extract.landing import Manifest, write_batch
+from extract.settings import Settings
+from warehouse.db import writer
+from warehouse.load import load_validated
+
+FIELDS = {
+    "source_name": "population_tab638", "raw_table": "population", "kind": "pxweb", "table_id": "TAB638",
+    "source_url": "http://127.0.0.1/api/v2/tables/TAB638/data", "query": {"selection": {}},
+    "updated": "2025-02-21T07:00:00Z", "cells": 2, "requests": 1, "synthetic": False, "region_set": "ostergotland",
+}
+
+
+def _land(settings: Settings, values: list[float], *, passed: bool = True, **extra: pa.Array) -> Manifest:
+    cols = {"Region": pa.array(["0580", "0581"]), **extra, "Tid": pa.array(["2024", "2024"]),
+            "value": pa.array(values), "status": pa.array([None, None], pa.string())}
+    m = write_batch(pa.table(cols), FIELDS, settings=settings)
+    pq.write_table(pa.table({
+        "run_id": ["r"], "load_id": [m.load_id], "source_name": [m.source_name], "expectation": ["x"],
+        "column": ["value"], "severity": ["fail"], "success": [passed], "observed_value": [""], "details": [""],
+        "validated_at": ["now"],
+    }), m.path.with_name(m.load_id + ".validation.parquet"))
+    return m
+
+
+def _rows(settings: Settings, sql: str) -> list[tuple]:
+    con = duckdb.connect(str(settings.warehouse_path), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def test_load_is_idempotent_and_replaces(data_dir: Path) -> None:
+    settings = Settings.from_env()
+    first = _land(settings, [168035.0, 145000.0])
+    assert load_validated(settings=settings).loaded == [first.load_id]
+    again = load_validated(settings=settings)
+    assert again.loaded == [] and again.unchanged == [first.load_id]
+    assert _rows(settings, "select count(*) from raw.population") == [(2,)]
+    time.sleep(0.01)
+    second = _land(settings, [168036.0, 145001.0], Civilstand=pa.array(["SC", "SC"]))
+    assert load_validated(settings=settings).loaded == [second.load_id]
+    assert _rows(settings, "select sum(value), count(*), max(Civilstand), max(_load_id) from raw.population") == [
+        (313037.0, 2, "SC", second.load_id)]
+    assert _rows(settings, "select count(*) from ops.loads where status = 'loaded'") == [(2,)]
+    assert _rows(settings, "select count(*) from ops.validation_results") == [(2,)]
+
+
+def test_failed_validation_never_reaches_raw(data_dir: Path) -> None:
+    settings = Settings.from_env()
+    good = _land(settings, [1.0, 2.0])
+    load_validated(settings=settings)
+    time.sleep(0.01)
+    _land(settings, [-5.0, 2.0], passed=False)
+    summary = load_validated(settings=settings)
+    assert summary.loaded == [] and summary.unchanged == [good.load_id]
+    assert _rows(settings, "select sum(value) from raw.population") == [(3.0,)]
+
+
+def _hold_lock(data_dir: str, ready: mp.Event, release: mp.Event) -> None:
+    settings = Settings(data_dir=Path(data_dir))
+    with writer(settings, purpose="test holder"):
+        ready.set()
+        release.wait(20)
+
+
+def test_second_writer_refuses_clearly(data_dir: Path) -> None:
+    settings = Settings.from_env()
+    ctx = mp.get_context("spawn")
+    ready, release = ctx.Event(), ctx.Event()
+    holder = ctx.Process(target=_hold_lock, args=(str(settings.data_dir), ready, release))
+    holder.start()
+    try:
+        assert ready.wait(30)
+        with pytest.raises(WriterBusyError, match=r"another run .*test holder.* still writing after 0 s"):
+            load_validated(settings=settings, wait=0.2)
+    finally:
+        release.set()
+        holder.join(20)
+    assert load_validated(settings=settings, wait=5).loaded == []

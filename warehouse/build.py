@@ -1,0 +1,106 @@
+"""Run dbt (in-process, through dbt's programmatic runner) against the warehouse, as its one writer."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from extract.errors import RegionstatError
+from extract.settings import PROJECT_ROOT, Settings
+from warehouse.db import connect_writer, writer
+
+log = logging.getLogger(__name__)
+
+DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
+
+
+class DbtError(RegionstatError):
+    """dbt build or test failed."""
+
+
+@dataclass
+class DbtResult:
+    command: str
+    success: bool
+    passed: int
+    failed: int
+    skipped: int
+    failures: list[str]
+
+    def line(self) -> str:
+        return f"dbt {self.command}: {self.passed} ok, {self.failed} failed, {self.skipped} skipped"
+
+
+def dbt_env(settings: Settings) -> dict[str, str]:
+    return {
+        "REGIONSTAT_DUCKDB_PATH": str(settings.warehouse_path),
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        "DO_NOT_TRACK": "1",
+    }
+
+
+def dbt_args(command: str, settings: Settings, extra: list[str] | None = None,
+             target: Path | None = None) -> list[str]:
+    target = target or settings.state_dir / "dbt" / "target"
+    return [
+        *command.split(),
+        "--project-dir", str(DBT_PROJECT_DIR),
+        "--profiles-dir", str(DBT_PROJECT_DIR),
+        "--target-path", str(target),
+        "--log-path", str(settings.state_dir / "dbt" / "logs"),
+        "--quiet",
+        *(extra or []),
+    ]
+
+
+def invoke_dbt(command: str, settings: Settings, extra: list[str] | None = None,
+               target: Path | None = None) -> DbtResult:
+    """Run one dbt command in this process; the caller must hold the writer lock for writing commands."""
+    from dbt.cli.main import dbtRunner
+
+    os.environ.update(dbt_env(settings))
+    res = dbtRunner().invoke(dbt_args(command, settings, extra, target))
+    passed = failed = skipped = 0
+    failures: list[str] = []
+    results = getattr(res.result, "results", None) or []
+    for r in results:
+        status = str(getattr(r, "status", "")).lower()
+        name = getattr(getattr(r, "node", None), "unique_id", "?")
+        if status in ("success", "pass"):
+            passed += 1
+        elif status in ("skipped",):
+            skipped += 1
+        elif status in ("warn",):
+            passed += 1
+        else:
+            failed += 1
+            failures.append(f"{name}: {status}: {getattr(r, 'message', '')}")
+    if res.exception is not None:
+        failures.append(f"dbt {command} raised: {res.exception}")
+    return DbtResult(command, bool(res.success), passed, failed, skipped, failures)
+
+
+def run_dbt(*, settings: Settings, select: str | None = None, command: str = "build",
+            wait: float | None = None) -> DbtResult:
+    """``dbt build`` (seeds, models, tests) under the writer lock; raises DbtError naming the first failure."""
+    extra = ["--select", select] if select else []
+    with writer(settings, wait=wait, purpose=f"dbt {command}"):
+        connect_writer(settings).close()  # make sure raw/ops schemas exist before dbt looks for sources
+        result = invoke_dbt(command, settings, extra)
+    if not result.success:
+        first = result.failures[0] if result.failures else "see dbt logs"
+        raise DbtError(f"dbt {command} failed ({result.failed} failing node(s)); first: {first}")
+    log.info(result.line())
+    return result
+
+
+def generate_docs(*, settings: Settings) -> Path:
+    """``dbt docs generate --static`` into ``<data_dir>/docs/dbt`` (one self-contained static_index.html)."""
+    out = settings.docs_dir / "dbt"
+    with writer(settings, purpose="dbt docs"):
+        result = invoke_dbt("docs generate", settings, ["--static"], target=out)
+    if not result.success:
+        raise DbtError(f"dbt docs generate failed: {'; '.join(result.failures) or 'see dbt logs'}")
+    return out / "static_index.html"

@@ -1,0 +1,100 @@
+"""The warehouse file and its single-writer lock.
+
+DuckDB allows one writing process per file; a second one gets a lock error. We serialise writers ourselves with
+a file lock next to the database, so a second writer waits (and says so) or refuses with a clear message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import time
+from collections.abc import Iterator
+
+import duckdb
+from filelock import FileLock, Timeout
+
+from extract.errors import WriterBusyError
+from extract.settings import Settings
+
+log = logging.getLogger(__name__)
+
+LEDGER_DDL = """
+create schema if not exists raw;
+create schema if not exists ops;
+create table if not exists ops.loads (
+    load_id varchar not null,
+    source_name varchar not null,
+    raw_table varchar not null,
+    table_id varchar,
+    rows bigint,
+    content_sha256 varchar,
+    synthetic boolean,
+    status varchar not null,
+    reason varchar,
+    loaded_at timestamp not null
+);
+create table if not exists ops.validation_results (
+    run_id varchar,
+    load_id varchar,
+    source_name varchar,
+    expectation varchar,
+    "column" varchar,
+    severity varchar,
+    success boolean,
+    observed_value varchar,
+    details varchar,
+    validated_at varchar
+);
+"""
+
+
+def writer_lock_timeout() -> float:
+    return float(os.environ.get("REGIONSTAT_WRITER_WAIT_SECONDS", "600"))
+
+
+@contextlib.contextmanager
+def writer(settings: Settings, *, wait: float | None = None, purpose: str = "write") -> Iterator[None]:
+    """Hold the one warehouse writer slot for the duration of the block."""
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    lock_path = settings.state_dir / "warehouse.lock"
+    holder_path = settings.state_dir / "warehouse.lock.holder"
+    lock = FileLock(str(lock_path))
+    wait = writer_lock_timeout() if wait is None else wait
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        holder = holder_path.read_text() if holder_path.exists() else "{}"
+        log.warning("warehouse is busy (held by %s); waiting up to %.0f s", holder, wait)
+        print(f"warehouse {settings.warehouse_path} is being written by another run {holder}; waiting ...",
+              flush=True)
+        try:
+            lock.acquire(timeout=wait)
+        except Timeout:
+            raise WriterBusyError(
+                f"{settings.warehouse_path}: another run {holder} is still writing after {wait:.0f} s; "
+                "try again later (only one writer at a time)"
+            ) from None
+    try:
+        holder_path.write_text(json.dumps({"pid": os.getpid(), "purpose": purpose, "since": time.time()}))
+        yield
+    finally:
+        holder_path.unlink(missing_ok=True)
+        lock.release()
+
+
+def connect_writer(settings: Settings) -> duckdb.DuckDBPyConnection:
+    """Open the warehouse for writing; call only inside ``writer(...)``."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(settings.warehouse_path))
+    con.execute(LEDGER_DDL)
+    return con
+
+
+def connect_reader(settings: Settings) -> duckdb.DuckDBPyConnection:
+    """Open the warehouse read-only, as analysts and BI tools do."""
+    if not settings.warehouse_path.exists():
+        raise FileNotFoundError(f"{settings.warehouse_path} does not exist yet; run `regionstat run` first")
+    return duckdb.connect(str(settings.warehouse_path), read_only=True)

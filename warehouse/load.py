@@ -1,0 +1,146 @@
+"""Load validated landing batches into ``raw.*``, one transaction per batch, with a ledger in ``ops.loads``.
+
+``raw.<table>`` holds, per source, exactly the rows of that source's newest good batch: reloading replaces,
+never duplicates. Quarantined batches are recorded in the ledger and never loaded.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import pyarrow.parquet as pq
+
+from extract.landing import Manifest, manifests
+from extract.settings import Settings
+from warehouse.db import connect_writer, writer
+
+log = logging.getLogger(__name__)
+
+VALIDATION_SUFFIX = ".validation.parquet"
+REASON_SUFFIX = ".reason.txt"
+
+
+@dataclass
+class LoadSummary:
+    loaded: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    quarantined: list[str] = field(default_factory=list)
+    unvalidated: list[str] = field(default_factory=list)
+    rows: int = 0
+
+    def line(self) -> str:
+        return (f"loaded {len(self.loaded)} batch(es), {self.rows:,} rows; {len(self.unchanged)} unchanged; "
+                f"{len(self.quarantined)} quarantined; {len(self.unvalidated)} awaiting validation")
+
+
+def _validation_path(m: Manifest) -> Path:
+    assert m.path is not None
+    return m.path.with_name(m.load_id + VALIDATION_SUFFIX)
+
+
+def _passed(m: Manifest) -> bool | None:
+    """True if validated and no fail-severity expectation failed, False if failed, None if not validated."""
+    vpath = _validation_path(m)
+    if not vpath.exists():
+        return None
+    results = pq.read_table(vpath, columns=["severity", "success"]).to_pylist()
+    return not any(r["severity"] == "fail" and not r["success"] for r in results)
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _current_load_id(con: duckdb.DuckDBPyConnection, m: Manifest) -> str | None:
+    row = con.execute(
+        "select load_id from ops.loads where source_name = ? and status = 'loaded' "
+        "order by loaded_at desc, load_id desc limit 1",
+        [m.source_name],
+    ).fetchone()
+    return row[0] if row else None
+
+
+def _load_batch(con: duckdb.DuckDBPyConnection, m: Manifest) -> None:
+    table = f"raw.{_ident(m.raw_table)}"
+    path = str(m.parquet_path)
+    con.execute("begin transaction")
+    try:
+        batch = ("select *, ? as _source_name, ? as _source_table, ? as _load_id, ?::boolean as _synthetic, "
+                 "?::timestamp as _loaded_at from read_parquet(?)")
+        now = datetime.now(UTC).replace(tzinfo=None)
+        params = [m.source_name, m.table_id, m.load_id, m.synthetic, now, path]
+        con.execute(f"create table if not exists {table} as {batch} limit 0", params)
+        existing = {r[0] for r in con.execute(
+            "select column_name from information_schema.columns where table_schema = 'raw' and table_name = ?",
+            [m.raw_table]).fetchall()}
+        for name, dtype, *_ in con.execute(f"describe {batch}", params).fetchall():
+            if name not in existing:
+                con.execute(f"alter table {table} add column {_ident(name)} {dtype}")
+        con.execute(f"delete from {table} where _source_name = ?", [m.source_name])
+        con.execute(f"insert into {table} by name {batch}", params)
+        con.execute(
+            "insert into ops.loads values (?, ?, ?, ?, ?, ?, ?, 'loaded', null, ?)",
+            [m.load_id, m.source_name, m.raw_table, m.table_id, m.rows, m.content_sha256, m.synthetic, now],
+        )
+        con.execute("delete from ops.validation_results where load_id = ?", [m.load_id])
+        con.execute("insert into ops.validation_results by name select * from read_parquet(?)",
+                    [str(_validation_path(m))])
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
+
+
+def _record_quarantined(con: duckdb.DuckDBPyConnection, settings: Settings, summary: LoadSummary) -> None:
+    known = {r[0] for r in con.execute("select load_id from ops.loads where status = 'quarantined'").fetchall()}
+    for m in manifests(settings.quarantine_dir):
+        if m.load_id in known:
+            continue
+        assert m.path is not None
+        reason_file = m.path.with_name(m.load_id + REASON_SUFFIX)
+        reason = reason_file.read_text(encoding="utf-8").splitlines()[0] if reason_file.exists() else ""
+        vpath = m.path.with_name(m.load_id + VALIDATION_SUFFIX)
+        con.execute("begin transaction")
+        con.execute(
+            "insert into ops.loads values (?, ?, ?, ?, ?, ?, ?, 'quarantined', ?, ?)",
+            [m.load_id, m.source_name, m.raw_table, m.table_id, m.rows, m.content_sha256, m.synthetic, reason,
+             datetime.now(UTC).replace(tzinfo=None)],
+        )
+        if vpath.exists():
+            con.execute("delete from ops.validation_results where load_id = ?", [m.load_id])
+            con.execute("insert into ops.validation_results by name select * from read_parquet(?)", [str(vpath)])
+        con.execute("commit")
+        summary.quarantined.append(m.load_id)
+
+
+def load_validated(*, settings: Settings, wait: float | None = None) -> LoadSummary:
+    """Load each source's newest validated batch that is not yet live; record quarantines in the ledger."""
+    summary = LoadSummary()
+    newest: dict[str, Manifest] = {}
+    for m in manifests(settings.landing_dir):
+        verdict = _passed(m)
+        if verdict is None:
+            summary.unvalidated.append(m.load_id)
+        elif verdict:
+            newest[m.source_name] = m  # manifests() is oldest first
+    with writer(settings, wait=wait, purpose="load"):
+        con = connect_writer(settings)
+        try:
+            _record_quarantined(con, settings, summary)
+            for m in newest.values():
+                if _current_load_id(con, m) == m.load_id:
+                    summary.unchanged.append(m.load_id)
+                    continue
+                _load_batch(con, m)
+                summary.loaded.append(m.load_id)
+                summary.rows += m.rows
+                log.info("loaded %s rows of %s into raw.%s (load %s)", m.rows, m.source_name, m.raw_table,
+                         m.load_id)
+            con.execute("checkpoint")
+        finally:
+            con.close()
+    return summary
