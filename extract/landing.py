@@ -141,3 +141,24 @@ def manifests(directory: Path) -> list[Manifest]:
 def latest_manifest(settings: Settings, raw_table: str, source_name: str) -> Manifest | None:
     found = manifests(settings.landing_dir / raw_table / source_name)
     return found[-1] if found else None
+
+
+def quarantine_file(path: Path, manifest_fields: dict[str, Any], reason: str, *, settings: Settings) -> Manifest:
+    """Keep an unreadable source file in quarantine with a manifest and a one-line reason; nothing is lost.
+
+    The original stays where it was (the inbox); its hash in the manifest stops the next run from re-reading it
+    until the file changes.
+    """
+    data = path.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    now = datetime.now(UTC)
+    load_id = f"{now:%Y%m%dT%H%M%S%fZ}-{digest[:8]}"
+    directory = settings.quarantine_dir / manifest_fields["raw_table"] / manifest_fields["source_name"]
+    manifest = Manifest(
+        load_id=load_id, fetched_at=now.isoformat(timespec="seconds"), rows=0, content_sha256=digest,
+        path=directory / f"{load_id}{MANIFEST_SUFFIX}", **{**manifest_fields, "file_sha256": digest},
+    )
+    _atomic_write(directory / f"{load_id}.original{path.suffix.lower()}", data)
+    _atomic_write(directory / f"{load_id}.reason.txt", f"quarantined: {reason}\n".encode())
+    _atomic_write(manifest.path, manifest.to_json().encode("utf-8"))
+    return manifest

@@ -9,7 +9,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from extract.catalogue import Catalogue, FileSource, Source, load_catalogue
+from extract.catalogue import Catalogue, Source, load_catalogue
+from extract.errors import SchemaError
 from extract.landing import Manifest, latest_manifest, manifests, write_batch
 from extract.settings import Settings
 
@@ -21,7 +22,7 @@ class ExtractResult:
     source_name: str
     raw_table: str
     table_id: str
-    status: str  # landed | skipped_fresh | skipped_seen
+    status: str  # landed | skipped_fresh | skipped_seen | quarantined
     rows: int = 0
     cells: int = 0
     requests: int = 0
@@ -53,14 +54,16 @@ def api_base_url(settings: Settings) -> Iterator[str]:
 def make_client(base_url: str, settings: Settings):  # -> PxWebClient
     from extract.pxweb import PxWebClient
 
-    return PxWebClient(base_url, state_dir=settings.state_dir / "ratelimit")
+    return PxWebClient(base_url, state_dir=settings.state_dir)
 
 
-def _is_synthetic(client, table_id: str) -> bool:
-    """Our snapshot marks generated tables in their metadata; SCB's real tables never carry the mark."""
-    meta = client.metadata(table_id)
-    text = json.dumps([meta.get("label", ""), meta.get("note", []), meta.get("extension", {})], ensure_ascii=False)
-    return "SYNTHETIC" in text
+def _is_synthetic(client, table_id: str, info) -> bool:
+    """Our snapshot marks generated tables (tag ``synthetic``, ``extension.regionstat.synthetic``); SCB never does."""
+    raw_info = getattr(info, "raw", None) or {}
+    if "synthetic" in (raw_info.get("tags") or []):
+        return True
+    ext = (client.metadata(table_id).raw.get("extension") or {}).get("regionstat") or {}
+    return bool(ext.get("synthetic"))
 
 
 def _restrict_to_region_set(client, source: Source, selection: dict, settings: Settings, catalogue: Catalogue):
@@ -71,8 +74,7 @@ def _restrict_to_region_set(client, source: Source, selection: dict, settings: S
     n = int(source.region_filter.get("prefix_length", 4))
     municipalities = set(catalogue.region_set(settings.region_set).municipalities)
     meta = client.metadata(source.table)
-    codes = list(meta["dimension"][variable]["category"]["index"])
-    codes.sort(key=lambda c: meta["dimension"][variable]["category"]["index"][c])
+    codes = next(v.codes for v in meta.variables if v.code == variable)
     selection = dict(selection)
     selection[variable] = [c for c in codes if c[:n] in municipalities]
     return selection
@@ -92,7 +94,7 @@ def extract_source(
     region_set = catalogue.region_set(settings.region_set)
     selection = source.resolved_selection(region_set)
     info = client.table_info(source.table)
-    updated = info.get("updated") if isinstance(info, dict) else getattr(info, "updated", None)
+    updated = info.updated
     previous = latest_manifest(settings, source.raw_table, source.name)
     if (
         not force
@@ -120,7 +122,7 @@ def extract_source(
             "updated": updated,
             "cells": int(stats.cells),
             "requests": int(stats.requests),
-            "synthetic": _is_synthetic(client, source.table),
+            "synthetic": _is_synthetic(client, source.table, info),
             "region_set": region_set.name,
         },
         settings=settings,
@@ -148,49 +150,52 @@ def extract_all(names: list[str] | None = None, *, settings: Settings, force: bo
     return results
 
 
-def _seen_file_hashes(settings: Settings, entry: FileSource) -> set[str]:
+def _seen_file_hashes(settings: Settings, raw_table: str, source_name: str) -> set[str]:
     seen: set[str] = set()
     for root in (settings.landing_dir, settings.quarantine_dir):
-        for m in manifests(root / entry.raw_table / entry.name):
+        for m in manifests(root / raw_table / source_name):
             if m.file_sha256:
                 seen.add(m.file_sha256)
     return seen
 
 
 def extract_inbox(*, settings: Settings, catalogue: Catalogue | None = None) -> list[ExtractResult]:
-    """Land every new municipal file in the inbox. A file already landed or quarantined is not read again."""
-    from extract.files import discover, file_sha256, read_file_source
+    """Land every new municipal file in the inbox; quarantine (with a one-line reason) any file that cannot be read.
+
+    A file already landed or quarantined is not read again until its content changes.
+    """
+    from extract.errors import FileSourceError
+    from extract.files import file_sha256, read_file_source, scan_inbox
+    from extract.landing import quarantine_file
 
     catalogue = catalogue or load_catalogue()
     results: list[ExtractResult] = []
-    if not settings.inbox_dir.exists():
-        return results
-    for path, entry in discover(settings.inbox_dir, list(catalogue.files)):
+    for path, entry in scan_inbox(settings.inbox_dir, list(catalogue.files)):
         digest = file_sha256(path)
-        if digest in _seen_file_hashes(settings, entry):
-            results.append(ExtractResult(entry.name, entry.raw_table, path.name, "skipped_seen",
+        if isinstance(entry, FileSourceError):
+            entry_name, raw_table, columns = "_unmatched", "_unmatched", {}
+        else:
+            entry_name, raw_table, columns = entry.name, entry.raw_table, entry.columns
+        if digest in _seen_file_hashes(settings, raw_table, entry_name):
+            results.append(ExtractResult(entry_name, raw_table, path.name, "skipped_seen",
                                          message="file already processed"))
             continue
-        table = read_file_source(path, entry)
-        manifest: Manifest = write_batch(
-            table,
-            {
-                "source_name": entry.name,
-                "raw_table": entry.raw_table,
-                "kind": "file",
-                "table_id": path.name,
-                "source_url": path.as_uri(),
-                "query": {"columns": entry.columns},
-                "updated": None,
-                "cells": table.num_rows,
-                "requests": 0,
-                "synthetic": False,
-                "region_set": None,
-                "file": str(path),
-                "file_sha256": digest,
-            },
-            settings=settings,
-        )
-        results.append(ExtractResult(entry.name, entry.raw_table, path.name, "landed", rows=manifest.rows,
+        fields = {
+            "source_name": entry_name, "raw_table": raw_table, "kind": "file", "table_id": path.name,
+            "source_url": path.as_uri(), "query": {"columns": columns}, "updated": None, "requests": 0,
+            "synthetic": False, "region_set": None, "file": str(path), "file_sha256": digest,
+        }
+        try:
+            if isinstance(entry, FileSourceError):
+                raise entry
+            table = read_file_source(path, entry)
+            manifest: Manifest = write_batch(table, {**fields, "cells": table.num_rows}, settings=settings)
+        except (FileSourceError, SchemaError) as exc:
+            manifest = quarantine_file(path, {**fields, "cells": 0}, str(exc), settings=settings)
+            log.warning("quarantined %s: %s", path.name, exc)
+            results.append(ExtractResult(entry_name, raw_table, path.name, "quarantined",
+                                         manifest_path=manifest.path, message=str(exc)))
+            continue
+        results.append(ExtractResult(entry_name, raw_table, path.name, "landed", rows=manifest.rows,
                                      cells=manifest.cells, manifest_path=manifest.path))
     return results

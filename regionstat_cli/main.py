@@ -76,12 +76,12 @@ def cmd_extract(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from expectations.validate import build_data_docs, validate_pending
+    from expectations.validate import validate_pending
 
     settings = _settings(args)
-    outcomes = validate_pending(settings, sources=args.table or None)
+    outcomes = validate_pending(settings)
     _print_validation(outcomes)
-    build_data_docs(settings)
+    console.print(f"data docs: {settings.docs_dir / 'gx' / 'index.html'}")
     return 1 if any(not o.success for o in outcomes) and args.strict else 0
 
 
@@ -130,7 +130,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def run_pipeline(settings: Settings, *, force: bool = False, docs: bool = True) -> dict[str, float]:
     """extract -> validate -> load -> build -> publish -> report, printing one line per stage."""
-    from expectations.validate import build_data_docs, validate_pending
+    from expectations.validate import validate_pending
     from extract.pipeline import extract_all, extract_inbox
     from warehouse.build import run_dbt
     from warehouse.load import load_validated
@@ -151,7 +151,7 @@ def run_pipeline(settings: Settings, *, force: bool = False, docs: bool = True) 
     results = stage("extract", lambda: extract_all(settings=settings, force=force, progress=_extract_progress())
                     + extract_inbox(settings=settings))
     _print_extract(results)
-    outcomes = stage("validate", lambda: validate_pending(settings))
+    outcomes = stage("validate", lambda: validate_pending(settings, build_docs=docs))
     _print_validation(outcomes)
     summary = stage("load", lambda: load_validated(settings=settings))
     console.print(f"load: {summary.line()}")
@@ -160,8 +160,6 @@ def run_pipeline(settings: Settings, *, force: bool = False, docs: bool = True) 
     marts = stage("publish", lambda: publish_marts(settings=settings))
     console.print(f"publish: {len(marts)} marts")
     report = stage("report", lambda: write_report(settings=settings))
-    if docs:
-        stage("docs", lambda: build_data_docs(settings))
     console.print("")
     console.print(f"[bold]DuckDB warehouse[/]  {settings.warehouse_path}")
     console.print(f"[bold]Parquet marts[/]     {settings.marts_dir}/ ({len(marts)} files)")
@@ -282,8 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("extract", cmd_extract, "fetch catalogue tables (and inbox files) into landing Parquet", api=True)
     p.add_argument("--table", action="append", help="catalogue source name or SCB table id (repeatable)")
     p.add_argument("--force", action="store_true", help="fetch even if upstream 'updated' is unchanged")
-    p = add("validate", cmd_validate, "validate landed batches with Great Expectations; quarantine failures")
-    p.add_argument("--table", action="append", help="only this catalogue source (repeatable)")
+    p = add("validate", cmd_validate, "validate every landed, not yet validated batch; quarantine failures")
     p.add_argument("--strict", action="store_true", help="exit 1 if any batch was quarantined")
     add("load", cmd_load, "load validated batches into raw.* in DuckDB (one transaction per batch)")
     p = add("build", cmd_build, "run dbt build (seeds, models, tests) on the warehouse")

@@ -85,11 +85,40 @@ def writer(settings: Settings, *, wait: float | None = None, purpose: str = "wri
         lock.release()
 
 
+META_COLUMNS = {"_source_name": "varchar", "_source_table": "varchar", "_load_id": "varchar",
+                "_synthetic": "boolean", "_loaded_at": "timestamp"}
+
+
+def declared_raw_columns() -> dict[str, list[str]]:
+    """Per raw table, the columns its catalogue sources declare (selected variables or mapped file columns)."""
+    from extract.catalogue import load_catalogue
+
+    catalogue = load_catalogue()
+    out: dict[str, list[str]] = {}
+    for s in catalogue.sources:
+        out.setdefault(s.raw_table, []).extend(s.selection)
+    for f in catalogue.files:
+        out.setdefault(f.raw_table, []).extend(c for c in f.columns.values() if c not in ("value", "status"))
+    return {t: list(dict.fromkeys(cols)) for t, cols in out.items()}
+
+
+def ensure_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """Create every catalogue raw table, empty, if no batch has been loaded into it yet.
+
+    dbt's staging models select from all of them; an inbox that never received a file must not break the build.
+    """
+    for table, columns in declared_raw_columns().items():
+        cols = [f'"{c}" varchar' for c in columns] + ['"value" double', '"status" varchar']
+        cols += [f'"{c}" {t}' for c, t in META_COLUMNS.items()]
+        con.execute(f'create table if not exists raw."{table}" ({", ".join(cols)})')
+
+
 def connect_writer(settings: Settings) -> duckdb.DuckDBPyConnection:
     """Open the warehouse for writing; call only inside ``writer(...)``."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(str(settings.warehouse_path))
     con.execute(LEDGER_DDL)
+    ensure_raw_tables(con)
     return con
 
 

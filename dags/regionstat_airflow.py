@@ -1,0 +1,387 @@
+"""Shared pieces of the regionstat DAGs: catalogue-derived constants, assets, and the task-side helpers.
+
+The DAG files stay thin: every task body calls one function from here, and every function here calls a stage
+function from ``extract/``, ``expectations/`` or ``warehouse/`` (docs/CONTRACTS.md), which also run without
+Airflow (``regionstat run``). Importing this module reads the catalogue YAML and nothing else; the heavy stage
+modules (pyarrow, GX, dbt, DuckDB) are imported inside the functions, i.e. only when a task runs.
+
+This file holds no DAG (it is listed in ``.airflowignore``); the DAG processor imports it from the DAG files.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import Asset, AssetAlias
+
+from extract.catalogue import Catalogue, load_catalogue
+
+log = logging.getLogger("regionstat.airflow")
+
+# ---------------------------------------------------------------------------------------------------------------
+# Constants shared by all DAGs
+# ---------------------------------------------------------------------------------------------------------------
+
+POOL = "duckdb_writer"  # one slot: DuckDB allows one writing process per file (created by airflow_local setup)
+POOL_DESCRIPTION = "regionstat: the one DuckDB writer (raw loads, dbt, publish, report) - keep at 1 slot"
+START_DATE = datetime(2025, 1, 1, tzinfo=UTC)
+OWNER = "regionstat"
+DEFAULT_SCHEDULE = "@monthly"
+INBOX_SCHEDULE = "*/5 * * * *"  # the inbox DAG is a no-op (short-circuit) when nothing new was dropped
+
+RAW_URI = "regionstat://raw/{raw_table}"
+MARTS_ASSET = Asset("regionstat://marts")
+REPORT_ASSET = Asset("regionstat://report")
+# Loads emit raw-table asset events through this alias, and only for raw tables whose content changed: a load
+# that finds nothing new emits nothing, so the transform DAG is not triggered by no-op runs.
+RAW_ALIAS = AssetAlias("regionstat_raw_changed")
+
+# dbt model groups, one task each (all in the writer pool), in dependency order: group -> (selector, upstream
+# groups). tests/test_dags.py checks that every model's ref() points into its own group or an upstream one,
+# and that every model belongs to a group.
+DBT_GROUPS: OrderedDict[str, tuple[str, tuple[str, ...]]] = OrderedDict(
+    [
+        ("seeds", ("resource_type:seed", ())),
+        ("staging", ("staging", ("seeds",))),
+        ("intermediate", ("intermediate", ("staging",))),
+        ("marts_core", ("marts.core", ("intermediate",))),
+        ("marts_population", ("marts.population", ("marts_core",))),
+        ("marts_business", ("marts.business", ("marts_core",))),
+        ("marts_commuting", ("marts.commuting", ("marts_core",))),
+        ("marts_localities", ("marts.localities", ("marts_core", "marts_population", "marts_commuting"))),
+        ("marts_study_area", ("marts.study_area", ("marts_population", "marts_business", "marts_commuting",
+                                                   "marts_localities"))),
+    ]
+)
+
+CATALOGUE: Catalogue = load_catalogue()
+
+
+def raw_asset(raw_table: str) -> Asset:
+    """The asset that stands for ``raw.<raw_table>`` in ``warehouse.duckdb``."""
+    return Asset(RAW_URI.format(raw_table=raw_table), group="regionstat-raw")
+
+
+RAW_ASSETS: dict[str, Asset] = {t: raw_asset(t) for t in CATALOGUE.raw_tables}
+FILE_RAW_TABLES: list[str] = list(dict.fromkeys(f.raw_table for f in CATALOGUE.files))
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_") or "custom"
+
+
+def ingest_groups(catalogue: Catalogue = CATALOGUE) -> dict[str, tuple[str, list[str]]]:
+    """dag_id -> (schedule, source names): one ingest DAG per distinct ``schedule`` in the catalogue.
+
+    The catalogue's usual schedule gets ``regionstat_ingest``; a source with another schedule (say ``@weekly``)
+    gets ``regionstat_ingest_weekly``. Today every source is ``@monthly``, so there is one ingest DAG.
+    """
+    by_schedule: dict[str, list[str]] = {}
+    for s in catalogue.sources:
+        by_schedule.setdefault(s.schedule or DEFAULT_SCHEDULE, []).append(s.name)
+    main = DEFAULT_SCHEDULE if DEFAULT_SCHEDULE in by_schedule else max(by_schedule, key=lambda k: len(by_schedule[k]))
+    out: dict[str, tuple[str, list[str]]] = {}
+    for schedule, names in by_schedule.items():
+        dag_id = "regionstat_ingest" if schedule == main else f"regionstat_ingest_{_slug(schedule)}"
+        out[dag_id] = (schedule, names)
+    return out
+
+
+def default_args(**overrides: Any) -> dict[str, Any]:
+    args: dict[str, Any] = {
+        "owner": OWNER,
+        "retries": 0,
+        "on_failure_callback": log_task_failure,
+    }
+    args.update(overrides)
+    return args
+
+
+EXTRACT_RETRIES: dict[str, Any] = {
+    "retries": 3,
+    "retry_delay": timedelta(seconds=20),
+    "retry_exponential_backoff": 2.0,  # 20 s, 40 s, 80 s ...
+    "max_retry_delay": timedelta(minutes=10),
+}
+
+# ---------------------------------------------------------------------------------------------------------------
+# Settings and small helpers
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def settings():
+    """Runtime settings from the worker's environment (REGIONSTAT_DATA_DIR, REGIONSTAT_API_URL, ...)."""
+    from extract.settings import Settings
+
+    return Settings.from_env()
+
+
+def first_line(obj: object, limit: int = 400) -> str:
+    text = str(obj).strip().splitlines()
+    line = text[0] if text else type(obj).__name__
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def log_task_failure(context: Mapping[str, Any]) -> None:
+    """on_failure_callback: one line naming the task instance and the cause."""
+    ti = context.get("ti") or context.get("task_instance")
+    exc = context.get("exception")
+    where = "?"
+    if ti is not None:
+        idx = getattr(ti, "map_index", -1)
+        where = f"{ti.dag_id}.{ti.task_id}" + (f"[{idx}]" if idx is not None and idx >= 0 else "")
+    cause = first_line(exc) if exc is not None else str(context.get("reason") or "see the task log")
+    log.error("regionstat task failed: %s: %s", where, cause)
+
+
+def log_dag_failure(context: Mapping[str, Any]) -> None:
+    """DAG-level on_failure_callback: one line naming the run and the reason."""
+    dag_run = context.get("dag_run")
+    run = f"{getattr(dag_run, 'dag_id', '?')} run {getattr(dag_run, 'run_id', '?')}"
+    log.error("regionstat DAG run failed: %s: %s", run, first_line(context.get("reason") or "a task failed"))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Task-side functions
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def describe_extract(result: Mapping[str, Any]) -> str:
+    """One log line saying what an extract did: rows, cells, requests vs the lower bound, or unchanged."""
+    name, table = result.get("source_name"), result.get("table_id")
+    status = result.get("status", "")
+    if status == "landed":
+        requests, bound = int(result.get("requests") or 0), int(result.get("lower_bound") or 0)
+        ratio = f"{requests / bound:.2f}x" if bound else "n/a"
+        return (f"{name}: fetched {table}: {int(result.get('rows') or 0):,} rows, {int(result.get('cells') or 0):,} "
+                f"cells in {requests} data request(s) (lower bound {bound}, {ratio}) -> {result.get('manifest_path')}")
+    if status == "skipped_fresh":
+        return f"{name}: {table} unchanged upstream ({result.get('message') or 'same updated'}), 0 data requests"
+    if status == "skipped_seen":
+        return f"{name}: {table} already processed, 0 data requests"
+    return f"{name}: {table}: {status} {result.get('message') or ''}".rstrip()
+
+
+def extract_one(source_name: str, *, force: bool = False) -> dict[str, Any]:
+    """Extract one catalogue source (or skip it as unchanged); returns the JSON-able ExtractResult."""
+    from extract.pipeline import extract_source
+
+    result = extract_source(source_name, settings=settings(), force=force).as_dict()
+    log.info(describe_extract(result))
+    return result
+
+
+def extract_inbox_files() -> list[dict[str, Any]]:
+    """Land every new municipal file from the inbox; returns one result per file (landed or already seen)."""
+    from extract.pipeline import extract_inbox
+
+    results = [r.as_dict() for r in extract_inbox(settings=settings())]
+    for r in results:
+        log.info(describe_extract(r))
+    if not results:
+        log.info("inbox: no files")
+    return results
+
+
+def _validation_done(manifest_path: Path) -> bool:
+    load_id = manifest_path.name.removesuffix(".manifest.json")
+    return manifest_path.with_name(load_id + ".validation.parquet").exists()
+
+
+def needs_validation(result: Mapping[str, Any]) -> bool:
+    """A freshly landed batch, or an earlier batch left unvalidated (e.g. a run that died after extract)."""
+    path = result.get("manifest_path")
+    if not path:
+        return False
+    manifest = Path(str(path))
+    if result.get("status") == "landed":
+        return True
+    return manifest.exists() and not _validation_done(manifest)
+
+
+class Quarantined(Exception):
+    """A batch failed a fail-severity expectation and was moved to quarantine."""
+
+
+def validate_one(result: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Validate the batch an extract produced. None = nothing to validate; raises Quarantined on failure."""
+    from expectations.validate import validate_batch
+
+    if not needs_validation(result):
+        log.info("%s: nothing new to validate (%s)", result.get("source_name"), result.get("status"))
+        return None
+    outcome = validate_batch(Path(str(result["manifest_path"])), settings=settings())
+    summary = {
+        "source_name": outcome.source_name,
+        "load_id": outcome.load_id,
+        "success": bool(outcome.success),
+        "failures": [first_line(f) for f in outcome.failures],
+        "warnings": [first_line(w) for w in outcome.warnings],
+        "quarantined_to": str(outcome.quarantined_to) if outcome.quarantined_to else None,
+    }
+    for w in summary["warnings"]:
+        log.warning("%s %s: warning: %s", outcome.source_name, outcome.load_id, w)
+    if not outcome.success:
+        reason = summary["failures"][0] if summary["failures"] else "failed validation"
+        message = (f"{outcome.source_name} batch {outcome.load_id} quarantined: {reason} "
+                   f"(kept in {summary['quarantined_to']}; the warehouse and marts are unchanged)")
+        log.error(message)
+        raise Quarantined(message)
+    log.info("%s %s: validation passed (%d warning(s))", outcome.source_name, outcome.load_id,
+             len(summary["warnings"]))
+    return summary
+
+
+def changed_raw_tables(loaded_load_ids: Iterable[str], landing_dir: Path) -> dict[str, dict[str, Any]]:
+    """raw_table -> {load_ids, sources, rows} for the batches a load just made live."""
+    from extract.landing import manifests
+
+    wanted = set(loaded_load_ids)
+    out: dict[str, dict[str, Any]] = {}
+    if not wanted:
+        return out
+    for m in manifests(landing_dir):
+        if m.load_id not in wanted:
+            continue
+        entry = out.setdefault(m.raw_table, {"load_ids": [], "sources": [], "rows": 0})
+        entry["load_ids"].append(m.load_id)
+        entry["sources"].append(m.source_name)
+        entry["rows"] += int(m.rows)
+    return out
+
+
+def load_and_announce(outlet_events: Any) -> dict[str, Any]:
+    """Load every validated batch not yet live; emit one asset event per raw table that changed."""
+    from warehouse.load import load_validated
+
+    s = settings()
+    summary = load_validated(settings=s)
+    log.info("load: %s", summary.line())
+    changed = changed_raw_tables(summary.loaded, s.landing_dir)
+    for raw_table, extra in sorted(changed.items()):
+        asset = RAW_ASSETS.get(raw_table) or raw_asset(raw_table)
+        outlet_events[RAW_ALIAS].add(asset, extra=extra)
+        log.info("raw.%s changed (%s rows from %s): asset event %s", raw_table, f"{extra['rows']:,}",
+                 ", ".join(extra["sources"]), asset.uri)
+    if not changed:
+        log.info("no raw table changed: no asset events, downstream transform not triggered")
+    return {"loaded": summary.loaded, "unchanged": summary.unchanged, "quarantined": summary.quarantined,
+            "rows": summary.rows, "changed_raw_tables": sorted(changed)}
+
+
+def quarantined_since(since: datetime | None) -> list[str]:
+    """One line per batch quarantined at or after ``since`` (reason file mtime), for the run's verdict."""
+    qdir = settings().quarantine_dir
+    if not qdir.exists():
+        return []
+    cutoff = since.timestamp() - 1 if since else 0
+    lines = []
+    for reason in sorted(qdir.rglob("*.reason.txt")):
+        if reason.stat().st_mtime >= cutoff:
+            text = reason.read_text(encoding="utf-8").strip().splitlines()
+            lines.append(f"{reason.parent.name} {reason.name.removesuffix('.reason.txt')}: "
+                         f"{text[0] if text else 'no reason recorded'}")
+    return lines
+
+
+def inbox_has_new_files() -> bool:
+    """True if the inbox holds a file that matches the catalogue and has not been landed or quarantined yet."""
+    from extract.files import discover, file_sha256
+    from extract.pipeline import _seen_file_hashes
+
+    s = settings()
+    if not s.inbox_dir.exists():
+        log.info("inbox %s does not exist: nothing to do", s.inbox_dir)
+        return False
+    new = []
+    for path, entry in discover(s.inbox_dir, list(CATALOGUE.files)):
+        if file_sha256(path) not in _seen_file_hashes(s, entry):
+            new.append(f"{path.name} ({entry.name} -> raw.{entry.raw_table})")
+    if new:
+        log.info("inbox: %d new file(s): %s", len(new), "; ".join(new))
+    else:
+        log.info("inbox %s: nothing new", s.inbox_dir)
+    return bool(new)
+
+
+def dbt_group(group: str) -> dict[str, Any]:
+    """``dbt build --select <group selector>`` under the writer lock; raises DbtError naming the first failure.
+
+    Tests are selected *buildably* (a test runs with the group once all its parents are built by this or an
+    earlier group), so a group never runs a test against a model a later group builds; the tests that span
+    groups run in ``dbt_tests`` at the end (see :func:`dbt_test_all`).
+    """
+    import os
+
+    from warehouse.build import run_dbt
+
+    selector = DBT_GROUPS[group][0]
+    previous = os.environ.get("DBT_INDIRECT_SELECTION")
+    os.environ["DBT_INDIRECT_SELECTION"] = "buildable"
+    try:
+        result = run_dbt(settings=settings(), select=selector)
+    finally:
+        if previous is None:
+            os.environ.pop("DBT_INDIRECT_SELECTION", None)
+        else:
+            os.environ["DBT_INDIRECT_SELECTION"] = previous
+    log.info("%s (--select %s)", result.line(), selector)
+    return {"group": group, "select": selector, "passed": result.passed, "failed": result.failed,
+            "skipped": result.skipped}
+
+
+def dbt_test_all() -> dict[str, Any]:
+    """``dbt test`` over the whole project: catches the tests whose parents live in different groups."""
+    from warehouse.build import run_dbt
+
+    result = run_dbt(settings=settings(), command="test")
+    log.info(result.line())
+    return {"passed": result.passed, "failed": result.failed, "skipped": result.skipped}
+
+
+def _read_index(path: Path) -> dict[str, str]:
+    import json
+
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def publish(outlet_events: Any) -> dict[str, Any]:
+    """Publish every mart as Parquet; the marts asset event says which marts changed."""
+    from warehouse.publish import publish_marts
+
+    s = settings()
+    before = _read_index(s.marts_dir / "_index.json")
+    checksums = publish_marts(settings=s)
+    changed = sorted(k for k, v in checksums.items() if before.get(k) != v)
+    log.info("published %d mart(s) to %s; %d changed: %s", len(checksums), s.marts_dir, len(changed),
+             ", ".join(changed) or "none")
+    outlet_events[MARTS_ASSET].extra = {"marts": len(checksums), "changed": changed}
+    return {"marts_dir": str(s.marts_dir), "marts": len(checksums), "changed": changed}
+
+
+def report() -> str:
+    from warehouse.report import write_report
+
+    path = write_report(settings=settings())
+    log.info("report written to %s", path)
+    return str(path)
+
+
+def docs() -> dict[str, str]:
+    """GX Data Docs (validation results) and dbt docs, both static HTML under <data_dir>/docs."""
+    from expectations.validate import build_data_docs
+    from warehouse.build import generate_docs
+
+    s = settings()
+    out = {"gx": str(build_data_docs(s)), "dbt": str(generate_docs(settings=s))}
+    log.info("GX Data Docs: %s; dbt docs: %s", out["gx"], out["dbt"])
+    return out

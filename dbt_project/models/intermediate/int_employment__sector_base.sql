@@ -1,0 +1,33 @@
+-- Employment per region x year x basis x SNI group, both sexes summed, the 16 groups only
+-- (the SCB total A-U+US is not the sum of groups because of disclosure control, so regional totals
+-- in the business marts are sums of groups).
+with
+
+employment as (
+
+    select * from {{ ref('stg_scb__employment_by_sector') }}
+
+),
+
+aggregated as (
+
+    select
+        region_code,
+        region_level,
+        case
+            when region_level = 'municipality' then left(region_code, 2)
+            when region_level = 'county' then region_code
+        end as county_code,
+        year,
+        basis,
+        sni_group_code,
+        sum(employed) as employed,
+        max(source_series) as source_series,
+        bool_or(is_synthetic) as is_synthetic
+    from employment
+    where not is_all_industries
+    group by region_code, region_level, year, basis, sni_group_code
+
+)
+
+select * from aggregated

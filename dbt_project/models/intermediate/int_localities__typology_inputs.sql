@@ -1,0 +1,99 @@
+-- The values behind the locality typology, one row per locality at its latest delineation year:
+-- size (population), growth (annualised % since the previous delineation), density (inhabitants per km2),
+-- function (the municipality's jobs per employed resident, day/night population, as context: SCB publishes no
+-- locality jobs here) and accessibility (the municipality's K1/K2/K3 category).
+with
+
+locality_values as (
+
+    select * from {{ ref('int_localities__values') }}
+
+),
+
+locality_names as (
+
+    select * from {{ ref('locality_names') }}
+
+),
+
+categories as (
+
+    select * from {{ ref('int_municipality_categories') }}
+
+),
+
+employment as (
+
+    select * from {{ ref('int_employment__sector_base') }}
+    where region_level = 'municipality'
+
+),
+
+job_ratio_by_year as (
+
+    select
+        region_code as municipality_code,
+        year as employment_year,
+        {{ safe_divide("sum(case when basis = 'day' then employed end)",
+                       "sum(case when basis = 'night' then employed end)") }} as job_ratio
+    from employment
+    group by region_code, year
+
+),
+
+latest as (
+
+    select *
+    from locality_values
+    qualify row_number() over (partition by locality_code order by year desc) = 1
+
+),
+
+with_job_ratio as (
+
+    select
+        latest.locality_code,
+        job_ratio_by_year.employment_year,
+        job_ratio_by_year.job_ratio
+    from latest
+    inner join job_ratio_by_year
+        on latest.municipality_code = job_ratio_by_year.municipality_code
+    -- the employment year closest to the delineation year
+    qualify row_number() over (
+        partition by latest.locality_code
+        order by abs(job_ratio_by_year.employment_year - latest.year), job_ratio_by_year.employment_year desc
+    ) = 1
+
+),
+
+final as (
+
+    select
+        latest.locality_code,
+        locality_names.locality_name,
+        latest.municipality_code,
+        latest.year,
+        latest.population,
+        latest.previous_year,
+        latest.previous_population,
+        100.0 * (
+            power({{ safe_divide('latest.population', 'latest.previous_population') }},
+                  1.0 / nullif(latest.year - latest.previous_year, 0)) - 1
+        ) as growth_pct_per_year,
+        latest.land_area_km2,
+        latest.density_per_km2,
+        with_job_ratio.job_ratio as municipality_job_ratio,
+        with_job_ratio.employment_year,
+        categories.category as municipality_category,
+        categories.category_basis
+    from latest
+    left join locality_names
+        on latest.locality_code = locality_names.locality_code
+    left join with_job_ratio
+        on latest.locality_code = with_job_ratio.locality_code
+    left join categories
+        on latest.municipality_code = categories.municipality_code
+
+)
+
+select * from final

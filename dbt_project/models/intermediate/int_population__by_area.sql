@@ -1,0 +1,110 @@
+-- Population per reporting area and year. Municipalities, LA regions and the study area are sums of
+-- member municipalities; counties use SCB's county figure where loaded (else the sum of members); Sweden
+-- uses SCB's figure only (the region set does not cover the country).
+with
+
+regions as (
+
+    select * from {{ ref('int_population__regions') }}
+
+),
+
+membership as (
+
+    select * from {{ ref('int_area_membership') }}
+
+),
+
+member_counts as (
+
+    select
+        area_type,
+        area_code,
+        any_value(area_name) as area_name,
+        count(*) as members_expected
+    from membership
+    group by area_type, area_code
+
+),
+
+member_sums as (
+
+    select
+        membership.area_type,
+        membership.area_code,
+        regions.year,
+        sum(regions.population) as population,
+        count(*) as members_with_data,
+        max(regions.source_series) as source_series,
+        bool_or(regions.is_synthetic) as is_synthetic
+    from membership
+    inner join regions
+        on membership.municipality_code = regions.region_code
+    group by membership.area_type, membership.area_code, regions.year
+
+),
+
+direct as (
+
+    select
+        region_level as area_type,
+        region_code as area_code,
+        year,
+        population,
+        source_series,
+        is_synthetic
+    from regions
+    where region_level in ('county', 'country')
+
+),
+
+combined as (
+
+    select
+        coalesce(direct.area_type, member_sums.area_type) as area_type,
+        coalesce(direct.area_code, member_sums.area_code) as area_code,
+        coalesce(direct.year, member_sums.year) as year,
+        case
+            when coalesce(direct.area_type, member_sums.area_type) in ('municipality', 'la_region', 'study_area')
+                then member_sums.population
+            when direct.population is not null then direct.population
+            when member_sums.area_type = 'county' then member_sums.population
+        end as population,
+        member_sums.population as population_sum_of_members,
+        member_sums.members_with_data,
+        direct.population is not null as is_published_total,
+        coalesce(direct.source_series, member_sums.source_series) as source_series,
+        coalesce(direct.is_synthetic, member_sums.is_synthetic) as is_synthetic
+    from member_sums
+    full outer join direct
+        on
+            member_sums.area_type = direct.area_type
+            and member_sums.area_code = direct.area_code
+            and member_sums.year = direct.year
+
+),
+
+final as (
+
+    select
+        combined.area_type,
+        combined.area_code,
+        coalesce(member_counts.area_name, combined.area_code) as area_name,
+        combined.year,
+        combined.population,
+        combined.population_sum_of_members,
+        coalesce(combined.members_with_data, 0) as members_with_data,
+        member_counts.members_expected,
+        combined.is_published_total,
+        combined.source_series,
+        combined.is_synthetic
+    from combined
+    left join member_counts
+        on
+            combined.area_type = member_counts.area_type
+            and combined.area_code = member_counts.area_code
+    where combined.population is not null
+
+)
+
+select * from final

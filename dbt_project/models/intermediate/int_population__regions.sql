@@ -1,0 +1,37 @@
+-- Total population per region and year: one row per region x year from the raw sources
+-- (TAB638 rows have civil status and age eliminated; TAB5557 rows carry the totals SC / TotSA).
+with
+
+population as (
+
+    select * from {{ ref('stg_scb__population') }}
+
+),
+
+totals as (
+
+    select
+        region_code,
+        region_level,
+        case
+            when region_level = 'municipality' then left(region_code, 2)
+            when region_level = 'county' then region_code
+        end as county_code,
+        year,
+        period_start,
+        reference_date,
+        population,
+        status,
+        source_series,
+        source_table,
+        is_synthetic
+    from population
+    where
+        measure = 'population'
+        and coalesce(civil_status_code, 'SC') = 'SC'
+        and coalesce(age_code, 'TotSA') = 'TotSA'
+    qualify row_number() over (partition by region_code, year order by loaded_at desc, source_table) = 1
+
+)
+
+select * from totals

@@ -1,0 +1,77 @@
+-- Location quotients per region x SNI group x year x basis, against the region's county and against the
+-- reference economy (var reference_region). Totals are sums of the 16 groups.
+with
+
+base as (
+
+    select * from {{ ref('int_employment__sector_base') }}
+
+),
+
+shares as (
+
+    select
+        *,
+        sum(employed) over (partition by region_code, year, basis) as region_total,
+        {{ safe_divide('employed', 'sum(employed) over (partition by region_code, year, basis)') }}
+            as share_in_region
+    from base
+
+),
+
+county_reference as (
+
+    select * from shares
+    where region_level = 'county'
+
+),
+
+national_reference as (
+
+    select * from shares
+    where region_code = '{{ var("reference_region") }}'
+
+),
+
+final as (
+
+    select
+        shares.region_code,
+        shares.region_level,
+        shares.county_code,
+        shares.year,
+        shares.basis,
+        shares.sni_group_code,
+        shares.employed,
+        shares.region_total,
+        shares.share_in_region,
+        county_reference.employed as county_employed,
+        county_reference.region_total as county_total,
+        county_reference.share_in_region as county_share,
+        {{ round_index(location_quotient('shares.employed', 'shares.region_total',
+                                         'county_reference.employed', 'county_reference.region_total')) }}
+            as lq_vs_county,
+        national_reference.employed as reference_employed,
+        national_reference.region_total as reference_total,
+        national_reference.share_in_region as reference_share,
+        {{ round_index(location_quotient('shares.employed', 'shares.region_total',
+                                         'national_reference.employed', 'national_reference.region_total')) }}
+            as lq_vs_reference,
+        shares.source_series,
+        shares.is_synthetic
+    from shares
+    left join county_reference
+        on
+            shares.county_code = county_reference.region_code
+            and shares.year = county_reference.year
+            and shares.basis = county_reference.basis
+            and shares.sni_group_code = county_reference.sni_group_code
+    left join national_reference
+        on
+            shares.year = national_reference.year
+            and shares.basis = national_reference.basis
+            and shares.sni_group_code = national_reference.sni_group_code
+
+)
+
+select * from final

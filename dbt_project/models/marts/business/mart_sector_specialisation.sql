@@ -1,0 +1,117 @@
+-- Specialisation per region x year x basis: Krugman, Hoover and Gini of specialisation against the county and
+-- against the reference economy, and the Herfindahl concentration of the region's own structure.
+with
+
+base as (
+
+    select * from {{ ref('int_employment__sector_base') }}
+
+),
+
+shares as (
+
+    select
+        *,
+        {{ safe_divide('employed', 'sum(employed) over (partition by region_code, year, basis)') }}
+            as share_in_region
+    from base
+
+),
+
+with_reference as (
+
+    select
+        shares.region_code,
+        shares.region_level,
+        shares.year,
+        shares.basis,
+        shares.sni_group_code,
+        shares.share_in_region,
+        shares.source_series,
+        shares.is_synthetic,
+        county_reference.share_in_region as county_share,
+        national_reference.share_in_region as reference_share,
+        {{ safe_divide('shares.share_in_region', 'county_reference.share_in_region') }} as lq_vs_county,
+        {{ safe_divide('shares.share_in_region', 'national_reference.share_in_region') }} as lq_vs_reference
+    from shares
+    left join shares as county_reference
+        on
+            shares.county_code = county_reference.region_code
+            and county_reference.region_level = 'county'
+            and shares.year = county_reference.year
+            and shares.basis = county_reference.basis
+            and shares.sni_group_code = county_reference.sni_group_code
+    left join shares as national_reference
+        on
+            national_reference.region_code = '{{ var("reference_region") }}'
+            and shares.year = national_reference.year
+            and shares.basis = national_reference.basis
+            and shares.sni_group_code = national_reference.sni_group_code
+
+),
+
+ranked as (
+
+    select
+        *,
+        row_number() over (
+            partition by region_code, year, basis, lq_vs_county is null order by lq_vs_county
+        ) as lq_vs_county_rank,
+        avg(lq_vs_county) over (partition by region_code, year, basis) as lq_vs_county_mean,
+        row_number() over (
+            partition by region_code, year, basis, lq_vs_reference is null order by lq_vs_reference
+        ) as lq_vs_reference_rank,
+        avg(lq_vs_reference) over (partition by region_code, year, basis) as lq_vs_reference_mean
+    from with_reference
+
+),
+
+aggregated as (
+
+    select
+        region_code,
+        region_level,
+        year,
+        basis,
+        count(*) as n_industries,
+        count(county_share) = count(*) as has_county_reference,
+        count(reference_share) = count(*) as has_national_reference,
+        {{ krugman('share_in_region', 'county_share') }} as krugman_vs_county,
+        {{ krugman('share_in_region', 'reference_share') }} as krugman_vs_reference,
+        {{ hoover('share_in_region', 'county_share') }} as hoover_vs_county,
+        {{ hoover('share_in_region', 'reference_share') }} as hoover_vs_reference,
+        {{ gini_specialisation('lq_vs_county', 'lq_vs_county_rank', 'lq_vs_county_mean') }} as gini_vs_county,
+        {{ gini_specialisation('lq_vs_reference', 'lq_vs_reference_rank', 'lq_vs_reference_mean') }}
+            as gini_vs_reference,
+        {{ herfindahl('share_in_region') }} as herfindahl,
+        max(source_series) as source_series,
+        bool_or(is_synthetic) as is_synthetic
+    from ranked
+    group by region_code, region_level, year, basis
+
+),
+
+final as (
+
+    select
+        region_code,
+        region_level,
+        year,
+        basis,
+        n_industries,
+        {{ round_index('case when has_county_reference then krugman_vs_county end') }} as krugman_vs_county,
+        {{ round_index('case when has_national_reference then krugman_vs_reference end') }} as krugman_vs_reference,
+        {{ round_index('case when has_county_reference then hoover_vs_county end') }} as hoover_vs_county,
+        {{ round_index('case when has_national_reference then hoover_vs_reference end') }} as hoover_vs_reference,
+        {{ round_index('case when has_county_reference then gini_vs_county end') }} as gini_vs_county,
+        {{ round_index('case when has_national_reference then gini_vs_reference end') }} as gini_vs_reference,
+        {{ round_index('herfindahl') }} as herfindahl,
+        {{ round_index(herfindahl_normalised('herfindahl', 'n_industries')) }} as herfindahl_normalised,
+        {{ round_index(herfindahl_equivalent_number('herfindahl')) }} as herfindahl_equivalent_number,
+        source_series,
+        is_synthetic
+    from aggregated
+
+)
+
+select * from final

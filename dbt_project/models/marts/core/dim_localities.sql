@@ -1,0 +1,54 @@
+with
+
+locality_values as (
+
+    select * from {{ ref('int_localities__values') }}
+
+),
+
+locality_names as (
+
+    select * from {{ ref('locality_names') }}
+
+),
+
+municipalities as (
+
+    select * from {{ ref('dim_municipalities') }}
+
+),
+
+latest as (
+
+    select *
+    from locality_values
+    qualify row_number() over (partition by locality_code order by year desc) = 1
+
+),
+
+final as (
+
+    select
+        latest.locality_code,
+        locality_names.locality_name,
+        latest.municipality_code,
+        municipalities.municipality_name,
+        latest.county_code,
+        municipalities.la_region,
+        municipalities.is_study_area,
+        municipalities.municipality_category,
+        latest.year as latest_year,
+        latest.population as latest_population,
+        latest.land_area_ha,
+        latest.land_area_km2,
+        latest.density_per_km2,
+        latest.is_synthetic
+    from latest
+    left join locality_names
+        on latest.locality_code = locality_names.locality_code
+    left join municipalities
+        on latest.municipality_code = municipalities.municipality_code
+
+)
+
+select * from final

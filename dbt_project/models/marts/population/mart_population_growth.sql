@@ -1,0 +1,32 @@
+with
+
+growth as (
+
+    select * from {{ ref('int_population__growth') }}
+
+),
+
+final as (
+
+    select
+        area_type,
+        area_code,
+        area_name,
+        horizon_label,
+        horizon_years,
+        start_year,
+        end_year,
+        population_start,
+        population_end,
+        population_change,
+        growth_pct,
+        growth_pct_per_year,
+        source_series_start,
+        source_series_end,
+        crosses_series_break,
+        is_synthetic
+    from growth
+
+)
+
+select * from final

@@ -1,0 +1,95 @@
+-- County, K1, K2 and K3 population growth: pooled (sum of members) and the unweighted mean of the members'
+-- growth rates, plus one row per municipality showing its category and the basis of that category.
+with
+
+growth as (
+
+    select * from {{ ref('int_population__growth') }}
+    where area_type = 'municipality'
+
+),
+
+categories as (
+
+    select * from {{ ref('int_municipality_categories') }}
+
+),
+
+members as (
+
+    select
+        growth.*,
+        categories.county_code,
+        categories.category,
+        categories.category_basis
+    from growth
+    inner join categories
+        on growth.area_code = categories.municipality_code
+
+),
+
+grouped as (
+
+    select
+        county_code,
+        'county' as group_type,
+        county_code as group_code,
+        horizon_label,
+        horizon_years,
+        start_year,
+        end_year,
+        count(*) as members,
+        sum(population_start) as population_start,
+        sum(population_end) as population_end,
+        100.0 * {{ safe_divide('sum(population_end) - sum(population_start)', 'sum(population_start)') }}
+            as growth_pct_pooled,
+        avg(growth_pct) as growth_pct_unweighted_mean,
+        cast(null as varchar) as category,
+        string_agg(distinct category_basis, ', ' order by category_basis) as category_basis
+    from members
+    group by county_code, horizon_label, horizon_years, start_year, end_year
+
+    union all
+
+    select
+        county_code,
+        'category' as group_type,
+        category as group_code,
+        horizon_label,
+        horizon_years,
+        start_year,
+        end_year,
+        count(*) as members,
+        sum(population_start) as population_start,
+        sum(population_end) as population_end,
+        100.0 * {{ safe_divide('sum(population_end) - sum(population_start)', 'sum(population_start)') }}
+            as growth_pct_pooled,
+        avg(growth_pct) as growth_pct_unweighted_mean,
+        category,
+        string_agg(distinct category_basis, ', ' order by category_basis) as category_basis
+    from members
+    where category is not null
+    group by county_code, category, horizon_label, horizon_years, start_year, end_year
+
+    union all
+
+    select
+        county_code,
+        'municipality' as group_type,
+        area_code as group_code,
+        horizon_label,
+        horizon_years,
+        start_year,
+        end_year,
+        1 as members,
+        population_start,
+        population_end,
+        growth_pct as growth_pct_pooled,
+        growth_pct as growth_pct_unweighted_mean,
+        category,
+        category_basis
+    from members
+
+)
+
+select * from grouped

@@ -1,0 +1,251 @@
+"""GX expectation suites for landing batches: one suite per catalogue entry (SCB source or municipal file).
+
+Suites are built as code from ``extract/catalogue.yaml`` (columns, explicit code lists), plus domain knowledge
+that the catalogue cannot express (known region and SNI codes, period formats, which measures are counts).
+
+Severities, as bigquery-etl's ``#fail`` / ``#warn``: every expectation carries ``meta["severity"]``;
+**fail** blocks the batch (quarantine), **warn** is recorded and the batch passes. GX's own ``severity``
+field is set to match (``critical`` / ``warning``) so Data Docs show it too.
+
+A suite has a static part (cached per source) and a per-batch part that needs the batch's context: the row
+count promised by the manifest and the dimension values of the previous good batch (a value that vanished
+fails). Checks GX cannot express on a single frame (year totals vs the previous load, commuting row sums vs
+employed residents) live in :mod:`expectations.checks` and are recorded in the same result rows.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from expectations.gxcore import gx
+
+HERE = Path(__file__).resolve().parent
+PROJECT_ROOT = HERE.parent
+CATALOGUE_PATH = PROJECT_ROOT / "extract" / "catalogue.yaml"
+REGIONS_CSV = HERE / "reference" / "regions.csv"
+
+FAIL = "fail"
+WARN = "warn"
+_GX_SEVERITY = {FAIL: "critical", WARN: "warning"}
+
+#: PxWeb cell symbols allowed in ``status`` (null = a number).
+STATUS_SYMBOLS = ["..", ".", "-", "...", "...."]
+#: SNI 2007 groups at municipality level, plus the total.
+SNI_CODES = ["A-U+US", "A", "B+C", "D+E", "F", "G", "H", "I", "J", "K", "L", "M+N", "O", "P", "Q", "R+S+T+U", "US"]
+#: Years, quarters (2024K4) and months (2024M01).
+PERIOD_REGEX = r"^\d{4}(?:K[1-4]|M(?:0[1-9]|1[0-2]))?$"
+LOCALITY_REGEX = r"^\d{4}T[BC]\d{3}$"
+#: Content codes whose values are not counts of people (land area km², hectares, density).
+NON_COUNT_CONTENTS = frozenset({"BE0101U1", "BE0101U3", "000003F9"})
+#: Columns holding region codes.
+REGION_COLUMNS = ("Region", "Bostadskommun", "Arbetsstallekommun")
+TIME_COLUMNS = ("Tid", "period")
+#: Net flows may be negative in municipal commuting files (PE12 ``Netto``).
+NET_FLOW_CODES = ["Netto", "Nettopendling", "netto", "Net", "net"]
+
+
+@cache
+def known_regions() -> tuple[str, ...]:
+    """Region codes of SCB's Region dimension (TAB638: Riket, 21 counties, 290 municipalities)."""
+    with REGIONS_CSV.open(encoding="utf-8", newline="") as fh:
+        return tuple(row["code"] for row in csv.DictReader(fh))
+
+
+@cache
+def load_catalogue(path: str | None = None) -> dict[str, Any]:
+    with Path(path or CATALOGUE_PATH).open(encoding="utf-8") as fh:
+        return yaml.safe_load(fh)
+
+
+@dataclass(frozen=True)
+class SuiteSpec:
+    """What a landing table of one source must look like; the static half of its GX suite."""
+
+    source_name: str
+    raw_table: str
+    kind: str  # pxweb | file | unknown
+    dimensions: tuple[str, ...]
+    code_lists: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    count_contents: str = "all"  # all | none | condition
+    non_count_codes: tuple[str, ...] = ()
+    value_nonneg_condition: str | None = None
+    description: str = ""
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def suite_name(self) -> str:
+        return f"landing.{self.raw_table}.{self.source_name}"
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return (*self.dimensions, "value", "status")
+
+
+def _spec_from_source(src: dict[str, Any]) -> SuiteSpec:
+    selection: dict[str, Any] = src.get("selection") or {}
+    dims = tuple(selection)
+    code_lists = []
+    for var, sel in selection.items():
+        if isinstance(sel, list):
+            code_lists.append((var, tuple(str(v) for v in sel)))
+    contents = selection.get("ContentsCode")
+    non_count = ()
+    count_contents = "all"
+    if isinstance(contents, list):
+        nc = [c for c in contents if str(c) in NON_COUNT_CONTENTS]
+        if len(nc) == len(contents):
+            count_contents = "none"
+        elif nc:
+            count_contents, non_count = "condition", tuple(nc)
+    elif "ContentsCode" in dims:  # "*": decide per row
+        count_contents, non_count = "condition", tuple(sorted(NON_COUNT_CONTENTS))
+    return SuiteSpec(
+        source_name=src["name"], raw_table=src["raw_table"], kind="pxweb", dimensions=dims,
+        code_lists=tuple(code_lists), count_contents=count_contents, non_count_codes=non_count,
+        description=src.get("description", "").strip(),
+    )
+
+
+def _spec_from_file(entry: dict[str, Any]) -> SuiteSpec:
+    targets = [t for t in (entry.get("columns") or {}).values() if t not in ("value", "status")]
+    cond = None
+    if "flow_type" in targets:
+        cond = f"flow_type not in {NET_FLOW_CODES!r}"
+    return SuiteSpec(
+        source_name=entry["name"], raw_table=entry["raw_table"], kind="file", dimensions=tuple(targets),
+        value_nonneg_condition=cond, description=entry.get("description", "").strip(),
+    )
+
+
+@cache
+def suite_specs() -> dict[str, SuiteSpec]:
+    """Every catalogue entry's spec, by source name."""
+    cat = load_catalogue()
+    specs = {s["name"]: _spec_from_source(s) for s in cat.get("sources") or []}
+    specs.update({f["name"]: _spec_from_file(f) for f in cat.get("files") or []})
+    return specs
+
+
+def spec_for(source_name: str, raw_table: str | None = None, schema: dict[str, str] | None = None) -> SuiteSpec:
+    """The spec of a catalogue entry; an unknown source gets a generic spec from its manifest's schema."""
+    spec = suite_specs().get(source_name)
+    if spec is not None:
+        return spec
+    dims = tuple(c for c in (schema or {}) if c not in ("value", "status"))
+    return SuiteSpec(source_name=source_name, raw_table=raw_table or "unknown", kind="unknown", dimensions=dims,
+                     count_contents="condition" if "ContentsCode" in dims else "all",
+                     non_count_codes=tuple(sorted(NON_COUNT_CONTENTS)))
+
+
+# -- building GX expectations ------------------------------------------------------------------------------
+
+def _meta(severity: str, note: str, **more: Any) -> dict[str, Any]:
+    return {"severity": severity, "notes": note, **more}
+
+
+def _mk(cls_name: str, severity: str, note: str, meta: dict[str, Any] | None = None, **kwargs: Any) -> Any:
+    cls = getattr(gx().expectations, cls_name)
+    return cls(meta=_meta(severity, note, **(meta or {})), severity=_GX_SEVERITY[severity], **kwargs)
+
+
+def static_expectations(spec: SuiteSpec) -> list[Any]:
+    """The batch-independent expectations of a source, in reporting priority (schema first)."""
+    ex: list[Any] = []
+    dims = list(spec.dimensions)
+    ex.append(_mk("ExpectTableColumnsToMatchSet", FAIL, "schema: the selected variables plus value and status",
+                  column_set=list(spec.columns), exact_match=True))
+    ex.append(_mk("ExpectColumnValuesToBeOfType", FAIL, "value is float64", column="value", type_="float64"))
+    for col in (*dims, "status"):
+        ex.append(_mk("ExpectColumnValuesToBeOfType", FAIL, f"{col} holds strings", column=col, type_="str"))
+    for col in dims:
+        ex.append(_mk("ExpectColumnValuesToNotBeNull", FAIL, f"{col} is a key: never null", column=col))
+    if dims:
+        ex.append(_mk("ExpectCompoundColumnsToBeUnique", FAIL, "one row per combination of dimension values",
+                      column_list=dims))
+    for col in dims:
+        if col in REGION_COLUMNS:
+            ex.append(_mk("ExpectColumnValuesToBeInSet", FAIL, f"{col}: a region code known to SCB (TAB638)",
+                          column=col, value_set=list(known_regions()), meta={"code_kind": "region"}))
+        elif col == "SNI2007":
+            ex.append(_mk("ExpectColumnValuesToBeInSet", FAIL, "SNI 2007 group known at municipality level",
+                          column=col, value_set=SNI_CODES, meta={"code_kind": "SNI"}))
+        elif col in TIME_COLUMNS:
+            ex.append(_mk("ExpectColumnValuesToMatchRegex", FAIL, "period is a year, 2024K4 or 2024M01",
+                          column=col, regex=PERIOD_REGEX))
+        elif col == "Tatort":
+            ex.append(_mk("ExpectColumnValuesToMatchRegex", FAIL, "locality code KKKKTCNNN / KKKKTBNNN",
+                          column=col, regex=LOCALITY_REGEX))
+            munis = "|".join(c for c in known_regions() if len(c) == 4)
+            ex.append(_mk("ExpectColumnValuesToMatchRegex", WARN, "first four digits: a known municipality",
+                          column=col, regex=rf"^(?:{munis})T[BC]\d{{3}}$", meta={"check": "locality_municipality"}))
+    for col, codes in spec.code_lists:
+        if col in REGION_COLUMNS or col in TIME_COLUMNS:
+            continue
+        ex.append(_mk("ExpectColumnValuesToBeInSet", FAIL, f"{col}: only the codes the catalogue selects",
+                      column=col, value_set=list(codes), meta={"code_kind": col}))
+    ex.append(_mk("ExpectColumnValuesToBeInSet", FAIL, "status is a PxWeb symbol or null", column="status",
+                  value_set=STATUS_SYMBOLS, meta={"code_kind": "status symbol"}))
+    nonneg: dict[str, Any] = {}
+    if spec.value_nonneg_condition:
+        nonneg = {"row_condition": spec.value_nonneg_condition, "condition_parser": "pandas"}
+    ex.append(_mk("ExpectColumnValuesToBeBetween", FAIL, "values are counts or areas: never negative",
+                  column="value", min_value=0, **nonneg))
+    if spec.count_contents != "none":
+        cond = "value % 1 != 0"
+        if spec.count_contents == "condition":
+            cond += f" and ContentsCode not in {list(spec.non_count_codes)!r}"
+        ex.append(_mk("ExpectColumnValuesToBeNull", FAIL,
+                      "counts are integral: rows with a fractional value must not exist", column="value",
+                      row_condition=cond, condition_parser="pandas", meta={"check": "integral"}))
+    ex.append(_mk("ExpectColumnValuesToNotBeNull", WARN, "a missing value carries a PxWeb status symbol",
+                  column="status", row_condition="value != value", condition_parser="pandas",
+                  meta={"check": "missing_value_has_status"}))
+    return ex
+
+
+def batch_expectations(spec: SuiteSpec, *, cells: int | None,
+                       previous_values: dict[str, list[str]] | None, previous_load_id: str | None) -> list[Any]:
+    """Expectations that need the manifest and the previous good batch."""
+    ex: list[Any] = []
+    if cells is not None:
+        ex.append(_mk("ExpectTableRowCountToEqual", FAIL, "rows = cells requested (manifest)", value=int(cells)))
+    for col, values in (previous_values or {}).items():
+        ex.append(_mk("ExpectColumnDistinctValuesToContainSet", FAIL,
+                      f"no {col} value of the previous good batch {previous_load_id} vanished",
+                      column=col, value_set=sorted(values),
+                      meta={"check": "vanished_dimension_value", "previous_load_id": previous_load_id}))
+    return ex
+
+
+def build_suite(spec: SuiteSpec, *, cells: int | None = None, previous_values: dict[str, list[str]] | None = None,
+                previous_load_id: str | None = None) -> Any:
+    """A fresh (unsaved) GX ``ExpectationSuite`` for one batch of ``spec``'s source."""
+    g = gx()
+    expectations = static_expectations(spec) + batch_expectations(
+        spec, cells=cells, previous_values=previous_values, previous_load_id=previous_load_id)
+    for i, e in enumerate(expectations):
+        e.meta = {**(e.meta or {}), "order": i}
+    return g.ExpectationSuite(name=spec.suite_name, expectations=expectations,
+                              meta={"source_name": spec.source_name, "raw_table": spec.raw_table,
+                                    "kind": spec.kind, "notes": spec.description})
+
+
+def all_suites() -> list[Any]:
+    """The static suite of every catalogue entry (for Data Docs and review)."""
+    return [build_suite(spec) for spec in suite_specs().values()]
+
+
+def severity_of(expectation_config: Any) -> str:
+    meta = getattr(expectation_config, "meta", None) or {}
+    return WARN if meta.get("severity") == WARN else FAIL
+
+
+def period_ok(value: str) -> bool:
+    return re.match(PERIOD_REGEX, value) is not None

@@ -1,0 +1,402 @@
+"""Validate landing batches with GX; quarantine what fails; record every result; build offline Data Docs.
+
+``validate_batch(manifest_path, settings=...)`` is the stage function (CONTRACTS.md). Results go to
+``<load_id>.validation.parquet`` next to the batch (the warehouse loader copies them into
+``ops.validation_results``). A batch with a failed **fail**-severity check is moved with its manifest and results to
+``quarantine/<raw_table>/<source_name>/`` and gets ``<load_id>.reason.txt`` whose first line says why.
+Landing therefore only ever holds batches that passed (or are not validated yet).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+import uuid
+import warnings as _warnings
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from expectations import checks
+from expectations.checks import CheckResult
+from expectations.gxcore import batch_definition, lock
+from expectations.suites import FAIL, SuiteSpec, build_suite, severity_of, spec_for
+
+MANIFEST_SUFFIX = ".manifest.json"
+VALIDATION_SUFFIX = ".validation.parquet"
+REASON_SUFFIX = ".reason.txt"
+STORE_DIRNAME = "_store"  # under docs/gx: GX results and suites as JSON, the input of Data Docs
+
+RESULTS_SCHEMA = pa.schema([
+    ("run_id", pa.string()), ("load_id", pa.string()), ("source_name", pa.string()),
+    ("expectation", pa.string()), ("column", pa.string()), ("severity", pa.string()),
+    ("success", pa.bool_()), ("observed_value", pa.string()), ("details", pa.string()),
+    ("validated_at", pa.timestamp("us", tz="UTC")),
+])
+
+
+@dataclass
+class ValidationOutcome:
+    success: bool
+    failures: list[str]
+    warnings: list[str]
+    results_path: Path | None
+    load_id: str
+    source_name: str
+    quarantined_to: Path | None = None
+    raw_table: str = ""
+    rows: int = 0
+    seconds: float = 0.0
+
+    @property
+    def reason(self) -> str | None:
+        return f"quarantined: {self.failures[0]}" if self.failures else None
+
+
+@dataclass
+class QuarantineEntry:
+    load_id: str
+    source_name: str
+    raw_table: str
+    reason: str
+    reason_path: Path
+    parquet_path: Path
+    quarantined_at: datetime
+    rows: int | None = None
+    details: list[str] = field(default_factory=list)
+
+
+# -- helpers ------------------------------------------------------------------------------------------------
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _load_id_of(manifest_path: Path) -> str:
+    return manifest_path.name.removesuffix(MANIFEST_SUFFIX)
+
+
+def _for_gx(df: pd.DataFrame) -> pd.DataFrame:
+    """pandas 3 reads Arrow strings as the ``str`` dtype, which GX's type checks do not know: use object."""
+    conv = {c: object for c in df.columns if isinstance(df[c].dtype, pd.StringDtype) or df[c].dtype == "str"}
+    return df.astype(conv) if conv else df
+
+
+def _previous_batch(manifest_path: Path, load_id: str) -> Path | None:
+    """The newest other manifest of the same source in landing (landing only holds batches that passed)."""
+    others = [p for p in manifest_path.parent.glob(f"*{MANIFEST_SUFFIX}") if _load_id_of(p) != load_id]
+    if not others:
+        return None
+    older = [p for p in others if _load_id_of(p) < load_id]
+    return max(older or others, key=_load_id_of)
+
+
+def _quote(values: list[Any], limit: int = 10) -> str:
+    shown = ", ".join(f"'{v}'" for v in values[:limit])
+    return shown + (f" (+{len(values) - limit} more)" if len(values) > limit else "")
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def _col_label(cfg: Any) -> str:
+    kw = cfg.kwargs
+    if kw.get("column"):
+        return str(kw["column"])
+    if kw.get("column_list"):
+        return ",".join(kw["column_list"])
+    return ""
+
+
+def _describe(res: Any, df: pd.DataFrame) -> str:
+    """One line saying what a failed GX result found."""
+    cfg = res.expectation_config
+    kw, r, t = cfg.kwargs, res.result or {}, cfg.type
+    exc = res.exception_info or {}
+    if exc.get("raised_exception"):
+        msg = str(exc.get("exception_message") or "error").strip().splitlines()[0]
+        col = kw.get("column")
+        if col and col not in df.columns:
+            return f"column '{col}' is missing"
+        return f"could not be evaluated: {msg}"
+    n = r.get("unexpected_count") or 0
+    col = kw.get("column")
+    if col and col not in df.columns:
+        return f"column '{col}' is missing"
+    if t == "expect_table_columns_to_match_set":
+        expected, observed = list(kw["column_set"]), list(df.columns)
+        missing = [c for c in expected if c not in observed]
+        extra = [c for c in observed if c not in expected]
+        parts = []
+        if missing:
+            parts.append(f"missing column{'s' if len(missing) > 1 else ''} {_quote(missing)}")
+        if extra:
+            parts.append(f"unexpected column{'s' if len(extra) > 1 else ''} {_quote(extra)}")
+        return "; ".join(parts) or f"columns {observed}"
+    if t == "expect_column_values_to_be_in_set":
+        kind = "symbol" if col == "status" else "code"
+        allowed = set(kw["value_set"] or [])
+        try:
+            bad = sorted({str(v) for v in df[col].dropna().unique() if v not in allowed})
+        except Exception:
+            bad = sorted({str(v) for v in r.get("partial_unexpected_list") or []})
+        text = f"{_plural(len(bad), 'unknown ' + kind)} {_quote(bad)}"
+        return text + (f" in {n} rows" if n > len(bad) else "")
+    if t in ("expect_column_values_to_be_of_type", "expect_column_values_to_be_in_type_list"):
+        want = kw.get("type_") or "/".join(kw.get("type_list") or [])
+        got = r.get("observed_value") or (str(df[col].dtype) if col in df.columns else "?")
+        if n:
+            sample = r.get("partial_unexpected_list") or []
+            kinds = sorted({type(v).__name__ for v in sample}) or ["another type"]
+            return f"expected {want}, found {_plural(n, '/'.join(kinds) + ' value')} e.g. {_quote(sample[:3])}"
+        return f"expected {want}, found {got}"
+    if t == "expect_column_values_to_be_between":
+        sample = sorted({v for v in r.get("partial_unexpected_list") or [] if v is not None}, key=str)
+        return f"{_plural(n, 'value')} below {kw.get('min_value'):g}: {_quote(sample)}"
+    if t == "expect_column_values_to_be_null" and (cfg.meta or {}).get("check") == "integral":
+        sample = r.get("partial_unexpected_list") or []
+        return f"{_plural(n, 'non-integral count')}: {_quote(sample)}"
+    if t == "expect_column_values_to_not_be_null":
+        return f"{_plural(n, 'null value')}"
+    if t == "expect_compound_columns_to_be_unique":
+        return f"{_plural(n, 'row')} with duplicated keys ({', '.join(kw['column_list'])})"
+    if t == "expect_table_row_count_to_equal":
+        return f"{r.get('observed_value')} rows but the manifest promises {kw['value']} cells"
+    if t == "expect_column_distinct_values_to_contain_set":
+        missing = sorted(str(v) for v in (r.get("partial_missing_list") or []))
+        cnt = r.get("missing_count") or len(missing)
+        prev = (cfg.meta or {}).get("previous_load_id")
+        return f"{_plural(cnt, 'value')} vanished since previous batch {prev}: {_quote(missing)}"
+    if t == "expect_column_values_to_match_regex":
+        sample = sorted({str(v) for v in r.get("partial_unexpected_list") or []})
+        return f"{_plural(n, 'value')} not matching {kw['regex'][:40]}: {_quote(sample)}"
+    if n:
+        return f"{_plural(n, 'unexpected value')}: {_quote(r.get('partial_unexpected_list') or [])}"
+    return f"observed {r.get('observed_value')!r}"
+
+
+def _observed(res: Any) -> str | None:
+    r = res.result or {}
+    if "observed_value" in r and r["observed_value"] is not None:
+        v = r["observed_value"]
+        return v if isinstance(v, str) else json.dumps(v, default=str, ensure_ascii=False)
+    if "unexpected_count" in r:
+        return f"{r['unexpected_count']} unexpected"
+    if "missing_count" in r:
+        return f"{r['missing_count']} missing"
+    return None
+
+
+def _details(res: Any) -> str:
+    cfg = res.expectation_config
+    kw = {k: v for k, v in cfg.kwargs.items() if k != "batch_id"}
+    if isinstance(kw.get("value_set"), list) and len(kw["value_set"]) > 30:
+        kw["value_set"] = f"<{len(kw['value_set'])} values>"
+    if isinstance(kw.get("regex"), str) and len(kw["regex"]) > 80:
+        kw["regex"] = kw["regex"][:77] + "..."
+    r = {k: v for k, v in (res.result or {}).items() if k not in ("partial_unexpected_index_list",)}
+    exc = res.exception_info or {}
+    out = {"kwargs": kw, "result": r, "notes": (cfg.meta or {}).get("notes")}
+    if exc.get("raised_exception"):
+        out["exception"] = str(exc.get("exception_message"))
+    return checks.dumps(out)
+
+
+# -- the stage function -----------------------------------------------------------------------------------
+
+def _run_gx(df: pd.DataFrame, suite: Any) -> Any:
+    with lock(), _warnings.catch_warnings():
+        _warnings.simplefilter("ignore")
+        batch = batch_definition().get_batch(batch_parameters={"dataframe": _for_gx(df)})
+        return batch.validate(suite, result_format={"result_format": "SUMMARY", "partial_unexpected_count": 20})
+
+
+def validate_batch(manifest_path: str | os.PathLike[str], *, settings: Any) -> ValidationOutcome:
+    """Validate one landing batch; on a fail-severity failure move it to quarantine with its reason."""
+    with _warnings.catch_warnings():
+        # GX deprecates string row conditions (ours need pandas query syntax, e.g. ``value % 1 != 0``).
+        _warnings.simplefilter("ignore", DeprecationWarning)
+        return _validate_batch(Path(manifest_path), settings=settings)
+
+
+def _validate_batch(manifest_path: Path, *, settings: Any) -> ValidationOutcome:
+    t0 = time.perf_counter()
+    manifest_path = Path(manifest_path)
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    load_id = manifest.get("load_id") or _load_id_of(manifest_path)
+    source_name, raw_table = manifest["source_name"], manifest["raw_table"]
+    parquet_path = manifest_path.with_name(f"{load_id}.parquet")
+    spec = spec_for(source_name, raw_table, manifest.get("schema"))
+    run_id = uuid.uuid4().hex
+    validated_at = datetime.now(UTC)
+
+    rows: list[dict[str, Any]] = []
+    failures: list[str] = []
+    warnings: list[str] = []
+
+    def record(expectation: str, column: str | None, severity: str, success: bool, observed: Any,
+               details: str, message: str) -> None:
+        rows.append({"run_id": run_id, "load_id": load_id, "source_name": source_name, "expectation": expectation,
+                     "column": column or None, "severity": severity, "success": bool(success),
+                     "observed_value": None if observed is None else str(observed), "details": details,
+                     "validated_at": validated_at})
+        if not success:
+            label = f"{expectation}({column})" if column else expectation
+            (failures if severity == FAIL else warnings).append(f"{label} failed: {message}")
+
+    try:
+        df = pd.read_parquet(parquet_path)
+    except Exception as exc:
+        record("expect_parquet_to_be_readable", None, FAIL, False, None, checks.dumps({"error": str(exc)}),
+               f"cannot read {parquet_path.name}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
+        return _finish(settings, manifest_path, manifest, spec, rows, failures, warnings, None, t0, None)
+
+    prev_manifest_path = _previous_batch(manifest_path, load_id)
+    prev_df = prev_manifest = None
+    previous_values: dict[str, list[str]] = {}
+    extra: list[CheckResult] = []
+    if prev_manifest_path is not None:
+        prev_manifest = json.loads(prev_manifest_path.read_text(encoding="utf-8"))
+        prev_load = prev_manifest.get("load_id") or _load_id_of(prev_manifest_path)
+        prev_pq = prev_manifest_path.with_name(f"{prev_load}.parquet")
+        if prev_manifest.get("region_set") != manifest.get("region_set"):
+            extra.append(checks.region_set_note(manifest, prev_manifest))
+        elif prev_pq.exists():
+            prev_df = pd.read_parquet(prev_pq)
+            for col in spec.dimensions:
+                if col in prev_df.columns:
+                    previous_values[col] = [str(v) for v in prev_df[col].dropna().unique()]
+    prev_load_id = prev_manifest.get("load_id") if prev_manifest else None
+
+    suite = build_suite(spec, cells=manifest.get("cells"), previous_values=previous_values,
+                        previous_load_id=prev_load_id)
+    result = _run_gx(df, suite)
+    results = sorted(result.results, key=lambda r: (r.expectation_config.meta or {}).get("order", 10**6))
+    for res in results:
+        cfg = res.expectation_config
+        sev = severity_of(cfg)
+        record(cfg.type, _col_label(cfg), sev, res.success, _observed(res), _details(res),
+               "" if res.success else _describe(res, df))
+
+    if prev_df is not None and prev_load_id:
+        c = checks.year_totals(df, prev_df, previous_load_id=prev_load_id)
+        if c is not None:
+            extra.append(c)
+    if checks.applies_od(spec):
+        extra.append(checks.od_row_sums(df, landing_dir=settings.landing_dir))
+    for c in extra:
+        record(c.expectation, c.column, c.severity, c.success, c.observed_value, checks.dumps(c.details), c.message)
+    return _finish(settings, manifest_path, manifest, spec, rows, failures, warnings, result, t0, len(df))
+
+
+def _finish(settings: Any, manifest_path: Path, manifest: dict[str, Any], spec: SuiteSpec,
+            rows: list[dict[str, Any]], failures: list[str], warnings: list[str], gx_result: Any,
+            t0: float, nrows: int | None) -> ValidationOutcome:
+    load_id = manifest.get("load_id") or _load_id_of(manifest_path)
+    source_name, raw_table = manifest["source_name"], manifest["raw_table"]
+    table = pa.Table.from_pylist(rows, schema=RESULTS_SCHEMA)
+    buf = pa.BufferOutputStream()
+    pq.write_table(table, buf)
+    data = buf.getvalue().to_pybytes()
+    outcome = ValidationOutcome(success=not failures, failures=failures, warnings=warnings, results_path=None,
+                                load_id=load_id, source_name=source_name, raw_table=raw_table, rows=nrows or 0)
+    if gx_result is not None:
+        _store_for_docs(settings, spec, load_id, gx_result)
+    if not failures:
+        outcome.results_path = manifest_path.with_name(f"{load_id}{VALIDATION_SUFFIX}")
+        _atomic_write(outcome.results_path, data)  # written last: marks the batch as validated
+    else:
+        qdir = Path(settings.quarantine_dir) / raw_table / source_name
+        qdir.mkdir(parents=True, exist_ok=True)
+        reason = [f"quarantined: {failures[0]}", "",
+                  f"load_id: {load_id}", f"source: {source_name} ({manifest.get('table_id')})",
+                  f"raw_table: {raw_table}", f"validated_at: {rows[0]['validated_at'].isoformat() if rows else ''}",
+                  f"failures ({len(failures)}):", *[f"  - {f}" for f in failures]]
+        if warnings:
+            reason += [f"warnings ({len(warnings)}):", *[f"  - {w}" for w in warnings]]
+        _atomic_write(qdir / f"{load_id}{REASON_SUFFIX}", ("\n".join(reason) + "\n").encode("utf-8"))
+        outcome.results_path = qdir / f"{load_id}{VALIDATION_SUFFIX}"
+        _atomic_write(outcome.results_path, data)
+        stale = manifest_path.with_name(f"{load_id}{VALIDATION_SUFFIX}")
+        stale.unlink(missing_ok=True)
+        os.replace(manifest_path, qdir / manifest_path.name)  # leaves landing: the batch is no longer visible
+        src_pq = manifest_path.with_name(f"{load_id}.parquet")
+        if src_pq.exists():
+            os.replace(src_pq, qdir / src_pq.name)
+        outcome.quarantined_to = qdir / src_pq.name
+    outcome.seconds = time.perf_counter() - t0
+    return outcome
+
+
+def validate_pending(settings: Any, *, build_docs: bool = True) -> list[ValidationOutcome]:
+    """Validate every landing batch that has no ``.validation.parquet`` yet, oldest first."""
+    landing = Path(settings.landing_dir)
+    pending = [m for m in landing.glob(f"*/*/*{MANIFEST_SUFFIX}")
+               if not m.with_name(_load_id_of(m) + VALIDATION_SUFFIX).exists()] if landing.exists() else []
+    outcomes = [validate_batch(m, settings=settings) for m in sorted(pending, key=_load_id_of)]
+    if outcomes and build_docs:
+        build_data_docs(settings)
+    return outcomes
+
+
+def list_quarantine(settings: Any) -> list[QuarantineEntry]:
+    """Every quarantined batch, newest first, with the first line of its reason."""
+    qroot = Path(settings.quarantine_dir)
+    out: list[QuarantineEntry] = []
+    if not qroot.exists():
+        return out
+    for reason_path in qroot.glob(f"*/*/*{REASON_SUFFIX}"):
+        load_id = reason_path.name.removesuffix(REASON_SUFFIX)
+        lines = reason_path.read_text(encoding="utf-8").splitlines()
+        rows = None
+        man = reason_path.with_name(f"{load_id}{MANIFEST_SUFFIX}")
+        if man.exists():
+            try:
+                rows = json.loads(man.read_text(encoding="utf-8")).get("rows")
+            except ValueError:
+                rows = None
+        out.append(QuarantineEntry(
+            load_id=load_id, source_name=reason_path.parent.name, raw_table=reason_path.parent.parent.name,
+            reason=lines[0] if lines else "", reason_path=reason_path,
+            parquet_path=reason_path.with_name(f"{load_id}.parquet"),
+            quarantined_at=datetime.fromtimestamp(reason_path.stat().st_mtime, UTC), rows=rows,
+            details=[ln.strip()[2:] for ln in lines if ln.strip().startswith("- ")]))
+    return sorted(out, key=lambda e: e.load_id, reverse=True)
+
+
+# -- Data Docs --------------------------------------------------------------------------------------------
+
+def _store_dir(settings: Any) -> Path:
+    return Path(settings.docs_dir) / "gx" / STORE_DIRNAME
+
+
+def _store_for_docs(settings: Any, spec: SuiteSpec, load_id: str, gx_result: Any) -> None:
+    store = _store_dir(settings)
+    payload = gx_result.to_json_dict()
+    _atomic_write(store / "results" / spec.suite_name / f"{load_id}.json",
+                  json.dumps(payload, default=str).encode("utf-8"))
+
+
+def build_data_docs(settings: Any) -> Path:
+    """Render GX Data Docs for every stored validation under ``<data_dir>/docs/gx/index.html``, offline."""
+    from expectations.docs import build
+
+    with _warnings.catch_warnings():
+        _warnings.simplefilter("ignore", DeprecationWarning)
+        return build(settings)

@@ -1,0 +1,516 @@
+"""PxWeb API v2 client: config-driven chunking, shared rate limit, retries, fast JSON-stat2 -> Arrow.
+
+    from extract.pxweb import PxWebClient
+    client = PxWebClient("https://statistikdatabasen.scb.se/api/v2")   # reads GET /config lazily
+    t = client.fetch("TAB638", {"Region": ["0580", "0581"], "ContentsCode": ["BE0101N1"], "Tid": "top(2)"})
+
+``fetch`` returns a ``pyarrow.Table``: one string column per selected variable (value codes, metadata order),
+``value`` float64 (null where missing) and ``status`` string (symbol or null). Selections are resolved against
+the table's metadata before any data request (see ``extract.selection``), split by ``extract.chunking`` so no
+request exceeds ``maxDataCells``, and the chunks are stitched back into the cube's row-major order, so a chunked
+fetch equals the unchunked one.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import math
+import os
+import random
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+import numpy as np
+import orjson
+import pyarrow as pa
+import requests
+
+from extract.chunking import ChunkPlan, plan_chunks
+from extract.errors import (
+    ApiUnavailableError,
+    PxWebError,
+    ResponseError,
+    TableNotFoundError,
+)
+from extract.jsonstat import (
+    Cube,
+    code_index_arrays,
+    decode_jsonstat2,
+    loads,
+    parse_cube,
+    status_column,
+    string_column,
+    value_column,
+)
+from extract.ratelimit import SlidingWindowLimiter
+from extract.selection import ResolvedSelection, TableMetadata, resolve_selection
+
+__all__ = [
+    "ApiConfig",
+    "FetchStats",
+    "PxWebClient",
+    "RetryPolicy",
+    "TableInfo",
+    "decode_jsonstat2",
+]
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = "regionstat-pxweb/0.1 (+https://github.com/; python-requests)"
+GET_URL_LIMIT = 2000  # longer queries go as POST
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Bounded exponential backoff with full jitter: delay_k = uniform(0.5, 1) * min(max_delay, base * 2**k)."""
+
+    max_attempts: int = 6
+    base_delay: float = 0.5
+    max_delay: float = 30.0
+    max_retry_after: float = 120.0  # cap on a server's Retry-After
+    connect_timeout: float = 10.0
+    read_timeout: float = 120.0
+
+    def delay(self, attempt: int) -> float:
+        return min(self.max_delay, self.base_delay * (2 ** max(attempt - 1, 0))) * random.uniform(0.5, 1.0)
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    """The parsed ``GET /config``."""
+
+    max_data_cells: int
+    max_calls_per_time_window: int
+    time_window: int
+    default_language: str
+    languages: tuple[str, ...]
+    api_version: str = ""
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> ApiConfig:
+        return cls(
+            max_data_cells=int(doc.get("maxDataCells") or 0),
+            max_calls_per_time_window=int(doc.get("maxCallsPerTimeWindow") or 30),
+            time_window=int(doc.get("timeWindow") or 10),
+            default_language=str(doc.get("defaultLanguage") or "sv"),
+            languages=tuple(lang.get("id", "") for lang in doc.get("languages") or []),
+            api_version=str(doc.get("apiVersion") or ""),
+            raw=doc,
+        )
+
+
+@dataclass(frozen=True)
+class TableInfo:
+    """``GET /tables/{id}``: what the pipeline needs for freshness checks."""
+
+    id: str
+    label: str
+    updated: str | None
+    first_period: str | None
+    last_period: str | None
+    variable_names: tuple[str, ...]
+    discontinued: bool | None
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, table_id: str, doc: Mapping[str, Any]) -> TableInfo:
+        return cls(
+            id=str(doc.get("id") or table_id),
+            label=str(doc.get("label") or ""),
+            updated=doc.get("updated"),
+            first_period=doc.get("firstPeriod"),
+            last_period=doc.get("lastPeriod"),
+            variable_names=tuple(doc.get("variableNames") or ()),
+            discontinued=doc.get("discontinued"),
+            raw=doc,
+        )
+
+
+@dataclass
+class FetchStats:
+    """What one ``fetch`` cost. ``requests`` = data requests that returned data (one per chunk);
+    ``http_calls`` = every HTTP call made during the fetch (metadata, retries, config included)."""
+
+    table_id: str
+    cells: int = 0
+    lower_bound: int = 0
+    chunks: int = 0
+    requests: int = 0
+    http_calls: int = 0
+    retries: int = 0
+    rate_limit_wait_s: float = 0.0
+    get_requests: int = 0
+    post_requests: int = 0
+    rows: int = 0
+    elapsed_s: float = 0.0
+    selection: dict[str, list[str]] = field(default_factory=dict, repr=False)
+    eliminated: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+class _Counters(threading.local):
+    def __init__(self) -> None:
+        self.http_calls = 0
+        self.retries = 0
+        self.waited = 0.0
+        self.get = 0
+        self.post = 0
+
+
+class PxWebClient:
+    """Client for a PxWeb API v2 base URL (``.../api/v2``).
+
+    ``state_dir``: where the shared rate-limit window lives (default ``$REGIONSTAT_DATA_DIR/.state`` or
+    ``./data/.state``); ``False`` keeps it in memory (this process only). ``lang``: default language for
+    labels (codes are the keys either way). ``max_data_cells`` / ``max_calls`` / ``time_window`` override what
+    ``/config`` says (e.g. to be gentler than the published limits).
+    """
+
+    def __init__(self, base_url: str, *, lang: str | None = None,
+                 state_dir: str | os.PathLike[str] | bool | None = None,
+                 retry: RetryPolicy | None = None, session: requests.Session | None = None,
+                 max_data_cells: int | None = None, max_calls: int | None = None,
+                 time_window: float | None = None, get_url_limit: int = GET_URL_LIMIT):
+        self.base_url = base_url.rstrip("/")
+        self.lang = lang
+        self.retry = retry or RetryPolicy()
+        self.session = session or requests.Session()
+        self.session.headers.setdefault("User-Agent", USER_AGENT)
+        self.session.headers["Accept"] = "application/json"
+        self.get_url_limit = get_url_limit
+        self._overrides = {"max_data_cells": max_data_cells, "max_calls": max_calls, "time_window": time_window}
+        host = urlsplit(self.base_url).hostname or "localhost"
+        if state_dir is None or state_dir is True:
+            from extract.settings import Settings
+
+            state: Path | None = Settings.from_env().state_dir
+        elif state_dir is False:
+            state = None
+        else:
+            state = Path(state_dir)
+        try:
+            self.limiter = SlidingWindowLimiter(host, max_calls or 30, time_window or 10, state_dir=state)
+        except OSError as exc:  # read-only data dir: fall back to this process only
+            log.warning("rate-limit state dir %s not writable (%s); limiting in this process only", state, exc)
+            self.limiter = SlidingWindowLimiter(host, max_calls or 30, time_window or 10, state_dir=None)
+        self._config: ApiConfig | None = None
+        self._meta_cache: dict[tuple[str, str | None], TableMetadata] = {}
+        self._lock = threading.Lock()
+        self._counters = _Counters()
+        self.call_log: list[float] = []  # wall-clock send time of every HTTP call this client made
+        self.last_fetch_stats: FetchStats | None = None
+
+    # ------------------------------------------------------------------------------------------ plumbing
+    def __enter__(self) -> PxWebClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.session.close()
+
+    def __repr__(self) -> str:
+        return f"PxWebClient({self.base_url!r})"
+
+    def _url(self, path: str) -> str:
+        return f"{self.base_url}/{path.lstrip('/')}"
+
+    @staticmethod
+    def _retry_after(resp: requests.Response) -> float | None:
+        value = resp.headers.get("Retry-After")
+        if not value:
+            return None
+        try:
+            return max(float(value), 0.0)
+        except ValueError:
+            try:
+                when = email.utils.parsedate_to_datetime(value)
+                return max(when.timestamp() - time.time(), 0.0)
+            except (TypeError, ValueError):
+                return None
+
+    @staticmethod
+    def _problem_detail(resp: requests.Response) -> str:
+        try:
+            doc = loads(resp.content)
+            if isinstance(doc, Mapping):
+                return str(doc.get("detail") or doc.get("title") or "")[:300]
+        except ResponseError:
+            pass
+        return resp.text[:200].strip().lstrip("\ufeff")
+
+    def _request(self, method: str, path: str, *, params: Mapping[str, str] | None = None,
+                 body: bytes | None = None, table_id: str | None = None) -> Any:
+        """One logical call with retries. Returns parsed JSON; raises typed errors."""
+        url = self._url(path)
+        policy = self.retry
+        last = ""
+        for attempt in range(1, policy.max_attempts + 1):
+            if attempt > 1:
+                self._counters.retries += 1
+            self._counters.waited += self.limiter.acquire()
+            self._counters.http_calls += 1
+            if method == "POST":
+                self._counters.post += 1
+            elif path.endswith("/data"):
+                self._counters.get += 1
+            with self._lock:
+                self.call_log.append(time.time())
+            try:
+                resp = self.session.request(
+                    method, url, params=params, data=body,
+                    headers={"Content-Type": "application/json"} if body is not None else None,
+                    timeout=(policy.connect_timeout, policy.read_timeout),
+                )
+                content = resp.content
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                last = f"{type(exc).__name__}: {str(exc)[:200]}"
+                log.info("%s %s failed (%s), attempt %d/%d", method, url, last, attempt, policy.max_attempts)
+                self._backoff(attempt)
+                continue
+            status = resp.status_code
+            if status == 200:
+                try:
+                    return loads(content, what=f"{method} {path}")
+                except ResponseError as exc:
+                    last = f"truncated or invalid JSON body ({len(content):,} bytes)"
+                    log.info("%s %s: %s, attempt %d/%d", method, url, exc, attempt, policy.max_attempts)
+                    self._backoff(attempt)
+                    continue
+            if status == 429:
+                wait = self._retry_after(resp)
+                wait = min(wait, policy.max_retry_after) if wait is not None else policy.delay(attempt)
+                last = f"HTTP 429 (rate limited, Retry-After {wait:g}s)"
+                log.info("%s %s: %s, attempt %d/%d", method, url, last, attempt, policy.max_attempts)
+                self.limiter.penalise(wait)
+                continue
+            if status >= 500 or status == 408:
+                last = f"HTTP {status} {self._problem_detail(resp)}".strip()
+                log.info("%s %s: %s, attempt %d/%d", method, url, last, attempt, policy.max_attempts)
+                ra = self._retry_after(resp)
+                if ra is not None:
+                    self.limiter.penalise(min(ra, policy.max_retry_after))
+                else:
+                    self._backoff(attempt)
+                continue
+            detail = self._problem_detail(resp)
+            if status == 404 and table_id is not None:
+                raise TableNotFoundError(table_id, self.base_url)
+            if status == 403 and table_id is not None:
+                raise PxWebError(f"table {table_id}: request refused (403): {detail}", table_id=table_id,
+                                 status_code=403)
+            what = f"table {table_id}: " if table_id else ""
+            raise PxWebError(f"{what}{method} {url} failed with HTTP {status}: {detail}", table_id=table_id,
+                             status_code=status)
+        if last.startswith("truncated"):
+            raise ResponseError(f"{'table ' + table_id + ': ' if table_id else ''}{method} {url}: {last} "
+                                f"after {policy.max_attempts} attempts", table_id=table_id)
+        raise ApiUnavailableError(self.base_url, f"{last} after {policy.max_attempts} attempts",
+                                  table_id=table_id)
+
+    def _backoff(self, attempt: int) -> None:
+        if attempt < self.retry.max_attempts:
+            time.sleep(self.retry.delay(attempt))
+
+    # ------------------------------------------------------------------------------------------ endpoints
+    @property
+    def config(self) -> ApiConfig:
+        """``GET /config`` (fetched once, lazily); also sets the rate limiter's window."""
+        if self._config is None:
+            cfg = ApiConfig.from_json(self._request("GET", "config"))
+            o = self._overrides
+            if o["max_data_cells"] is not None:
+                cfg = _replace(cfg, max_data_cells=int(o["max_data_cells"]))
+            if o["max_calls"] is not None:
+                cfg = _replace(cfg, max_calls_per_time_window=int(o["max_calls"]))
+            if o["time_window"] is not None:
+                cfg = _replace(cfg, time_window=o["time_window"])
+            self.limiter.configure(cfg.max_calls_per_time_window, cfg.time_window)
+            self._config = cfg
+        return self._config
+
+    def _lang_params(self, lang: str | None) -> dict[str, str]:
+        lang = lang or self.lang
+        return {"lang": lang} if lang else {}
+
+    def table_info(self, table_id: str, *, lang: str | None = None) -> TableInfo:
+        """``GET /tables/{id}``: label, ``updated``, first/last period, variable names."""
+        self.config  # noqa: B018 - make sure the limiter knows the window
+        doc = self._request("GET", f"tables/{table_id}", params=self._lang_params(lang), table_id=table_id)
+        return TableInfo.from_json(table_id, doc)
+
+    def metadata(self, table_id: str, *, lang: str | None = None) -> TableMetadata:
+        """``GET /tables/{id}/metadata`` parsed (cached per table and language)."""
+        key = (table_id, lang or self.lang)
+        cached = self._meta_cache.get(key)
+        if cached is not None:
+            return cached
+        self.config  # noqa: B018
+        doc = self._request("GET", f"tables/{table_id}/metadata", params=self._lang_params(lang),
+                            table_id=table_id)
+        meta = TableMetadata.from_jsonstat(table_id, doc)
+        self._meta_cache[key] = meta
+        return meta
+
+    def resolve(self, table_id: str, selection: Mapping[str, Any] | None, *,
+                lang: str | None = None) -> ResolvedSelection:
+        """Resolve a selection against the table's metadata (no data request)."""
+        return resolve_selection(self.metadata(table_id, lang=lang), selection)
+
+    def plan(self, table_id: str, selection: Mapping[str, Any] | None, *, lang: str | None = None) -> ChunkPlan:
+        """The chunk plan ``fetch`` would use (no data request)."""
+        resolved = self.resolve(table_id, selection, lang=lang)
+        return plan_chunks(resolved.sizes, self.config.max_data_cells, table_id=table_id)
+
+    # ------------------------------------------------------------------------------------------ data
+    def _data_request(self, table_id: str, query: dict[str, list[str]], lang: str | None) -> Any:
+        params = {"outputFormat": "json-stat2", **self._lang_params(lang)}
+        use_post = any("," in c or c.startswith("[") for codes in query.values() for c in codes)
+        if not use_post:
+            get_params = dict(params)
+            for var, codes in query.items():
+                get_params[f"valueCodes[{var}]"] = ",".join(codes)
+            if len(self._url(f"tables/{table_id}/data")) + 1 + len(urlencode(get_params)) > self.get_url_limit:
+                use_post = True
+            else:
+                return self._request("GET", f"tables/{table_id}/data", params=get_params, table_id=table_id)
+        body = orjson.dumps({"selection": [{"variableCode": v, "valueCodes": c} for v, c in query.items()]})
+        return self._request("POST", f"tables/{table_id}/data", params=params, body=body, table_id=table_id)
+
+    def fetch(self, table_id: str, selection: Mapping[str, Any] | None = None, *, lang: str | None = None,
+              labels: bool = False, max_requests: int | None = None) -> pa.Table:
+        """Fetch a selection as an Arrow table (see the module docstring for the shape).
+
+        ``labels=True`` adds a ``<variable>_label`` string column after each code column (in ``lang``).
+        ``max_requests`` refuses (TooManyCellsError) plans that need more data requests than that.
+        """
+        t0 = time.perf_counter()
+        c = self._counters
+        start = (c.http_calls, c.retries, c.waited, c.get, c.post)
+        stats = FetchStats(table_id)
+        self.last_fetch_stats = stats
+        try:
+            meta = self.metadata(table_id, lang=lang)
+            resolved = resolve_selection(meta, selection)
+            max_cells = self.config.max_data_cells
+            plan = plan_chunks(resolved.sizes, max_cells, table_id=table_id, max_requests=max_requests)
+            stats.cells = plan.cells
+            stats.lower_bound = plan.lower_bound
+            stats.chunks = plan.requests
+            stats.selection = resolved.as_query()
+            stats.eliminated = list(resolved.eliminated)
+            log.info("fetch %s: %s cells in %d request(s) (lower bound %d, maxDataCells %s)", table_id,
+                     f"{plan.cells:,}", plan.requests, plan.lower_bound, max_cells)
+            table = self._fetch_plan(table_id, meta, resolved, plan, lang, labels, stats)
+            stats.rows = table.num_rows
+            return table
+        finally:
+            stats.http_calls = c.http_calls - start[0]
+            stats.retries = c.retries - start[1]
+            stats.rate_limit_wait_s = c.waited - start[2]
+            stats.get_requests = c.get - start[3]
+            stats.post_requests = c.post - start[4]
+            stats.elapsed_s = time.perf_counter() - t0
+
+    def _fetch_plan(self, table_id: str, meta: TableMetadata, resolved: ResolvedSelection, plan: ChunkPlan,
+                    lang: str | None, labels: bool, stats: FetchStats) -> pa.Table:
+        variables = resolved.variables
+        codes = [list(cs) for _, cs in resolved.selected]
+        sizes = plan.sizes
+        n = plan.cells
+        strides = [1] * len(sizes)
+        for i in range(len(sizes) - 2, -1, -1):
+            strides[i] = strides[i + 1] * sizes[i + 1]
+        values = np.full(n, np.nan)
+        status = np.full(n, -1, dtype=np.int32)
+        symbols: dict[str, int] = {}
+        seen = np.zeros(n, dtype=np.int8) if len(plan.chunks) > 1 else None
+        for chunk in plan.chunks:
+            query = {v: [codes[d][p] for p in chunk[d]] for d, v in enumerate(variables)}
+            doc = self._data_request(table_id, query, lang)
+            stats.requests += 1
+            cube = parse_cube(doc)
+            gidx = self._global_index(table_id, cube, variables, query, codes, strides)
+            if gidx is None:  # response is exactly the whole selection in our order
+                values = cube.values
+                if cube.status_codes is not None:
+                    remap = np.array([symbols.setdefault(s, len(symbols)) for s in cube.status_symbols] + [-1],
+                                     dtype=np.int32)
+                    status = remap[cube.status_codes]
+                continue
+            values[gidx] = cube.values
+            if seen is not None:
+                seen[gidx] += 1
+            if cube.status_codes is not None:
+                remap = np.array([symbols.setdefault(s, len(symbols)) for s in cube.status_symbols] + [-1],
+                                 dtype=np.int32)
+                status[gidx] = remap[cube.status_codes]
+        if seen is not None and not (seen == 1).all():
+            raise ResponseError(f"table {table_id}: chunked responses did not cover the selection exactly once",
+                                table_id=table_id)
+        idx = code_index_arrays(sizes)
+        cols: dict[str, pa.Array] = {}
+        for d, v in enumerate(variables):
+            cols[v] = string_column(idx[d], codes[d])
+            if labels:
+                var = meta.variable(v)
+                cols[f"{v}_label"] = string_column(idx[d], [var.labels[var.position(code)] for code in codes[d]])
+        cols["value"] = value_column(values)
+        cols["status"] = status_column(status, list(symbols), n)
+        return pa.table(cols)
+
+    @staticmethod
+    def _global_index(table_id: str, cube: Cube, variables: list[str], query: dict[str, list[str]],
+                      codes: list[list[str]], strides: list[int]) -> np.ndarray | None:
+        """Map every cell of a chunk response to its row in the whole selection (None: identity)."""
+        dims = []
+        for dim in cube.dimensions:
+            if dim.code not in query:
+                if len(dim.codes) != 1:  # an eliminated variable must not multiply the cells
+                    raise ResponseError(f"table {table_id}: response has unrequested dimension {dim.code!r} "
+                                        f"with {len(dim.codes)} values", table_id=table_id)
+                continue
+            dims.append(dim)
+        if [d.code for d in dims] != [v for v in variables if v in query] or len(dims) != len(variables):
+            raise ResponseError(f"table {table_id}: response dimensions {[d.code for d in cube.dimensions]} "
+                                f"do not match the request {variables}", table_id=table_id)
+        identity = True
+        gpos: list[np.ndarray] = []
+        for d, dim in enumerate(dims):
+            lookup = {c: i for i, c in enumerate(codes[d])}
+            try:
+                pos = np.array([lookup[c] for c in dim.codes], dtype=np.int64)
+            except KeyError as exc:
+                raise ResponseError(f"table {table_id}: response has unrequested value {exc.args[0]!r} for "
+                                    f"{dim.code!r}", table_id=table_id) from None
+            if sorted(dim.codes) != sorted(query[dim.code]):
+                raise ResponseError(f"table {table_id}: response values for {dim.code!r} differ from the request",
+                                    table_id=table_id)
+            if len(pos) != len(codes[d]) or (pos != np.arange(len(codes[d]))).any():
+                identity = False
+            gpos.append(pos)
+        if identity:
+            return None
+        sizes = [len(p) for p in gpos]
+        local = code_index_arrays(sizes)
+        gidx = np.zeros(math.prod(sizes), dtype=np.int64)
+        for p, loc, stride in zip(gpos, local, strides, strict=True):
+            gidx += p[loc] * stride
+        return gidx
+
+
+def _replace(cfg: ApiConfig, **changes: Any) -> ApiConfig:
+    from dataclasses import replace
+
+    return replace(cfg, **changes)
+

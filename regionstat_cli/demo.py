@@ -1,0 +1,155 @@
+"""``make demo``: the whole pipeline through Airflow, offline, against the bundled SCB snapshot.
+
+1. set up a project-local Airflow (``.airflow/``: SQLite, pool ``duckdb_writer``, DAGs serialised),
+2. ``airflow dags test regionstat_ingest`` (extract -> validate -> load, one mapped task per catalogue source),
+   ``regionstat_inbox`` when municipal files wait in the inbox, then ``airflow dags test regionstat_transform``
+   (dbt per model group -> Parquet marts -> HTML report -> docs),
+3. a summary: DAG run states, where the warehouse, marts, report and docs are, and example queries.
+
+Data goes to ``$REGIONSTAT_DATA_DIR`` (default ``./data``). Run it again: the second ingest costs no data requests.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import time
+from pathlib import Path
+
+from regionstat_cli.airflow_local import AirflowSetupError, DagRunSummary, airflow_env, dags_test, setup
+
+INGEST = "regionstat_ingest"
+INBOX = "regionstat_inbox"
+TRANSFORM = "regionstat_transform"
+
+# Lines of `airflow dags test` output worth showing live (the rest goes to the log file).
+_TASK_START = re.compile(r"\[DAG TEST\] starting task_id=(\S+) map_index=(-?\d+)")
+_INTERESTING = re.compile(
+    r"(fetched \S+: .* data request|unchanged upstream|already processed|validation passed|quarantined:|"
+    r"load: loaded|raw\.\S+ changed|no raw table changed|dbt (build|test): \d+ ok|published \d+ mart|"
+    r"report written|GX Data Docs:|regionstat task failed|regionstat DAG run failed)"
+)
+
+EXAMPLE_QUERIES = [
+    ("mart_population_growth", "select * from marts.mart_population_growth order by 1 desc limit 10"),
+    ("mart_commuting_balance", "select * from marts.mart_commuting_balance limit 10"),
+    ("mart_sector_location_quotients", "select * from marts.mart_sector_location_quotients limit 10"),
+    ("mart_locality_typology", "select * from marts.mart_locality_typology limit 10"),
+    ("dim_municipalities", "select * from marts.dim_municipalities"),
+]
+
+
+def _short(line: str) -> str:
+    """The message part of a structured log line (drops timestamp, level and logger columns)."""
+    m = re.search(r"\[(?:info|warning|error)\s*\]\s+(.*?)(?:\s{2,}\[[\w.]+\].*)?$", line)
+    text = m.group(1) if m else line
+    return text.strip()[:160]
+
+
+def _progress(prefix: str = "    "):
+    seen: set[str] = set()
+
+    def on_line(line: str) -> None:
+        m = _TASK_START.search(line)
+        if m:
+            task, idx = m.group(1), int(m.group(2))
+            label = task + (f"[{idx}]" if idx >= 0 else "")
+            if label not in seen:
+                seen.add(label)
+                print(f"{prefix}> {label}", flush=True)
+            return
+        if _INTERESTING.search(line):
+            print(f"{prefix}    {_short(line)}", flush=True)
+
+    return on_line
+
+
+def _run(dag_id: str, env: dict[str, str]) -> DagRunSummary:
+    print(f"\n$ airflow dags test {dag_id}", flush=True)
+    summary = dags_test(dag_id, env, on_line=_progress())
+    mark = "ok" if summary.ok else "FAILED"
+    print(f"  [{mark}] {summary.line()}", flush=True)
+    if not summary.ok:
+        print(f"  full log: {summary.log_path}", flush=True)
+    return summary
+
+
+def _inbox_has_files(data_dir: Path) -> bool:
+    inbox = data_dir / "inbox" / "commuting"
+    return inbox.is_dir() and any(p.is_file() and not p.name.startswith(".") for p in inbox.iterdir())
+
+
+def _queries(marts_dir: Path) -> list[str]:
+    available = {p.stem for p in marts_dir.glob("*.parquet")}
+    picked = [sql for name, sql in EXAMPLE_QUERIES if name in available][:3]
+    for name in sorted(available):
+        if len(picked) >= 3:
+            break
+        sql = f"select * from marts.{name} limit 10"
+        if sql not in picked and not any(f"marts.{name} " in q for q in picked):
+            picked.append(sql)
+    return picked
+
+
+def _status_line(path: Path, what: str = "") -> str:
+    return f"{path}{' ' + what if what else ''}" if path.exists() else f"{path} (not written)"
+
+
+def summary(env: dict[str, str], runs: list[DagRunSummary]) -> None:
+    data_dir = Path(env["REGIONSTAT_DATA_DIR"])
+    marts_dir = data_dir / "marts"
+    marts = sorted(marts_dir.glob("*.parquet"))
+    gx = data_dir / "docs" / "gx" / "index.html"
+    dbt_docs = data_dir / "docs" / "dbt" / "static_index.html"
+    rel = os.path.relpath(data_dir)
+    data_arg = "" if Path(rel) == Path("data") else f"REGIONSTAT_DATA_DIR={data_dir} "
+    print("\n" + "=" * 78)
+    print("regionstat demo: orchestrated by Airflow (airflow dags test), offline against the bundled snapshot")
+    print("=" * 78)
+    print("DAG runs:")
+    for r in runs:
+        print(f"  {'ok    ' if r.ok else 'FAILED'} {r.line()}")
+    print("\nWhere things are:")
+    print(f"  DuckDB warehouse   {_status_line(data_dir / 'warehouse.duckdb', '(raw.*, staging, marts.*, ops.*)')}")
+    print(f"  Parquet marts      {marts_dir}/ ({len(marts)} files, checksums in _index.json)")
+    print(f"  HTML report        {_status_line(data_dir / 'reports' / 'index.html')}")
+    print(f"  GX Data Docs       {_status_line(gx)}")
+    print(f"  dbt docs           {_status_line(dbt_docs)}")
+    print(f"  Airflow logs       {Path(env['AIRFLOW_HOME']) / 'dags-test'}/*.log  (AIRFLOW_HOME={env['AIRFLOW_HOME']})")
+    print("\nTry:")
+    for sql in _queries(marts_dir):
+        print(f'  {data_arg}.venv/bin/regionstat sql "{sql}"')
+    print(f"  {data_arg}.venv/bin/regionstat status          # ledger: loads, validation, freshness")
+    print("  make airflow                             # the Airflow UI on http://127.0.0.1:8080 (same DAGs)")
+    print("  make demo                                # again: the ingest makes zero data requests")
+
+
+def main(argv: list[str] | None = None) -> int:
+    start = time.perf_counter()
+    env = airflow_env()
+    data_dir = Path(env["REGIONSTAT_DATA_DIR"])
+    print(f"regionstat demo: data in {data_dir}, Airflow home {env['AIRFLOW_HOME']}", flush=True)
+    try:
+        env = setup(env)
+    except AirflowSetupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    runs = [_run(INGEST, env)]
+    if _inbox_has_files(data_dir):
+        runs.append(_run(INBOX, env))
+    if (data_dir / "warehouse.duckdb").exists():
+        runs.append(_run(TRANSFORM, env))
+    else:
+        print(f"\nskipping {TRANSFORM}: nothing was loaded into {data_dir / 'warehouse.duckdb'}", flush=True)
+    summary(env, runs)
+    print(f"\n(total {time.perf_counter() - start:.0f} s)")
+    failed = [r for r in runs if not r.ok]
+    if failed:
+        print(f"error: {failed[0].dag_id} run {failed[0].state}; see {failed[0].log_path}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
