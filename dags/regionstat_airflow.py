@@ -141,10 +141,18 @@ def log_task_failure(context: Mapping[str, Any]) -> None:
 
 
 def log_dag_failure(context: Mapping[str, Any]) -> None:
-    """DAG-level on_failure_callback: one line naming the run and the reason."""
+    """DAG-level on_failure_callback: one line naming the run, the reason and (when known) the failed tasks."""
     dag_run = context.get("dag_run")
     run = f"{getattr(dag_run, 'dag_id', '?')} run {getattr(dag_run, 'run_id', '?')}"
-    log.error("regionstat DAG run failed: %s: %s", run, first_line(context.get("reason") or "a task failed"))
+    failed = ""
+    try:  # the scheduler-side DagRun can list its task instances; elsewhere this is best effort
+        tis = dag_run.get_task_instances(state=["failed"])  # type: ignore[union-attr]
+        names = sorted(t.task_id + (f"[{t.map_index}]" if t.map_index >= 0 else "") for t in tis)
+        failed = f" (failed: {', '.join(names)})" if names else ""
+    except Exception:
+        pass
+    log.error("regionstat DAG run failed: %s: %s%s", run, first_line(context.get("reason") or "a task failed"),
+              failed)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -162,7 +170,9 @@ def describe_extract(result: Mapping[str, Any]) -> str:
         return (f"{name}: fetched {table}: {int(result.get('rows') or 0):,} rows, {int(result.get('cells') or 0):,} "
                 f"cells in {requests} data request(s) (lower bound {bound}, {ratio}) -> {result.get('manifest_path')}")
     if status == "skipped_fresh":
-        return f"{name}: {table} unchanged upstream ({result.get('message') or 'same updated'}), 0 data requests"
+        message = str(result.get("message") or "")
+        since = message if message.startswith("unchanged upstream") else "unchanged upstream"
+        return f"{name}: {table} {since}, 0 data requests"
     if status == "skipped_seen":
         return f"{name}: {table} already processed, 0 data requests"
     return f"{name}: {table}: {status} {result.get('message') or ''}".rstrip()
@@ -238,16 +248,25 @@ def validate_one(result: Mapping[str, Any]) -> dict[str, Any] | None:
     return summary
 
 
-def changed_raw_tables(loaded_load_ids: Iterable[str], landing_dir: Path) -> dict[str, dict[str, Any]]:
-    """raw_table -> {load_ids, sources, rows} for the batches a load just made live."""
+def changed_raw_tables(loaded_load_ids: Iterable[str], landing_dir: Path,
+                       previous_sha: Mapping[str, str | None] | None = None) -> dict[str, dict[str, Any]]:
+    """raw_table -> {load_ids, sources, rows} for the batches a load just made live.
+
+    ``previous_sha`` maps a source to the content hash of the batch that was live before this load; a batch with
+    the same content (a forced refetch of unchanged data) is not a change and is left out.
+    """
     from extract.landing import manifests
 
     wanted = set(loaded_load_ids)
     out: dict[str, dict[str, Any]] = {}
     if not wanted:
         return out
+    previous_sha = previous_sha or {}
     for m in manifests(landing_dir):
         if m.load_id not in wanted:
+            continue
+        if previous_sha.get(m.source_name) == m.content_sha256:
+            log.info("%s: reloaded %s with unchanged content: not a change", m.source_name, m.load_id)
             continue
         entry = out.setdefault(m.raw_table, {"load_ids": [], "sources": [], "rows": 0})
         entry["load_ids"].append(m.load_id)
@@ -256,14 +275,35 @@ def changed_raw_tables(loaded_load_ids: Iterable[str], landing_dir: Path) -> dic
     return out
 
 
+def live_content_hashes(s: Any) -> dict[str, str | None]:
+    """source -> content hash of its live (latest loaded) batch, from the ledger; {} before the first load."""
+    if not s.warehouse_path.exists():
+        return {}
+    from warehouse.db import connect_reader
+
+    con = connect_reader(s)
+    try:
+        rows = con.execute(
+            "select source_name, content_sha256 from ops.loads where status = 'loaded' "
+            "qualify row_number() over (partition by source_name order by loaded_at desc, load_id desc) = 1"
+        ).fetchall()
+    except Exception as exc:  # no ledger yet
+        log.debug("no ledger: %s", exc)
+        return {}
+    finally:
+        con.close()
+    return {str(name): sha for name, sha in rows}
+
+
 def load_and_announce(outlet_events: Any) -> dict[str, Any]:
-    """Load every validated batch not yet live; emit one asset event per raw table that changed."""
+    """Load every validated batch not yet live; emit one asset event per raw table whose content changed."""
     from warehouse.load import load_validated
 
     s = settings()
+    before = live_content_hashes(s)  # runs in the writer pool: nobody writes in between
     summary = load_validated(settings=s)
     log.info("load: %s", summary.line())
-    changed = changed_raw_tables(summary.loaded, s.landing_dir)
+    changed = changed_raw_tables(summary.loaded, s.landing_dir, before)
     for raw_table, extra in sorted(changed.items()):
         asset = RAW_ASSETS.get(raw_table) or raw_asset(raw_table)
         outlet_events[RAW_ALIAS].add(asset, extra=extra)
@@ -291,8 +331,11 @@ def quarantined_since(since: datetime | None) -> list[str]:
 
 
 def inbox_has_new_files() -> bool:
-    """True if the inbox holds a file that matches the catalogue and has not been landed or quarantined yet."""
-    from extract.files import discover, file_sha256
+    """True if the inbox holds a file that matches the catalogue and has not been landed or quarantined yet.
+
+    A file that matches no (or several) catalogue patterns is reported in one warning line and does not count.
+    """
+    from extract.files import file_sha256, scan_inbox
     from extract.pipeline import _seen_file_hashes
 
     s = settings()
@@ -300,14 +343,38 @@ def inbox_has_new_files() -> bool:
         log.info("inbox %s does not exist: nothing to do", s.inbox_dir)
         return False
     new = []
-    for path, entry in discover(s.inbox_dir, list(CATALOGUE.files)):
-        if file_sha256(path) not in _seen_file_hashes(s, entry):
-            new.append(f"{path.name} ({entry.name} -> raw.{entry.raw_table})")
+    for path, hit in scan_inbox(s.inbox_dir, list(CATALOGUE.files)):
+        if isinstance(hit, Exception):
+            log.warning("inbox: ignoring %s", first_line(hit))
+        elif file_sha256(path) not in _seen_file_hashes(s, hit):
+            new.append(f"{path.name} ({hit.name} -> raw.{hit.raw_table})")
     if new:
         log.info("inbox: %d new file(s): %s", len(new), "; ".join(new))
     else:
         log.info("inbox %s: nothing new", s.inbox_dir)
     return bool(new)
+
+
+def reset_dbt_duckdb() -> None:
+    """Drop dbt-duckdb's process-wide DuckDB handle.
+
+    dbt-duckdb caches one DuckDB environment per process and reuses it while the profile is unchanged. dbt writes
+    into a work copy that ``warehouse.db.work_copy`` renames into place afterwards, so a second dbt invocation in
+    the same process (``airflow dags test`` runs every task in one process) would write through the stale handle
+    into the previous file and its changes would be lost. Each Airflow worker task is a fresh process, but be safe.
+    """
+    try:
+        from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+    except ImportError:  # pragma: no cover - dbt-duckdb is a dependency
+        return
+    with DuckDBConnectionManager._LOCK:
+        env = DuckDBConnectionManager._ENV
+        DuckDBConnectionManager._ENV = None
+    if env is not None:
+        try:
+            env.close()
+        except Exception as exc:  # closing a handle whose file was moved is harmless
+            log.debug("closing the previous dbt-duckdb environment: %s", exc)
 
 
 def dbt_group(group: str) -> dict[str, Any]:
@@ -324,9 +391,11 @@ def dbt_group(group: str) -> dict[str, Any]:
     selector = DBT_GROUPS[group][0]
     previous = os.environ.get("DBT_INDIRECT_SELECTION")
     os.environ["DBT_INDIRECT_SELECTION"] = "buildable"
+    reset_dbt_duckdb()
     try:
         result = run_dbt(settings=settings(), select=selector)
     finally:
+        reset_dbt_duckdb()
         if previous is None:
             os.environ.pop("DBT_INDIRECT_SELECTION", None)
         else:
@@ -340,7 +409,11 @@ def dbt_test_all() -> dict[str, Any]:
     """``dbt test`` over the whole project: catches the tests whose parents live in different groups."""
     from warehouse.build import run_dbt
 
-    result = run_dbt(settings=settings(), command="test")
+    reset_dbt_duckdb()
+    try:
+        result = run_dbt(settings=settings(), command="test")
+    finally:
+        reset_dbt_duckdb()
     log.info(result.line())
     return {"passed": result.passed, "failed": result.failed, "skipped": result.skipped}
 
@@ -382,6 +455,10 @@ def docs() -> dict[str, str]:
     from warehouse.build import generate_docs
 
     s = settings()
-    out = {"gx": str(build_data_docs(s)), "dbt": str(generate_docs(settings=s))}
+    reset_dbt_duckdb()
+    try:
+        out = {"gx": str(build_data_docs(s)), "dbt": str(generate_docs(settings=s))}
+    finally:
+        reset_dbt_duckdb()
     log.info("GX Data Docs: %s; dbt docs: %s", out["gx"], out["dbt"])
     return out

@@ -52,19 +52,34 @@ def year_totals(df: pd.DataFrame, prev: pd.DataFrame, *, previous_load_id: str) 
     name = "expect_year_totals_within_5pct_of_previous_load"
     if bad.empty:
         worst = float(change.abs().max()) if len(change) else 0.0
-        return CheckResult(name, tcol, WARN, True, f"max change {worst:.1%}",
-                           details={"previous_load_id": previous_load_id, "compared": len(change)})
+        return CheckResult(
+            name,
+            tcol,
+            WARN,
+            True,
+            f"max change {worst:.1%}",
+            details={"previous_load_id": previous_load_id, "compared": len(change)},
+        )
     items = []
     for key, ch in bad.items():
         key_t = key if isinstance(key, tuple) else (key,)
         label = " ".join(str(k) for k in key_t)
-        items.append({"key": label, "previous": float(both.loc[key, "previous"]),
-                      "current": float(both.loc[key, "current"]), "change": float(ch)})
+        items.append(
+            {
+                "key": label,
+                "previous": float(both.loc[key, "previous"]),
+                "current": float(both.loc[key, "current"]),
+                "change": float(ch),
+            }
+        )
     listing = ", ".join(f"{i['key']} {i['change']:+.1%}" for i in items[:10])
-    msg = (f"{len(items)} year total{'s' if len(items) > 1 else ''} changed more than "
-           f"{YEAR_TOTAL_TOLERANCE:.0%} vs previous load {previous_load_id}: {listing}")
-    return CheckResult(name, tcol, WARN, False, listing, message=msg,
-                       details={"previous_load_id": previous_load_id, "changes": items})
+    msg = (
+        f"{len(items)} year total{'s' if len(items) > 1 else ''} changed more than "
+        f"{YEAR_TOTAL_TOLERANCE:.0%} vs previous load {previous_load_id}: {listing}"
+    )
+    return CheckResult(
+        name, tcol, WARN, False, listing, message=msg, details={"previous_load_id": previous_load_id, "changes": items}
+    )
 
 
 def _latest_landing_batch(landing_dir: Path, raw_table: str) -> tuple[str, Path] | None:
@@ -85,16 +100,28 @@ def od_row_sums(df: pd.DataFrame, *, landing_dir: Path) -> CheckResult:
     name = "expect_od_row_sum_at_most_employed_residents"
     found = _latest_landing_batch(landing_dir, "employment_by_sector")
     if found is None:
-        return CheckResult(name, "Bostadskommun", WARN, False, "skipped",
-                           message="skipped: no employment_by_sector batch in landing to compare with",
-                           details={"skipped": True})
+        return CheckResult(
+            name,
+            "Bostadskommun",
+            WARN,
+            False,
+            "skipped",
+            message="skipped: no employment_by_sector batch in landing to compare with",
+            details={"skipped": True},
+        )
     emp_load, emp_path = found
     emp = pd.read_parquet(emp_path)
     need = {"Region", "Tid", "value"}
     if not need <= set(emp.columns) or not {"Bostadskommun", "Tid", "value"} <= set(df.columns):
-        return CheckResult(name, "Bostadskommun", WARN, False, "skipped",
-                           message=f"skipped: employment batch {emp_load} or this batch lacks Region/Tid/value",
-                           details={"skipped": True, "employment_load_id": emp_load})
+        return CheckResult(
+            name,
+            "Bostadskommun",
+            WARN,
+            False,
+            "skipped",
+            message=f"skipped: employment batch {emp_load} or this batch lacks Region/Tid/value",
+            details={"skipped": True, "employment_load_id": emp_load},
+        )
     if "ContentsCode" in emp.columns:
         emp = emp[emp["ContentsCode"] == "000002XI"]  # night population: by residence
     if "SNI2007" in emp.columns:
@@ -107,29 +134,62 @@ def od_row_sums(df: pd.DataFrame, *, landing_dir: Path) -> CheckResult:
     rows = df.groupby(okeys)["value"].sum(min_count=1).rename("od_sum")
     both = pd.concat([rows, employed], axis=1, join="inner").dropna()
     if both.empty:
-        return CheckResult(name, "Bostadskommun", WARN, False, "skipped",
-                           message=f"skipped: no residence/year in common with employment batch {emp_load}",
-                           details={"skipped": True, "employment_load_id": emp_load})
+        return CheckResult(
+            name,
+            "Bostadskommun",
+            WARN,
+            False,
+            "skipped",
+            message=f"skipped: no residence/year in common with employment batch {emp_load}",
+            details={"skipped": True, "employment_load_id": emp_load},
+        )
     over = both[both["od_sum"] > both["employed"] * (1 + OD_TOLERANCE)]
     if over.empty:
-        return CheckResult(name, "Bostadskommun", FAIL, True, f"{len(both)} residence-years within limits",
-                           details={"employment_load_id": emp_load, "compared": len(both)})
-    items = [{"key": " ".join(map(str, k if isinstance(k, tuple) else (k,))), "od_sum": float(r.od_sum),
-              "employed": float(r.employed)} for k, r in over.iterrows()]
+        return CheckResult(
+            name,
+            "Bostadskommun",
+            FAIL,
+            True,
+            f"{len(both)} residence-years within limits",
+            details={"employment_load_id": emp_load, "compared": len(both)},
+        )
+    items = [
+        {
+            "key": " ".join(map(str, k if isinstance(k, tuple) else (k,))),
+            "od_sum": float(r.od_sum),
+            "employed": float(r.employed),
+        }
+        for k, r in over.iterrows()
+    ]
     listing = ", ".join(f"{i['key']} {i['od_sum']:.0f} > {i['employed']:.0f}" for i in items[:10])
-    msg = (f"{len(items)} residence-year{'s' if len(items) > 1 else ''} commute more people than live there "
-           f"employed (batch {emp_load}): {listing}")
-    return CheckResult(name, "Bostadskommun", FAIL, False, listing, message=msg,
-                       details={"employment_load_id": emp_load, "violations": items, "tolerance": OD_TOLERANCE})
+    msg = (
+        f"{len(items)} residence-year{'s' if len(items) > 1 else ''} commute more people than live there "
+        f"employed (batch {emp_load}): {listing}"
+    )
+    return CheckResult(
+        name,
+        "Bostadskommun",
+        FAIL,
+        False,
+        listing,
+        message=msg,
+        details={"employment_load_id": emp_load, "violations": items, "tolerance": OD_TOLERANCE},
+    )
 
 
 def region_set_note(manifest: dict[str, Any], prev_manifest: dict[str, Any]) -> CheckResult:
     return CheckResult(
-        "expect_same_region_set_as_previous_load", "Region", WARN, False,
+        "expect_same_region_set_as_previous_load",
+        "Region",
+        WARN,
+        False,
         f"{prev_manifest.get('region_set')} -> {manifest.get('region_set')}",
-        message=(f"region set changed from {prev_manifest.get('region_set')!r} to {manifest.get('region_set')!r}: "
-                 "vanished-value and year-total checks skipped"),
-        details={"previous_load_id": prev_manifest.get("load_id")})
+        message=(
+            f"region set changed from {prev_manifest.get('region_set')!r} to {manifest.get('region_set')!r}: "
+            "vanished-value and year-total checks skipped"
+        ),
+        details={"previous_load_id": prev_manifest.get("load_id")},
+    )
 
 
 def dumps(obj: Any) -> str:

@@ -52,12 +52,15 @@ def build(settings: Any) -> Path:
             p.unlink()
 
     ctx = g.get_context(mode="ephemeral")
-    ctx.add_data_docs_site(site_name=SITE, site_config={
-        "class_name": "SiteBuilder",
-        "show_how_to_buttons": False,
-        "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(site_dir)},
-        "site_index_builder": {"class_name": "DefaultSiteIndexBuilder", "show_cta_footer": False},
-    })
+    ctx.add_data_docs_site(
+        site_name=SITE,
+        site_config={
+            "class_name": "SiteBuilder",
+            "show_how_to_buttons": False,
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(site_dir)},
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder", "show_cta_footer": False},
+        },
+    )
     for suite in all_suites():
         ctx.suites.add(suite)
     results_dir = store / "results"
@@ -89,8 +92,10 @@ def make_offline(site_dir: Path) -> None:
         depth = len(page.relative_to(site_dir).parts) - 1
         rel = "../" * depth
         html = page.read_text(encoding="utf-8")
-        local = (f'<link rel="stylesheet" href="{rel}static/regionstat/offline.css">\n'
-                 f'<script src="{rel}static/regionstat/offline.js"></script>\n')
+        local = (
+            f'<link rel="stylesheet" href="{rel}static/regionstat/offline.css">\n'
+            f'<script src="{rel}static/regionstat/offline.js"></script>\n'
+        )
         first = min((m.start() for m in (_LINK_RE.search(html), _SCRIPT_RE.search(html)) if m), default=None)
         html = _SCRIPT_RE.sub("", _LINK_RE.sub("", html))
         if first is not None:

@@ -107,8 +107,13 @@ def _spec_from_source(src: dict[str, Any]) -> SuiteSpec:
     elif "ContentsCode" in dims:  # "*": decide per row
         count_contents, non_count = "condition", tuple(sorted(NON_COUNT_CONTENTS))
     return SuiteSpec(
-        source_name=src["name"], raw_table=src["raw_table"], kind="pxweb", dimensions=dims,
-        code_lists=tuple(code_lists), count_contents=count_contents, non_count_codes=non_count,
+        source_name=src["name"],
+        raw_table=src["raw_table"],
+        kind="pxweb",
+        dimensions=dims,
+        code_lists=tuple(code_lists),
+        count_contents=count_contents,
+        non_count_codes=non_count,
         description=src.get("description", "").strip(),
     )
 
@@ -119,8 +124,12 @@ def _spec_from_file(entry: dict[str, Any]) -> SuiteSpec:
     if "flow_type" in targets:
         cond = f"flow_type not in {NET_FLOW_CODES!r}"
     return SuiteSpec(
-        source_name=entry["name"], raw_table=entry["raw_table"], kind="file", dimensions=tuple(targets),
-        value_nonneg_condition=cond, description=entry.get("description", "").strip(),
+        source_name=entry["name"],
+        raw_table=entry["raw_table"],
+        kind="file",
+        dimensions=tuple(targets),
+        value_nonneg_condition=cond,
+        description=entry.get("description", "").strip(),
     )
 
 
@@ -139,12 +148,18 @@ def spec_for(source_name: str, raw_table: str | None = None, schema: dict[str, s
     if spec is not None:
         return spec
     dims = tuple(c for c in (schema or {}) if c not in ("value", "status"))
-    return SuiteSpec(source_name=source_name, raw_table=raw_table or "unknown", kind="unknown", dimensions=dims,
-                     count_contents="condition" if "ContentsCode" in dims else "all",
-                     non_count_codes=tuple(sorted(NON_COUNT_CONTENTS)))
+    return SuiteSpec(
+        source_name=source_name,
+        raw_table=raw_table or "unknown",
+        kind="unknown",
+        dimensions=dims,
+        count_contents="condition" if "ContentsCode" in dims else "all",
+        non_count_codes=tuple(sorted(NON_COUNT_CONTENTS)),
+    )
 
 
 # -- building GX expectations ------------------------------------------------------------------------------
+
 
 def _meta(severity: str, note: str, **more: Any) -> dict[str, Any]:
     return {"severity": severity, "notes": note, **more}
@@ -159,82 +174,190 @@ def static_expectations(spec: SuiteSpec) -> list[Any]:
     """The batch-independent expectations of a source, in reporting priority (schema first)."""
     ex: list[Any] = []
     dims = list(spec.dimensions)
-    ex.append(_mk("ExpectTableColumnsToMatchSet", FAIL, "schema: the selected variables plus value and status",
-                  column_set=list(spec.columns), exact_match=True))
+    ex.append(
+        _mk(
+            "ExpectTableColumnsToMatchSet",
+            FAIL,
+            "schema: the selected variables plus value and status",
+            column_set=list(spec.columns),
+            exact_match=True,
+        )
+    )
     ex.append(_mk("ExpectColumnValuesToBeOfType", FAIL, "value is float64", column="value", type_="float64"))
     for col in (*dims, "status"):
         ex.append(_mk("ExpectColumnValuesToBeOfType", FAIL, f"{col} holds strings", column=col, type_="str"))
     for col in dims:
         ex.append(_mk("ExpectColumnValuesToNotBeNull", FAIL, f"{col} is a key: never null", column=col))
     if dims:
-        ex.append(_mk("ExpectCompoundColumnsToBeUnique", FAIL, "one row per combination of dimension values",
-                      column_list=dims))
+        ex.append(
+            _mk(
+                "ExpectCompoundColumnsToBeUnique", FAIL, "one row per combination of dimension values", column_list=dims
+            )
+        )
     for col in dims:
         if col in REGION_COLUMNS:
-            ex.append(_mk("ExpectColumnValuesToBeInSet", FAIL, f"{col}: a region code known to SCB (TAB638)",
-                          column=col, value_set=list(known_regions()), meta={"code_kind": "region"}))
+            ex.append(
+                _mk(
+                    "ExpectColumnValuesToBeInSet",
+                    FAIL,
+                    f"{col}: a region code known to SCB (TAB638)",
+                    column=col,
+                    value_set=list(known_regions()),
+                    meta={"code_kind": "region"},
+                )
+            )
         elif col == "SNI2007":
-            ex.append(_mk("ExpectColumnValuesToBeInSet", FAIL, "SNI 2007 group known at municipality level",
-                          column=col, value_set=SNI_CODES, meta={"code_kind": "SNI"}))
+            ex.append(
+                _mk(
+                    "ExpectColumnValuesToBeInSet",
+                    FAIL,
+                    "SNI 2007 group known at municipality level",
+                    column=col,
+                    value_set=SNI_CODES,
+                    meta={"code_kind": "SNI"},
+                )
+            )
         elif col in TIME_COLUMNS:
-            ex.append(_mk("ExpectColumnValuesToMatchRegex", FAIL, "period is a year, 2024K4 or 2024M01",
-                          column=col, regex=PERIOD_REGEX))
+            ex.append(
+                _mk(
+                    "ExpectColumnValuesToMatchRegex",
+                    FAIL,
+                    "period is a year, 2024K4 or 2024M01",
+                    column=col,
+                    regex=PERIOD_REGEX,
+                )
+            )
         elif col == "Tatort":
-            ex.append(_mk("ExpectColumnValuesToMatchRegex", FAIL, "locality code KKKKTCNNN / KKKKTBNNN",
-                          column=col, regex=LOCALITY_REGEX))
+            ex.append(
+                _mk(
+                    "ExpectColumnValuesToMatchRegex",
+                    FAIL,
+                    "locality code KKKKTCNNN / KKKKTBNNN",
+                    column=col,
+                    regex=LOCALITY_REGEX,
+                )
+            )
             munis = "|".join(c for c in known_regions() if len(c) == 4)
-            ex.append(_mk("ExpectColumnValuesToMatchRegex", WARN, "first four digits: a known municipality",
-                          column=col, regex=rf"^(?:{munis})T[BC]\d{{3}}$", meta={"check": "locality_municipality"}))
+            ex.append(
+                _mk(
+                    "ExpectColumnValuesToMatchRegex",
+                    WARN,
+                    "first four digits: a known municipality",
+                    column=col,
+                    regex=rf"^(?:{munis})T[BC]\d{{3}}$",
+                    meta={"check": "locality_municipality"},
+                )
+            )
     for col, codes in spec.code_lists:
         if col in REGION_COLUMNS or col in TIME_COLUMNS:
             continue
-        ex.append(_mk("ExpectColumnValuesToBeInSet", FAIL, f"{col}: only the codes the catalogue selects",
-                      column=col, value_set=list(codes), meta={"code_kind": col}))
-    ex.append(_mk("ExpectColumnValuesToBeInSet", FAIL, "status is a PxWeb symbol or null", column="status",
-                  value_set=STATUS_SYMBOLS, meta={"code_kind": "status symbol"}))
+        ex.append(
+            _mk(
+                "ExpectColumnValuesToBeInSet",
+                FAIL,
+                f"{col}: only the codes the catalogue selects",
+                column=col,
+                value_set=list(codes),
+                meta={"code_kind": col},
+            )
+        )
+    ex.append(
+        _mk(
+            "ExpectColumnValuesToBeInSet",
+            FAIL,
+            "status is a PxWeb symbol or null",
+            column="status",
+            value_set=STATUS_SYMBOLS,
+            meta={"code_kind": "status symbol"},
+        )
+    )
     nonneg: dict[str, Any] = {}
     if spec.value_nonneg_condition:
         nonneg = {"row_condition": spec.value_nonneg_condition, "condition_parser": "pandas"}
-    ex.append(_mk("ExpectColumnValuesToBeBetween", FAIL, "values are counts or areas: never negative",
-                  column="value", min_value=0, **nonneg))
+    ex.append(
+        _mk(
+            "ExpectColumnValuesToBeBetween",
+            FAIL,
+            "values are counts or areas: never negative",
+            column="value",
+            min_value=0,
+            **nonneg,
+        )
+    )
     if spec.count_contents != "none":
         cond = "value % 1 != 0"
         if spec.count_contents == "condition":
             cond += f" and ContentsCode not in {list(spec.non_count_codes)!r}"
-        ex.append(_mk("ExpectColumnValuesToBeNull", FAIL,
-                      "counts are integral: rows with a fractional value must not exist", column="value",
-                      row_condition=cond, condition_parser="pandas", meta={"check": "integral"}))
-    ex.append(_mk("ExpectColumnValuesToNotBeNull", WARN, "a missing value carries a PxWeb status symbol",
-                  column="status", row_condition="value != value", condition_parser="pandas",
-                  meta={"check": "missing_value_has_status"}))
+        ex.append(
+            _mk(
+                "ExpectColumnValuesToBeNull",
+                FAIL,
+                "counts are integral: rows with a fractional value must not exist",
+                column="value",
+                row_condition=cond,
+                condition_parser="pandas",
+                meta={"check": "integral"},
+            )
+        )
+    ex.append(
+        _mk(
+            "ExpectColumnValuesToNotBeNull",
+            WARN,
+            "a missing value carries a PxWeb status symbol",
+            column="status",
+            row_condition="value != value",
+            condition_parser="pandas",
+            meta={"check": "missing_value_has_status"},
+        )
+    )
     return ex
 
 
-def batch_expectations(spec: SuiteSpec, *, cells: int | None,
-                       previous_values: dict[str, list[str]] | None, previous_load_id: str | None) -> list[Any]:
+def batch_expectations(
+    spec: SuiteSpec, *, cells: int | None, previous_values: dict[str, list[str]] | None, previous_load_id: str | None
+) -> list[Any]:
     """Expectations that need the manifest and the previous good batch."""
     ex: list[Any] = []
     if cells is not None:
         ex.append(_mk("ExpectTableRowCountToEqual", FAIL, "rows = cells requested (manifest)", value=int(cells)))
     for col, values in (previous_values or {}).items():
-        ex.append(_mk("ExpectColumnDistinctValuesToContainSet", FAIL,
-                      f"no {col} value of the previous good batch {previous_load_id} vanished",
-                      column=col, value_set=sorted(values),
-                      meta={"check": "vanished_dimension_value", "previous_load_id": previous_load_id}))
+        ex.append(
+            _mk(
+                "ExpectColumnDistinctValuesToContainSet",
+                FAIL,
+                f"no {col} value of the previous good batch {previous_load_id} vanished",
+                column=col,
+                value_set=sorted(values),
+                meta={"check": "vanished_dimension_value", "previous_load_id": previous_load_id},
+            )
+        )
     return ex
 
 
-def build_suite(spec: SuiteSpec, *, cells: int | None = None, previous_values: dict[str, list[str]] | None = None,
-                previous_load_id: str | None = None) -> Any:
+def build_suite(
+    spec: SuiteSpec,
+    *,
+    cells: int | None = None,
+    previous_values: dict[str, list[str]] | None = None,
+    previous_load_id: str | None = None,
+) -> Any:
     """A fresh (unsaved) GX ``ExpectationSuite`` for one batch of ``spec``'s source."""
     g = gx()
     expectations = static_expectations(spec) + batch_expectations(
-        spec, cells=cells, previous_values=previous_values, previous_load_id=previous_load_id)
+        spec, cells=cells, previous_values=previous_values, previous_load_id=previous_load_id
+    )
     for i, e in enumerate(expectations):
         e.meta = {**(e.meta or {}), "order": i}
-    return g.ExpectationSuite(name=spec.suite_name, expectations=expectations,
-                              meta={"source_name": spec.source_name, "raw_table": spec.raw_table,
-                                    "kind": spec.kind, "notes": spec.description})
+    return g.ExpectationSuite(
+        name=spec.suite_name,
+        expectations=expectations,
+        meta={
+            "source_name": spec.source_name,
+            "raw_table": spec.raw_table,
+            "kind": spec.kind,
+            "notes": spec.description,
+        },
+    )
 
 
 def all_suites() -> list[Any]:

@@ -34,12 +34,20 @@ VALIDATION_SUFFIX = ".validation.parquet"
 REASON_SUFFIX = ".reason.txt"
 STORE_DIRNAME = "_store"  # under docs/gx: GX results and suites as JSON, the input of Data Docs
 
-RESULTS_SCHEMA = pa.schema([
-    ("run_id", pa.string()), ("load_id", pa.string()), ("source_name", pa.string()),
-    ("expectation", pa.string()), ("column", pa.string()), ("severity", pa.string()),
-    ("success", pa.bool_()), ("observed_value", pa.string()), ("details", pa.string()),
-    ("validated_at", pa.timestamp("us", tz="UTC")),
-])
+RESULTS_SCHEMA = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("load_id", pa.string()),
+        ("source_name", pa.string()),
+        ("expectation", pa.string()),
+        ("column", pa.string()),
+        ("severity", pa.string()),
+        ("success", pa.bool_()),
+        ("observed_value", pa.string()),
+        ("details", pa.string()),
+        ("validated_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
 
 
 @dataclass
@@ -74,6 +82,7 @@ class QuarantineEntry:
 
 
 # -- helpers ------------------------------------------------------------------------------------------------
+
 
 def _atomic_write(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -220,6 +229,7 @@ def _details(res: Any) -> str:
 
 # -- the stage function -----------------------------------------------------------------------------------
 
+
 def _run_gx(df: pd.DataFrame, suite: Any) -> Any:
     with lock(), _warnings.catch_warnings():
         _warnings.simplefilter("ignore")
@@ -250,12 +260,23 @@ def _validate_batch(manifest_path: Path, *, settings: Any) -> ValidationOutcome:
     failures: list[str] = []
     warnings: list[str] = []
 
-    def record(expectation: str, column: str | None, severity: str, success: bool, observed: Any,
-               details: str, message: str) -> None:
-        rows.append({"run_id": run_id, "load_id": load_id, "source_name": source_name, "expectation": expectation,
-                     "column": column or None, "severity": severity, "success": bool(success),
-                     "observed_value": None if observed is None else str(observed), "details": details,
-                     "validated_at": validated_at})
+    def record(
+        expectation: str, column: str | None, severity: str, success: bool, observed: Any, details: str, message: str
+    ) -> None:
+        rows.append(
+            {
+                "run_id": run_id,
+                "load_id": load_id,
+                "source_name": source_name,
+                "expectation": expectation,
+                "column": column or None,
+                "severity": severity,
+                "success": bool(success),
+                "observed_value": None if observed is None else str(observed),
+                "details": details,
+                "validated_at": validated_at,
+            }
+        )
         if not success:
             label = f"{expectation}({column})" if column else expectation
             (failures if severity == FAIL else warnings).append(f"{label} failed: {message}")
@@ -263,8 +284,15 @@ def _validate_batch(manifest_path: Path, *, settings: Any) -> ValidationOutcome:
     try:
         df = pd.read_parquet(parquet_path)
     except Exception as exc:
-        record("expect_parquet_to_be_readable", None, FAIL, False, None, checks.dumps({"error": str(exc)}),
-               f"cannot read {parquet_path.name}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
+        record(
+            "expect_parquet_to_be_readable",
+            None,
+            FAIL,
+            False,
+            None,
+            checks.dumps({"error": str(exc)}),
+            f"cannot read {parquet_path.name}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
+        )
         return _finish(settings, manifest_path, manifest, spec, rows, failures, warnings, None, t0, None)
 
     prev_manifest_path = _previous_batch(manifest_path, load_id)
@@ -284,15 +312,23 @@ def _validate_batch(manifest_path: Path, *, settings: Any) -> ValidationOutcome:
                     previous_values[col] = [str(v) for v in prev_df[col].dropna().unique()]
     prev_load_id = prev_manifest.get("load_id") if prev_manifest else None
 
-    suite = build_suite(spec, cells=manifest.get("cells"), previous_values=previous_values,
-                        previous_load_id=prev_load_id)
+    suite = build_suite(
+        spec, cells=manifest.get("cells"), previous_values=previous_values, previous_load_id=prev_load_id
+    )
     result = _run_gx(df, suite)
     results = sorted(result.results, key=lambda r: (r.expectation_config.meta or {}).get("order", 10**6))
     for res in results:
         cfg = res.expectation_config
         sev = severity_of(cfg)
-        record(cfg.type, _col_label(cfg), sev, res.success, _observed(res), _details(res),
-               "" if res.success else _describe(res, df))
+        record(
+            cfg.type,
+            _col_label(cfg),
+            sev,
+            res.success,
+            _observed(res),
+            _details(res),
+            "" if res.success else _describe(res, df),
+        )
 
     if prev_df is not None and prev_load_id:
         c = checks.year_totals(df, prev_df, previous_load_id=prev_load_id)
@@ -305,17 +341,34 @@ def _validate_batch(manifest_path: Path, *, settings: Any) -> ValidationOutcome:
     return _finish(settings, manifest_path, manifest, spec, rows, failures, warnings, result, t0, len(df))
 
 
-def _finish(settings: Any, manifest_path: Path, manifest: dict[str, Any], spec: SuiteSpec,
-            rows: list[dict[str, Any]], failures: list[str], warnings: list[str], gx_result: Any,
-            t0: float, nrows: int | None) -> ValidationOutcome:
+def _finish(
+    settings: Any,
+    manifest_path: Path,
+    manifest: dict[str, Any],
+    spec: SuiteSpec,
+    rows: list[dict[str, Any]],
+    failures: list[str],
+    warnings: list[str],
+    gx_result: Any,
+    t0: float,
+    nrows: int | None,
+) -> ValidationOutcome:
     load_id = manifest.get("load_id") or _load_id_of(manifest_path)
     source_name, raw_table = manifest["source_name"], manifest["raw_table"]
     table = pa.Table.from_pylist(rows, schema=RESULTS_SCHEMA)
     buf = pa.BufferOutputStream()
     pq.write_table(table, buf)
     data = buf.getvalue().to_pybytes()
-    outcome = ValidationOutcome(success=not failures, failures=failures, warnings=warnings, results_path=None,
-                                load_id=load_id, source_name=source_name, raw_table=raw_table, rows=nrows or 0)
+    outcome = ValidationOutcome(
+        success=not failures,
+        failures=failures,
+        warnings=warnings,
+        results_path=None,
+        load_id=load_id,
+        source_name=source_name,
+        raw_table=raw_table,
+        rows=nrows or 0,
+    )
     if gx_result is not None:
         _store_for_docs(settings, spec, load_id, gx_result)
     if not failures:
@@ -324,10 +377,16 @@ def _finish(settings: Any, manifest_path: Path, manifest: dict[str, Any], spec: 
     else:
         qdir = Path(settings.quarantine_dir) / raw_table / source_name
         qdir.mkdir(parents=True, exist_ok=True)
-        reason = [f"quarantined: {failures[0]}", "",
-                  f"load_id: {load_id}", f"source: {source_name} ({manifest.get('table_id')})",
-                  f"raw_table: {raw_table}", f"validated_at: {rows[0]['validated_at'].isoformat() if rows else ''}",
-                  f"failures ({len(failures)}):", *[f"  - {f}" for f in failures]]
+        reason = [
+            f"quarantined: {failures[0]}",
+            "",
+            f"load_id: {load_id}",
+            f"source: {source_name} ({manifest.get('table_id')})",
+            f"raw_table: {raw_table}",
+            f"validated_at: {rows[0]['validated_at'].isoformat() if rows else ''}",
+            f"failures ({len(failures)}):",
+            *[f"  - {f}" for f in failures],
+        ]
         if warnings:
             reason += [f"warnings ({len(warnings)}):", *[f"  - {w}" for w in warnings]]
         _atomic_write(qdir / f"{load_id}{REASON_SUFFIX}", ("\n".join(reason) + "\n").encode("utf-8"))
@@ -347,8 +406,15 @@ def _finish(settings: Any, manifest_path: Path, manifest: dict[str, Any], spec: 
 def validate_pending(settings: Any, *, build_docs: bool = True) -> list[ValidationOutcome]:
     """Validate every landing batch that has no ``.validation.parquet`` yet, oldest first."""
     landing = Path(settings.landing_dir)
-    pending = [m for m in landing.glob(f"*/*/*{MANIFEST_SUFFIX}")
-               if not m.with_name(_load_id_of(m) + VALIDATION_SUFFIX).exists()] if landing.exists() else []
+    pending = (
+        [
+            m
+            for m in landing.glob(f"*/*/*{MANIFEST_SUFFIX}")
+            if not m.with_name(_load_id_of(m) + VALIDATION_SUFFIX).exists()
+        ]
+        if landing.exists()
+        else []
+    )
     outcomes = [validate_batch(m, settings=settings) for m in sorted(pending, key=_load_id_of)]
     if outcomes and build_docs:
         build_data_docs(settings)
@@ -371,16 +437,24 @@ def list_quarantine(settings: Any) -> list[QuarantineEntry]:
                 rows = json.loads(man.read_text(encoding="utf-8")).get("rows")
             except ValueError:
                 rows = None
-        out.append(QuarantineEntry(
-            load_id=load_id, source_name=reason_path.parent.name, raw_table=reason_path.parent.parent.name,
-            reason=lines[0] if lines else "", reason_path=reason_path,
-            parquet_path=reason_path.with_name(f"{load_id}.parquet"),
-            quarantined_at=datetime.fromtimestamp(reason_path.stat().st_mtime, UTC), rows=rows,
-            details=[ln.strip()[2:] for ln in lines if ln.strip().startswith("- ")]))
+        out.append(
+            QuarantineEntry(
+                load_id=load_id,
+                source_name=reason_path.parent.name,
+                raw_table=reason_path.parent.parent.name,
+                reason=lines[0] if lines else "",
+                reason_path=reason_path,
+                parquet_path=reason_path.with_name(f"{load_id}.parquet"),
+                quarantined_at=datetime.fromtimestamp(reason_path.stat().st_mtime, UTC),
+                rows=rows,
+                details=[ln.strip()[2:] for ln in lines if ln.strip().startswith("- ")],
+            )
+        )
     return sorted(out, key=lambda e: e.load_id, reverse=True)
 
 
 # -- Data Docs --------------------------------------------------------------------------------------------
+
 
 def _store_dir(settings: Any) -> Path:
     return Path(settings.docs_dir) / "gx" / STORE_DIRNAME
@@ -389,8 +463,9 @@ def _store_dir(settings: Any) -> Path:
 def _store_for_docs(settings: Any, spec: SuiteSpec, load_id: str, gx_result: Any) -> None:
     store = _store_dir(settings)
     payload = gx_result.to_json_dict()
-    _atomic_write(store / "results" / spec.suite_name / f"{load_id}.json",
-                  json.dumps(payload, default=str).encode("utf-8"))
+    _atomic_write(
+        store / "results" / spec.suite_name / f"{load_id}.json", json.dumps(payload, default=str).encode("utf-8")
+    )
 
 
 def build_data_docs(settings: Any) -> Path:

@@ -144,7 +144,7 @@ def _pack(boxes: list[Chunk], max_cells: int) -> list[Chunk]:
         for d in range(ndim):
             groups: dict[Chunk, list[tuple[int, ...]]] = {}
             for box in boxes:
-                key = box[:d] + box[d + 1:]
+                key = box[:d] + box[d + 1 :]
                 groups.setdefault(key, []).append(box[d])
             if all(len(g) == 1 for g in groups.values()):
                 continue
@@ -222,8 +222,8 @@ class _Planner:
                 for a in _split_points(n):
                     if len(best) <= lb or time.perf_counter() > self.deadline:
                         break
-                    s1 = (*sizes[:d], a, *sizes[d + 1:])
-                    s2 = (*sizes[:d], n - a, *sizes[d + 1:])
+                    s1 = (*sizes[:d], a, *sizes[d + 1 :])
+                    s2 = (*sizes[:d], n - a, *sizes[d + 1 :])
                     if lower_bound(s1, self.max_cells) + lower_bound(s2, self.max_cells) >= len(best):
                         continue
                     p1 = self.plan(s1, depth - 1)
@@ -231,15 +231,22 @@ class _Planner:
                         continue
                     p2 = self.plan(s2, depth - 1)
                     if len(p1) + len(p2) < len(best):
-                        shifted = [(*box[:d], tuple(i + a for i in box[d]), *box[d + 1:]) for box in p2]
+                        shifted = [(*box[:d], tuple(i + a for i in box[d]), *box[d + 1 :]) for box in p2]
                         best = p1 + shifted
         self.memo[key] = best
         return best
 
 
-def plan_chunks(sizes: Sequence[int], max_cells: int, *, table_id: str = "?",
-                max_requests: int | None = None, keep: int = 24, depth: int = 2,
-                budget_s: float = 0.5) -> ChunkPlan:
+def plan_chunks(
+    sizes: Sequence[int],
+    max_cells: int,
+    *,
+    table_id: str = "?",
+    max_requests: int | None = None,
+    keep: int = 24,
+    depth: int = 2,
+    budget_s: float = 0.5,
+) -> ChunkPlan:
     """Plan requests for a cube of ``sizes`` values per dimension so that none exceeds ``max_cells``.
 
     ``max_cells <= 0`` means "no limit" (one request). Raises TooManyCellsError if the plan would need

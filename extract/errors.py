@@ -33,9 +33,7 @@ class UnknownVariableError(PxWebError):
 
 class UnknownValueCodeError(PxWebError):
     def __init__(self, table_id: str, variable: str, code: str):
-        super().__init__(
-            f"table {table_id}: variable {variable!r} has no value code {code!r}", table_id=table_id
-        )
+        super().__init__(f"table {table_id}: variable {variable!r} has no value code {code!r}", table_id=table_id)
         self.variable = variable
         self.code = code
 

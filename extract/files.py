@@ -100,7 +100,9 @@ def _matches(name: str, pattern: str) -> bool:
     return fnmatch.fnmatchcase(name.lower(), pattern.lower())
 
 
-def scan_inbox(inbox_dir: str | os.PathLike[str], entries: Sequence[Entry]) -> list[tuple[Path, Entry | FileSourceError]]:
+def scan_inbox(
+    inbox_dir: str | os.PathLike[str], entries: Sequence[Entry]
+) -> list[tuple[Path, Entry | FileSourceError]]:
     """Every file in the inbox (sorted by name) with its one matching catalogue entry, or the error saying why not.
 
     Lenient on purpose: one stray file must not stop the others; the caller quarantines it.
@@ -116,7 +118,9 @@ def scan_inbox(inbox_dir: str | os.PathLike[str], entries: Sequence[Entry]) -> l
             continue
         hits = [e for e in entries if _matches(name, _f(e, "pattern"))]
         if not hits:
-            out.append((path, FileSourceError(str(path), f"matches no catalogue file pattern; known patterns: {patterns}")))
+            out.append(
+                (path, FileSourceError(str(path), f"matches no catalogue file pattern; known patterns: {patterns}"))
+            )
         elif len(hits) > 1:
             names = ", ".join(f"{_f(e, 'pattern')} ({_f(e, 'name')})" for e in hits)
             out.append((path, FileSourceError(str(path), f"matches more than one catalogue file pattern: {names}")))
@@ -136,6 +140,7 @@ def discover(inbox_dir: str | os.PathLike[str], entries: Sequence[Entry]) -> lis
 
 
 # -- value cells ---------------------------------------------------------------------------------------------
+
 
 def _parse_value(cell: Any, *, decimal_comma: bool) -> tuple[float | None, str | None] | None:
     """A value cell -> (value, status); None when it is not a number, a symbol or empty."""
@@ -171,35 +176,51 @@ def _code_text(cell: Any) -> str | None:
 
 # -- column mapping ----------------------------------------------------------------------------------------
 
+
 def _targets(entry: Entry) -> list[str]:
     return [t for t in _f(entry, "columns").values() if t not in ("value", "status")]
 
 
-def _check_columns(path: str, entry: Entry, found: Sequence[str], *, kind: str, line: int | None,
-                   allowed_extra: Iterable[str] = ()) -> None:
+def _check_columns(
+    path: str, entry: Entry, found: Sequence[str], *, kind: str, line: int | None, allowed_extra: Iterable[str] = ()
+) -> None:
     declared = list(_f(entry, "columns"))
     missing = [c for c in declared if c not in found]
     if missing:
         raise FileSourceError(
-            path, f"schema drift: declared source {kind} {', '.join(repr(c) for c in missing)} missing "
-            f"(the file has {', '.join(repr(c) for c in found)}; entry {_f(entry, 'name')!r})", line=line)
+            path,
+            f"schema drift: declared source {kind} {', '.join(repr(c) for c in missing)} missing "
+            f"(the file has {', '.join(repr(c) for c in found)}; entry {_f(entry, 'name')!r})",
+            line=line,
+        )
     extra = [c for c in found if c not in _f(entry, "columns") and c not in allowed_extra]
     if extra:
         raise FileSourceError(
-            path, f"schema drift: undeclared source {kind} {', '.join(repr(c) for c in extra)} "
-            f"(declare it in the catalogue entry {_f(entry, 'name')!r} columns mapping)", line=line)
+            path,
+            f"schema drift: undeclared source {kind} {', '.join(repr(c) for c in extra)} "
+            f"(declare it in the catalogue entry {_f(entry, 'name')!r} columns mapping)",
+            line=line,
+        )
 
 
-def _landing(targets: list[str], cols: dict[str, list[str | None]], values: list[float | None],
-             status: list[str | None]) -> pa.Table:
+def _landing(
+    targets: list[str], cols: dict[str, list[str | None]], values: list[float | None], status: list[str | None]
+) -> pa.Table:
     arrays = {t: pa.array(cols[t], type=pa.string()) for t in targets}
     arrays["value"] = pa.array(values, type=pa.float64())
     arrays["status"] = pa.array(status, type=pa.string())
     return pa.table(arrays)
 
 
-def _rows_to_table(path: str, entry: Entry, header: list[str], rows: Iterable[tuple[int, list[Any]]],
-                   *, decimal_comma: bool, header_line: int) -> pa.Table:
+def _rows_to_table(
+    path: str,
+    entry: Entry,
+    header: list[str],
+    rows: Iterable[tuple[int, list[Any]]],
+    *,
+    decimal_comma: bool,
+    header_line: int,
+) -> pa.Table:
     _check_columns(path, entry, header, kind="column", line=header_line, allowed_extra=("status",))
     mapping = _f(entry, "columns")
     value_src = [s for s, t in mapping.items() if t == "value"]
@@ -220,8 +241,11 @@ def _rows_to_table(path: str, entry: Entry, header: list[str], rows: Iterable[tu
             raise FileSourceError(path, f"row has {len(row)} fields, the header has {width}", line=line)
         parsed = _parse_value(row[vpos], decimal_comma=decimal_comma)
         if parsed is None:
-            raise FileSourceError(path, f"column {value_src[0]!r}: {row[vpos]!r} is not a number "
-                                  f"(nor a symbol {', '.join(STANDARD_SYMBOLS)})", line=line)
+            raise FileSourceError(
+                path,
+                f"column {value_src[0]!r}: {row[vpos]!r} is not a number (nor a symbol {', '.join(STANDARD_SYMBOLS)})",
+                line=line,
+            )
         value, sym = parsed
         if spos is not None:
             st = _code_text(row[spos])
@@ -235,6 +259,7 @@ def _rows_to_table(path: str, entry: Entry, header: list[str], rows: Iterable[tu
 
 # -- readers -----------------------------------------------------------------------------------------------
 
+
 def _read_px(path: str, entry: Entry) -> pa.Table:
     px = read_px(path)
     table = px.to_arrow(use_codes=True)
@@ -243,8 +268,11 @@ def _read_px(path: str, entry: Entry) -> pa.Table:
     mapping = _f(entry, "columns")
     bad = [s for s, t in mapping.items() if t in ("value", "status")]
     if bad:
-        raise FileSourceError(path, f"catalogue entry {_f(entry, 'name')!r} maps PX variable(s) {bad} to "
-                              "value/status; PX values come from DATA")
+        raise FileSourceError(
+            path,
+            f"catalogue entry {_f(entry, 'name')!r} maps PX variable(s) {bad} to "
+            "value/status; PX values come from DATA",
+        )
     arrays = {mapping[n]: table.column(n) for n in mapping}
     arrays["value"] = table.column("value")
     arrays["status"] = table.column("status")
@@ -259,8 +287,9 @@ def _read_csv(path: str, entry: Entry) -> pa.Table:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
-        raise FileSourceError(path, f"not UTF-8: byte 0x{raw[exc.start]:02x} cannot be decoded "
-                              "(save the CSV as UTF-8)", line=line) from exc
+        raise FileSourceError(
+            path, f"not UTF-8: byte 0x{raw[exc.start]:02x} cannot be decoded (save the CSV as UTF-8)", line=line
+        ) from exc
     lines = text.splitlines()
     first = next(i for i, ln in enumerate(lines) if ln.strip())
     head = lines[first]
@@ -321,9 +350,12 @@ def _read_xlsx(path: str, entry: Entry) -> pa.Table:
         if len(texts) == 1 or first_line < line:
             hint = f"; row {first_line} looks like a title, not a header: {' | '.join(texts)!r}"
         raise FileSourceError(
-            path, f"schema drift: no header row with every declared source column in the first "
+            path,
+            f"schema drift: no header row with every declared source column in the first "
             f"{_XLSX_HEADER_SCAN} rows of sheet {ws.title!r}; missing {', '.join(repr(c) for c in missing)} "
-            f"(best row has {', '.join(repr(n) for n in names if n)}){hint}", line=line)
+            f"(best row has {', '.join(repr(n) for n in names if n)}){hint}",
+            line=line,
+        )
     header_line, header_row = all_rows[header_at]
     header = [_code_text(c) or "" for c in header_row]
     # Trailing unnamed, empty columns are formatting, not data.
@@ -331,7 +363,7 @@ def _read_xlsx(path: str, entry: Entry) -> pa.Table:
         header.pop()
     width = len(header)
     body: list[tuple[int, list[Any]]] = []
-    for line, r in all_rows[header_at + 1:]:
+    for line, r in all_rows[header_at + 1 :]:
         cells = list(r[:width]) + [None] * (width - len(r))
         if any(c is not None and str(c).strip() for c in r[width:]):
             raise FileSourceError(path, f"row has values beyond the {width} header columns", line=line)

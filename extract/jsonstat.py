@@ -136,8 +136,11 @@ def _status_arrays(raw: Any, n: int) -> tuple[np.ndarray | None, list[str]]:
     codes = np.full(n, -1, dtype=np.int32)
     if isinstance(raw, Mapping):
         pos = np.fromiter(map(int, raw.keys()), dtype=np.int64, count=len(raw))
-        sym = np.fromiter((symbols.setdefault(s, len(symbols)) if s is not None else -1 for s in raw.values()),
-                          dtype=np.int32, count=len(raw))
+        sym = np.fromiter(
+            (symbols.setdefault(s, len(symbols)) if s is not None else -1 for s in raw.values()),
+            dtype=np.int32,
+            count=len(raw),
+        )
         if pos.size and (pos.min() < 0 or pos.max() >= n):
             raise ResponseError(f"status index out of range for {n:,} cells")
         codes[pos] = sym
@@ -147,8 +150,9 @@ def _status_arrays(raw: Any, n: int) -> tuple[np.ndarray | None, list[str]]:
             return (np.zeros(n, dtype=np.int32), [s]) if s is not None else (None, [])
         if len(raw) != n:
             raise ResponseError(f"status has {len(raw):,} cells, expected {n:,}")
-        codes = np.fromiter((symbols.setdefault(s, len(symbols)) if s is not None else -1 for s in raw),
-                            dtype=np.int32, count=n)
+        codes = np.fromiter(
+            (symbols.setdefault(s, len(symbols)) if s is not None else -1 for s in raw), dtype=np.int32, count=n
+        )
     return codes, list(symbols)
 
 

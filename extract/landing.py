@@ -155,8 +155,12 @@ def quarantine_file(path: Path, manifest_fields: dict[str, Any], reason: str, *,
     load_id = f"{now:%Y%m%dT%H%M%S%fZ}-{digest[:8]}"
     directory = settings.quarantine_dir / manifest_fields["raw_table"] / manifest_fields["source_name"]
     manifest = Manifest(
-        load_id=load_id, fetched_at=now.isoformat(timespec="seconds"), rows=0, content_sha256=digest,
-        path=directory / f"{load_id}{MANIFEST_SUFFIX}", **{**manifest_fields, "file_sha256": digest},
+        load_id=load_id,
+        fetched_at=now.isoformat(timespec="seconds"),
+        rows=0,
+        content_sha256=digest,
+        path=directory / f"{load_id}{MANIFEST_SUFFIX}",
+        **{**manifest_fields, "file_sha256": digest},
     )
     _atomic_write(directory / f"{load_id}.original{path.suffix.lower()}", data)
     _atomic_write(directory / f"{load_id}.reason.txt", f"quarantined: {reason}\n".encode())

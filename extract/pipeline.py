@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -81,7 +80,12 @@ def _restrict_to_region_set(client, source: Source, selection: dict, settings: S
 
 
 def extract_source(
-    name: str, *, settings: Settings, client=None, base_url: str | None = None, force: bool = False,
+    name: str,
+    *,
+    settings: Settings,
+    client=None,
+    base_url: str | None = None,
+    force: bool = False,
     catalogue: Catalogue | None = None,
 ) -> ExtractResult:
     """Fetch one catalogue source into a landing batch, or skip it if upstream has not changed."""
@@ -89,8 +93,14 @@ def extract_source(
     source = catalogue.source(name)
     if client is None:
         with api_base_url(settings) as url:
-            return extract_source(name, settings=settings, client=make_client(url, settings), base_url=url,
-                                  force=force, catalogue=catalogue)
+            return extract_source(
+                name,
+                settings=settings,
+                client=make_client(url, settings),
+                base_url=url,
+                force=force,
+                catalogue=catalogue,
+            )
     region_set = catalogue.region_set(settings.region_set)
     selection = source.resolved_selection(region_set)
     info = client.table_info(source.table)
@@ -104,9 +114,15 @@ def extract_source(
         and previous.query.get("selection") == selection
     ):
         log.info("%s: %s unchanged since %s, skipped (no data request)", source.name, source.table, updated)
-        return ExtractResult(source.name, source.raw_table, source.table, "skipped_fresh",
-                             rows=previous.rows, manifest_path=previous.path,
-                             message=f"unchanged upstream since {updated}")
+        return ExtractResult(
+            source.name,
+            source.raw_table,
+            source.table,
+            "skipped_fresh",
+            rows=previous.rows,
+            manifest_path=previous.path,
+            message=f"unchanged upstream since {updated}",
+        )
     fetch_selection = _restrict_to_region_set(client, source, selection, settings, catalogue)
     table = client.fetch(source.table, fetch_selection)
     stats = client.last_fetch_stats
@@ -127,15 +143,31 @@ def extract_source(
         },
         settings=settings,
     )
-    log.info("%s: landed %s rows from %s in %s request(s) (lower bound %s) -> %s", source.name, manifest.rows,
-             source.table, stats.requests, stats.lower_bound, manifest.parquet_path)
-    return ExtractResult(source.name, source.raw_table, source.table, "landed", rows=manifest.rows,
-                         cells=int(stats.cells), requests=int(stats.requests),
-                         lower_bound=int(stats.lower_bound), manifest_path=manifest.path)
+    log.info(
+        "%s: landed %s rows from %s in %s request(s) (lower bound %s) -> %s",
+        source.name,
+        manifest.rows,
+        source.table,
+        stats.requests,
+        stats.lower_bound,
+        manifest.parquet_path,
+    )
+    return ExtractResult(
+        source.name,
+        source.raw_table,
+        source.table,
+        "landed",
+        rows=manifest.rows,
+        cells=int(stats.cells),
+        requests=int(stats.requests),
+        lower_bound=int(stats.lower_bound),
+        manifest_path=manifest.path,
+    )
 
 
-def extract_all(names: list[str] | None = None, *, settings: Settings, force: bool = False,
-                progress=None) -> list[ExtractResult]:
+def extract_all(
+    names: list[str] | None = None, *, settings: Settings, force: bool = False, progress=None
+) -> list[ExtractResult]:
     """Extract several catalogue sources through one API connection (one embedded server, one client)."""
     catalogue = load_catalogue()
     names = names or [s.name for s in catalogue.sources]
@@ -143,8 +175,9 @@ def extract_all(names: list[str] | None = None, *, settings: Settings, force: bo
     with api_base_url(settings) as url:
         client = make_client(url, settings)
         for name in names:
-            results.append(extract_source(name, settings=settings, client=client, base_url=url, force=force,
-                                          catalogue=catalogue))
+            results.append(
+                extract_source(name, settings=settings, client=client, base_url=url, force=force, catalogue=catalogue)
+            )
             if progress:
                 progress(results[-1])
     return results
@@ -177,13 +210,23 @@ def extract_inbox(*, settings: Settings, catalogue: Catalogue | None = None) -> 
         else:
             entry_name, raw_table, columns = entry.name, entry.raw_table, entry.columns
         if digest in _seen_file_hashes(settings, raw_table, entry_name):
-            results.append(ExtractResult(entry_name, raw_table, path.name, "skipped_seen",
-                                         message="file already processed"))
+            results.append(
+                ExtractResult(entry_name, raw_table, path.name, "skipped_seen", message="file already processed")
+            )
             continue
         fields = {
-            "source_name": entry_name, "raw_table": raw_table, "kind": "file", "table_id": path.name,
-            "source_url": path.as_uri(), "query": {"columns": columns}, "updated": None, "requests": 0,
-            "synthetic": False, "region_set": None, "file": str(path), "file_sha256": digest,
+            "source_name": entry_name,
+            "raw_table": raw_table,
+            "kind": "file",
+            "table_id": path.name,
+            "source_url": path.as_uri(),
+            "query": {"columns": columns},
+            "updated": None,
+            "requests": 0,
+            "synthetic": False,
+            "region_set": None,
+            "file": str(path),
+            "file_sha256": digest,
         }
         try:
             if isinstance(entry, FileSourceError):
@@ -193,9 +236,21 @@ def extract_inbox(*, settings: Settings, catalogue: Catalogue | None = None) -> 
         except (FileSourceError, SchemaError) as exc:
             manifest = quarantine_file(path, {**fields, "cells": 0}, str(exc), settings=settings)
             log.warning("quarantined %s: %s", path.name, exc)
-            results.append(ExtractResult(entry_name, raw_table, path.name, "quarantined",
-                                         manifest_path=manifest.path, message=str(exc)))
+            results.append(
+                ExtractResult(
+                    entry_name, raw_table, path.name, "quarantined", manifest_path=manifest.path, message=str(exc)
+                )
+            )
             continue
-        results.append(ExtractResult(entry_name, raw_table, path.name, "landed", rows=manifest.rows,
-                                     cells=manifest.cells, manifest_path=manifest.path))
+        results.append(
+            ExtractResult(
+                entry_name,
+                raw_table,
+                path.name,
+                "landed",
+                rows=manifest.rows,
+                cells=manifest.cells,
+                manifest_path=manifest.path,
+            )
+        )
     return results

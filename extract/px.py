@@ -53,17 +53,17 @@ _SYMBOL_KEYWORDS = {
 
 # One statement head: KEYWORD, optional [lang], optional ("sub", ...), then '='.
 _HEAD = re.compile(
-    r'\s*([A-Za-z][A-Za-z0-9_\-]*)'          # keyword
-    r'(?:\[([^\]"]*)\])?'                     # [lang]
-    r'\s*(?:\(((?:"[^"]*"|[^")])*)\))?'       # ("sub","sub2")
-    r'\s*='
+    r"\s*([A-Za-z][A-Za-z0-9_\-]*)"  # keyword
+    r'(?:\[([^\]"]*)\])?'  # [lang]
+    r'\s*(?:\(((?:"[^"]*"|[^")])*)\))?'  # ("sub","sub2")
+    r"\s*="
 )
 # The value part: quoted strings or anything but '"' and ';', up to the terminating ';'.
 _VALUE = re.compile(r'((?:"[^"]*"|[^";])*);')
 _VALUE_TOKEN = re.compile(r'"([^"]*)"|(,)|([^\s,"]+(?:\([^)]*\))?)')
 _QUOTED = re.compile(r'"[^"]*"')
 _DATA_TOKEN = re.compile(r'"[^"]*"|[^\s,;"]+')
-_NUMBER_RE = r'^[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?$'
+_NUMBER_RE = r"^[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?$"
 _MAX_VALUE_SCAN = 400  # characters of a bad statement quoted back in an error
 
 
@@ -104,12 +104,12 @@ def _format_key(keyword: str, lang: str | None, subkeys: tuple[str, ...]) -> str
 class PxVariable:
     """One dimension of the cube."""
 
-    name: str                       # as in STUB/HEADING (main language); the landing column name
-    values: list[str]               # VALUES texts, main language
-    codes: list[str]                # CODES, else the VALUES texts
-    labels: dict[str, list[str]]    # language -> VALUES texts (main language included)
-    placement: str                  # "stub" or "heading"
-    code: str | None = None         # VARIABLECODE, when the file has one
+    name: str  # as in STUB/HEADING (main language); the landing column name
+    values: list[str]  # VALUES texts, main language
+    codes: list[str]  # CODES, else the VALUES texts
+    labels: dict[str, list[str]]  # language -> VALUES texts (main language included)
+    placement: str  # "stub" or "heading"
+    code: str | None = None  # VARIABLECODE, when the file has one
     elimination: str | None = None  # ELIMINATION: "YES"/"NO" or the value text of the total
     domain: str | None = None
     timeval: list[str] | None = None
@@ -128,11 +128,11 @@ class PxFile:
     encoding: str
     language: str | None
     languages: list[str]
-    meta: dict[str, Any]                       # 'KEY[lang]("a","b")' -> str | list[str]
+    meta: dict[str, Any]  # 'KEY[lang]("a","b")' -> str | list[str]
     entries: list[tuple[str, str | None, tuple[str, ...], list[str], int]] = field(repr=False)
     variables: list[PxVariable]
-    values: np.ndarray = field(repr=False)       # float64, NaN where status is set
-    status: pa.Array = field(repr=False)         # string, null where a number
+    values: np.ndarray = field(repr=False)  # float64, NaN where status is set
+    status: pa.Array = field(repr=False)  # string, null where a number
     data_line: int = 0
 
     # -- metadata access ---------------------------------------------------------------------------------
@@ -231,8 +231,12 @@ def _decode(raw: bytes, path: str) -> tuple[str, str]:
         # A file that says ANSI (or a single-byte code page) but whose non-ASCII bytes are valid UTF-8 was saved
         # as UTF-8 by some editor: decoding it as cp1252 would silently give 'Ã¶' for 'ö'.
         if bom:
-            raise FileSourceError(path, f"declares CHARSET/CODEPAGE {encoding!r} but starts with a UTF-8 BOM; "
-                                  "save it as ANSI (Windows-1252) or declare CODEPAGE=\"utf-8\"", line=1)
+            raise FileSourceError(
+                path,
+                f"declares CHARSET/CODEPAGE {encoding!r} but starts with a UTF-8 BOM; "
+                'save it as ANSI (Windows-1252) or declare CODEPAGE="utf-8"',
+                line=1,
+            )
         high = re.search(rb"[\x80-\xff]", raw)
         first_high = high.start() if high else None
         if first_high is not None:
@@ -242,8 +246,11 @@ def _decode(raw: bytes, path: str) -> tuple[str, str]:
                 pass
             else:
                 raise FileSourceError(
-                    path, 'declares CHARSET="ANSI" but its non-ASCII text is UTF-8 encoded (wrong encoding); '
-                    'save it as ANSI (Windows-1252) or remove CHARSET="ANSI"', line=line_of(first_high))
+                    path,
+                    'declares CHARSET="ANSI" but its non-ASCII text is UTF-8 encoded (wrong encoding); '
+                    'save it as ANSI (Windows-1252) or remove CHARSET="ANSI"',
+                    line=line_of(first_high),
+                )
     if encoding == "utf-8":
         body = raw[3:] if bom else raw
         try:
@@ -252,15 +259,18 @@ def _decode(raw: bytes, path: str) -> tuple[str, str]:
             off = exc.start + (3 if bom else 0)
             what = "declares no CHARSET so it must be UTF-8" if not charset else "is not valid UTF-8"
             raise FileSourceError(
-                path, f"{what}, but byte 0x{raw[off]:02x} cannot be decoded (wrong encoding? ANSI files need "
-                'CHARSET="ANSI")', line=line_of(off)) from exc
+                path,
+                f'{what}, but byte 0x{raw[off]:02x} cannot be decoded (wrong encoding? ANSI files need CHARSET="ANSI")',
+                line=line_of(off),
+            ) from exc
     try:
         return raw.decode(encoding), encoding
     except UnicodeDecodeError as exc:
         if encoding == "cp1252":  # the five bytes cp1252 leaves undefined: take them as latin-1
             return raw.decode("latin-1"), "latin-1"
-        raise FileSourceError(path, f"byte 0x{raw[exc.start]:02x} is not valid {encoding}",
-                              line=line_of(exc.start)) from exc
+        raise FileSourceError(
+            path, f"byte 0x{raw[exc.start]:02x} is not valid {encoding}", line=line_of(exc.start)
+        ) from exc
 
 
 class _Lines:
@@ -304,7 +314,7 @@ def read_px(source: str | os.PathLike[str] | bytes, *, name: str | None = None) 
             break
         head = _HEAD.match(text, pos)
         if head is None:
-            snippet = text[pos:pos + 60].split("\n")[0]
+            snippet = text[pos : pos + 60].split("\n")[0]
             raise FileSourceError(path, f"expected a KEYWORD= statement, found {snippet!r}", line=lines(pos))
         keyword = head.group(1).upper()
         if keyword == "DATA":
@@ -313,16 +323,19 @@ def read_px(source: str | os.PathLike[str] | bytes, *, name: str | None = None) 
             break
         val = _VALUE.match(text, head.end())
         if val is None:
-            raise FileSourceError(path, f"keyword {head.group(1)} has no terminating ';' (unbalanced quotes?)",
-                                  line=lines(head.start(1)))
+            raise FileSourceError(
+                path, f"keyword {head.group(1)} has no terminating ';' (unbalanced quotes?)", line=lines(head.start(1))
+            )
         if "\n" in val.group(1):
             # Continuations are separate strings per line ("ab"\n"cd"); a string running over a line end means a
             # quote was never closed, and the statement swallowed the next ones.
             for q in _QUOTED.finditer(val.group(1)):
                 if "\n" in q.group(0):
                     raise FileSourceError(
-                        path, f"keyword {head.group(1)}: a quoted string is not closed on its line (unbalanced "
-                        "quotes)", line=lines(head.end() + q.start()))
+                        path,
+                        f"keyword {head.group(1)}: a quoted string is not closed on its line (unbalanced quotes)",
+                        line=lines(head.end() + q.start()),
+                    )
         lang = head.group(2) or None
         subkeys = _split_subkeys(head.group(3))
         items = _split_value(val.group(1))
@@ -359,8 +372,9 @@ def read_px(source: str | os.PathLike[str] | bytes, *, name: str | None = None) 
     seen: set[str] = set()
     for name in stub + heading:
         if name in seen:
-            raise FileSourceError(path, f"variable {name!r} is named twice in STUB/HEADING",
-                                  line=line_of("STUB") or line_of("HEADING"))
+            raise FileSourceError(
+                path, f"variable {name!r} is named twice in STUB/HEADING", line=line_of("STUB") or line_of("HEADING")
+            )
         seen.add(name)
 
     variables: list[PxVariable] = []
@@ -372,8 +386,10 @@ def read_px(source: str | os.PathLike[str] | bytes, *, name: str | None = None) 
             codes = getl("CODES", name)
             if codes is not None and len(codes) != len(values):
                 raise FileSourceError(
-                    path, f"variable {name!r} has {len(values)} VALUES but {len(codes)} CODES",
-                    line=line_of("CODES", name))
+                    path,
+                    f"variable {name!r} has {len(values)} VALUES but {len(codes)} CODES",
+                    line=line_of("CODES", name),
+                )
             labels = {language or "": values}
             for lg in other_langs:
                 lname = (getl("STUB", lang=lg) if placement == "stub" else getl("HEADING", lang=lg)) or []
@@ -386,37 +402,64 @@ def read_px(source: str | os.PathLike[str] | bytes, *, name: str | None = None) 
             vcode = getl("VARIABLECODE", name)
             domain = getl("DOMAIN", name)
             vtype = getl("VARIABLE-TYPE", name)
-            variables.append(PxVariable(
-                name=name, values=values, codes=codes if codes is not None else list(values), labels=labels,
-                placement=placement, code=vcode[0] if vcode else None, elimination=elim[0] if elim else None,
-                domain=domain[0] if domain else None, timeval=timeval,
-                is_time=timeval is not None or (vtype is not None and vtype[0].upper() == "T"),
-            ))
+            variables.append(
+                PxVariable(
+                    name=name,
+                    values=values,
+                    codes=codes if codes is not None else list(values),
+                    labels=labels,
+                    placement=placement,
+                    code=vcode[0] if vcode else None,
+                    elimination=elim[0] if elim else None,
+                    domain=domain[0] if domain else None,
+                    timeval=timeval,
+                    is_time=timeval is not None or (vtype is not None and vtype[0].upper() == "T"),
+                )
+            )
 
     expected = math.prod(len(v) for v in variables)
     values, status = _parse_data(text, data_start, lines, path, expected, data_line)
-    return PxFile(path=path, encoding=encoding, language=language, languages=languages, meta=meta,
-                  entries=entries, variables=variables, values=values, status=status, data_line=data_line)
+    return PxFile(
+        path=path,
+        encoding=encoding,
+        language=language,
+        languages=languages,
+        meta=meta,
+        entries=entries,
+        variables=variables,
+        values=values,
+        status=status,
+        data_line=data_line,
+    )
 
 
-def _parse_data(text: str, start: int, lines: _Lines, path: str, expected: int,
-                data_line: int) -> tuple[np.ndarray, pa.Array]:
+def _parse_data(
+    text: str, start: int, lines: _Lines, path: str, expected: int, data_line: int
+) -> tuple[np.ndarray, pa.Array]:
     end = text.find(";", start)
     if end < 0:
         n_tokens = len(_DATA_TOKEN.findall(text, start))
         raise FileSourceError(
-            path, f"DATA is not terminated by ';' (file truncated?): {n_tokens:,} of {expected:,} cells present",
-            line=lines(len(text)))
-    trailing = text[end + 1:].strip()
+            path,
+            f"DATA is not terminated by ';' (file truncated?): {n_tokens:,} of {expected:,} cells present",
+            line=lines(len(text)),
+        )
+    trailing = text[end + 1 :].strip()
     if trailing:
-        raise FileSourceError(path, f"unexpected text after the end of DATA: {trailing[:40]!r}",
-                              line=lines(end + 1 + (len(text[end + 1:]) - len(text[end + 1:].lstrip()))))
+        raise FileSourceError(
+            path,
+            f"unexpected text after the end of DATA: {trailing[:40]!r}",
+            line=lines(end + 1 + (len(text[end + 1 :]) - len(text[end + 1 :].lstrip()))),
+        )
     body = text[start:end]
     tokens = _DATA_TOKEN.findall(body)
     if len(tokens) != expected:
         raise FileSourceError(
-            path, f"DATA has {len(tokens):,} cells but the variables give {expected:,} "
-            f"(product of the value counts); truncated or malformed file", line=lines(end))
+            path,
+            f"DATA has {len(tokens):,} cells but the variables give {expected:,} "
+            f"(product of the value counts); truncated or malformed file",
+            line=lines(end),
+        )
     if not tokens:
         return np.empty(0, dtype=np.float64), pa.array([], type=pa.string())
 
@@ -442,6 +485,7 @@ def _parse_data(text: str, start: int, lines: _Lines, path: str, expected: int,
         k = int(np.flatnonzero(bad.to_numpy(zero_copy_only=False))[0])
         m = next(itertools.islice(_DATA_TOKEN.finditer(body), k, None), None)
         line = lines(start + m.start()) if m is not None else data_line
-        raise FileSourceError(path, f"DATA cell {k + 1:,} is {tokens[k]!r}: not a number and not a quoted symbol",
-                              line=line)
+        raise FileSourceError(
+            path, f"DATA cell {k + 1:,} is {tokens[k]!r}: not a number and not a quoted symbol", line=line
+        )
     return values, status

@@ -18,6 +18,7 @@ import logging
 import math
 import os
 import random
+import re
 import threading
 import time
 from collections.abc import Mapping
@@ -175,11 +176,19 @@ class PxWebClient:
     ``/config`` says (e.g. to be gentler than the published limits).
     """
 
-    def __init__(self, base_url: str, *, lang: str | None = None,
-                 state_dir: str | os.PathLike[str] | bool | None = None,
-                 retry: RetryPolicy | None = None, session: requests.Session | None = None,
-                 max_data_cells: int | None = None, max_calls: int | None = None,
-                 time_window: float | None = None, get_url_limit: int = GET_URL_LIMIT):
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        lang: str | None = None,
+        state_dir: str | os.PathLike[str] | bool | None = None,
+        retry: RetryPolicy | None = None,
+        session: requests.Session | None = None,
+        max_data_cells: int | None = None,
+        max_calls: int | None = None,
+        time_window: float | None = None,
+        get_url_limit: int = GET_URL_LIMIT,
+    ):
         self.base_url = base_url.rstrip("/")
         self.lang = lang
         self.retry = retry or RetryPolicy()
@@ -202,6 +211,8 @@ class PxWebClient:
         except OSError as exc:  # read-only data dir: fall back to this process only
             log.warning("rate-limit state dir %s not writable (%s); limiting in this process only", state, exc)
             self.limiter = SlidingWindowLimiter(host, max_calls or 30, time_window or 10, state_dir=None)
+        if max_calls is not None and time_window is not None:
+            self.limiter.configure(max_calls, time_window)
         self._config: ApiConfig | None = None
         self._meta_cache: dict[tuple[str, str | None], TableMetadata] = {}
         self._lock = threading.Lock()
@@ -249,8 +260,15 @@ class PxWebClient:
             pass
         return resp.text[:200].strip().lstrip("\ufeff")
 
-    def _request(self, method: str, path: str, *, params: Mapping[str, str] | None = None,
-                 body: bytes | None = None, table_id: str | None = None) -> Any:
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        body: bytes | None = None,
+        table_id: str | None = None,
+    ) -> Any:
         """One logical call with retries. Returns parsed JSON; raises typed errors."""
         url = self._url(path)
         policy = self.retry
@@ -258,23 +276,29 @@ class PxWebClient:
         for attempt in range(1, policy.max_attempts + 1):
             if attempt > 1:
                 self._counters.retries += 1
-            self._counters.waited += self.limiter.acquire()
-            self._counters.http_calls += 1
-            if method == "POST":
-                self._counters.post += 1
-            elif path.endswith("/data"):
-                self._counters.get += 1
-            with self._lock:
-                self.call_log.append(time.time())
-            try:
-                resp = self.session.request(
-                    method, url, params=params, data=body,
-                    headers={"Content-Type": "application/json"} if body is not None else None,
-                    timeout=(policy.connect_timeout, policy.read_timeout),
-                )
-                content = resp.content
-            except (requests.ConnectionError, requests.Timeout) as exc:
-                last = f"{type(exc).__name__}: {str(exc)[:200]}"
+            with self.limiter.call() as waited:
+                self._counters.waited += waited
+                self._counters.http_calls += 1
+                if method == "POST":
+                    self._counters.post += 1
+                elif path.endswith("/data"):
+                    self._counters.get += 1
+                with self._lock:
+                    self.call_log.append(time.time())
+                try:
+                    resp = self.session.request(
+                        method,
+                        url,
+                        params=params,
+                        data=body,
+                        headers={"Content-Type": "application/json"} if body is not None else None,
+                        timeout=(policy.connect_timeout, policy.read_timeout),
+                    )
+                    content = resp.content
+                except (requests.ConnectionError, requests.Timeout) as exc:
+                    resp = None
+                    last = _short_reason(exc)
+            if resp is None:
                 log.info("%s %s failed (%s), attempt %d/%d", method, url, last, attempt, policy.max_attempts)
                 self._backoff(attempt)
                 continue
@@ -307,16 +331,20 @@ class PxWebClient:
             if status == 404 and table_id is not None:
                 raise TableNotFoundError(table_id, self.base_url)
             if status == 403 and table_id is not None:
-                raise PxWebError(f"table {table_id}: request refused (403): {detail}", table_id=table_id,
-                                 status_code=403)
+                raise PxWebError(
+                    f"table {table_id}: request refused (403): {detail}", table_id=table_id, status_code=403
+                )
             what = f"table {table_id}: " if table_id else ""
-            raise PxWebError(f"{what}{method} {url} failed with HTTP {status}: {detail}", table_id=table_id,
-                             status_code=status)
+            raise PxWebError(
+                f"{what}{method} {url} failed with HTTP {status}: {detail}", table_id=table_id, status_code=status
+            )
         if last.startswith("truncated"):
-            raise ResponseError(f"{'table ' + table_id + ': ' if table_id else ''}{method} {url}: {last} "
-                                f"after {policy.max_attempts} attempts", table_id=table_id)
-        raise ApiUnavailableError(self.base_url, f"{last} after {policy.max_attempts} attempts",
-                                  table_id=table_id)
+            raise ResponseError(
+                f"{'table ' + table_id + ': ' if table_id else ''}{method} {url}: {last} "
+                f"after {policy.max_attempts} attempts",
+                table_id=table_id,
+            )
+        raise ApiUnavailableError(self.base_url, f"{last} after {policy.max_attempts} attempts", table_id=table_id)
 
     def _backoff(self, attempt: int) -> None:
         if attempt < self.retry.max_attempts:
@@ -326,8 +354,11 @@ class PxWebClient:
     @property
     def config(self) -> ApiConfig:
         """``GET /config`` (fetched once, lazily); also sets the rate limiter's window."""
+        return self._load_config()
+
+    def _load_config(self, table_id: str | None = None) -> ApiConfig:
         if self._config is None:
-            cfg = ApiConfig.from_json(self._request("GET", "config"))
+            cfg = ApiConfig.from_json(self._request("GET", "config", table_id=table_id))
             o = self._overrides
             if o["max_data_cells"] is not None:
                 cfg = _replace(cfg, max_data_cells=int(o["max_data_cells"]))
@@ -345,7 +376,7 @@ class PxWebClient:
 
     def table_info(self, table_id: str, *, lang: str | None = None) -> TableInfo:
         """``GET /tables/{id}``: label, ``updated``, first/last period, variable names."""
-        self.config  # noqa: B018 - make sure the limiter knows the window
+        self._load_config(table_id)  # the limiter learns the window first
         doc = self._request("GET", f"tables/{table_id}", params=self._lang_params(lang), table_id=table_id)
         return TableInfo.from_json(table_id, doc)
 
@@ -355,15 +386,15 @@ class PxWebClient:
         cached = self._meta_cache.get(key)
         if cached is not None:
             return cached
-        self.config  # noqa: B018
-        doc = self._request("GET", f"tables/{table_id}/metadata", params=self._lang_params(lang),
-                            table_id=table_id)
+        self._load_config(table_id)
+        doc = self._request("GET", f"tables/{table_id}/metadata", params=self._lang_params(lang), table_id=table_id)
         meta = TableMetadata.from_jsonstat(table_id, doc)
         self._meta_cache[key] = meta
         return meta
 
-    def resolve(self, table_id: str, selection: Mapping[str, Any] | None, *,
-                lang: str | None = None) -> ResolvedSelection:
+    def resolve(
+        self, table_id: str, selection: Mapping[str, Any] | None, *, lang: str | None = None
+    ) -> ResolvedSelection:
         """Resolve a selection against the table's metadata (no data request)."""
         return resolve_selection(self.metadata(table_id, lang=lang), selection)
 
@@ -387,8 +418,15 @@ class PxWebClient:
         body = orjson.dumps({"selection": [{"variableCode": v, "valueCodes": c} for v, c in query.items()]})
         return self._request("POST", f"tables/{table_id}/data", params=params, body=body, table_id=table_id)
 
-    def fetch(self, table_id: str, selection: Mapping[str, Any] | None = None, *, lang: str | None = None,
-              labels: bool = False, max_requests: int | None = None) -> pa.Table:
+    def fetch(
+        self,
+        table_id: str,
+        selection: Mapping[str, Any] | None = None,
+        *,
+        lang: str | None = None,
+        labels: bool = False,
+        max_requests: int | None = None,
+    ) -> pa.Table:
         """Fetch a selection as an Arrow table (see the module docstring for the shape).
 
         ``labels=True`` adds a ``<variable>_label`` string column after each code column (in ``lang``).
@@ -409,8 +447,14 @@ class PxWebClient:
             stats.chunks = plan.requests
             stats.selection = resolved.as_query()
             stats.eliminated = list(resolved.eliminated)
-            log.info("fetch %s: %s cells in %d request(s) (lower bound %d, maxDataCells %s)", table_id,
-                     f"{plan.cells:,}", plan.requests, plan.lower_bound, max_cells)
+            log.info(
+                "fetch %s: %s cells in %d request(s) (lower bound %d, maxDataCells %s)",
+                table_id,
+                f"{plan.cells:,}",
+                plan.requests,
+                plan.lower_bound,
+                max_cells,
+            )
             table = self._fetch_plan(table_id, meta, resolved, plan, lang, labels, stats)
             stats.rows = table.num_rows
             return table
@@ -422,8 +466,16 @@ class PxWebClient:
             stats.post_requests = c.post - start[4]
             stats.elapsed_s = time.perf_counter() - t0
 
-    def _fetch_plan(self, table_id: str, meta: TableMetadata, resolved: ResolvedSelection, plan: ChunkPlan,
-                    lang: str | None, labels: bool, stats: FetchStats) -> pa.Table:
+    def _fetch_plan(
+        self,
+        table_id: str,
+        meta: TableMetadata,
+        resolved: ResolvedSelection,
+        plan: ChunkPlan,
+        lang: str | None,
+        labels: bool,
+        stats: FetchStats,
+    ) -> pa.Table:
         variables = resolved.variables
         codes = [list(cs) for _, cs in resolved.selected]
         sizes = plan.sizes
@@ -444,20 +496,23 @@ class PxWebClient:
             if gidx is None:  # response is exactly the whole selection in our order
                 values = cube.values
                 if cube.status_codes is not None:
-                    remap = np.array([symbols.setdefault(s, len(symbols)) for s in cube.status_symbols] + [-1],
-                                     dtype=np.int32)
+                    remap = np.array(
+                        [symbols.setdefault(s, len(symbols)) for s in cube.status_symbols] + [-1], dtype=np.int32
+                    )
                     status = remap[cube.status_codes]
                 continue
             values[gidx] = cube.values
             if seen is not None:
                 seen[gidx] += 1
             if cube.status_codes is not None:
-                remap = np.array([symbols.setdefault(s, len(symbols)) for s in cube.status_symbols] + [-1],
-                                 dtype=np.int32)
+                remap = np.array(
+                    [symbols.setdefault(s, len(symbols)) for s in cube.status_symbols] + [-1], dtype=np.int32
+                )
                 status[gidx] = remap[cube.status_codes]
         if seen is not None and not (seen == 1).all():
-            raise ResponseError(f"table {table_id}: chunked responses did not cover the selection exactly once",
-                                table_id=table_id)
+            raise ResponseError(
+                f"table {table_id}: chunked responses did not cover the selection exactly once", table_id=table_id
+            )
         idx = code_index_arrays(sizes)
         cols: dict[str, pa.Array] = {}
         for d, v in enumerate(variables):
@@ -470,20 +525,32 @@ class PxWebClient:
         return pa.table(cols)
 
     @staticmethod
-    def _global_index(table_id: str, cube: Cube, variables: list[str], query: dict[str, list[str]],
-                      codes: list[list[str]], strides: list[int]) -> np.ndarray | None:
+    def _global_index(
+        table_id: str,
+        cube: Cube,
+        variables: list[str],
+        query: dict[str, list[str]],
+        codes: list[list[str]],
+        strides: list[int],
+    ) -> np.ndarray | None:
         """Map every cell of a chunk response to its row in the whole selection (None: identity)."""
         dims = []
         for dim in cube.dimensions:
             if dim.code not in query:
                 if len(dim.codes) != 1:  # an eliminated variable must not multiply the cells
-                    raise ResponseError(f"table {table_id}: response has unrequested dimension {dim.code!r} "
-                                        f"with {len(dim.codes)} values", table_id=table_id)
+                    raise ResponseError(
+                        f"table {table_id}: response has unrequested dimension {dim.code!r} "
+                        f"with {len(dim.codes)} values",
+                        table_id=table_id,
+                    )
                 continue
             dims.append(dim)
         if [d.code for d in dims] != [v for v in variables if v in query] or len(dims) != len(variables):
-            raise ResponseError(f"table {table_id}: response dimensions {[d.code for d in cube.dimensions]} "
-                                f"do not match the request {variables}", table_id=table_id)
+            raise ResponseError(
+                f"table {table_id}: response dimensions {[d.code for d in cube.dimensions]} "
+                f"do not match the request {variables}",
+                table_id=table_id,
+            )
         identity = True
         gpos: list[np.ndarray] = []
         for d, dim in enumerate(dims):
@@ -491,11 +558,14 @@ class PxWebClient:
             try:
                 pos = np.array([lookup[c] for c in dim.codes], dtype=np.int64)
             except KeyError as exc:
-                raise ResponseError(f"table {table_id}: response has unrequested value {exc.args[0]!r} for "
-                                    f"{dim.code!r}", table_id=table_id) from None
+                raise ResponseError(
+                    f"table {table_id}: response has unrequested value {exc.args[0]!r} for {dim.code!r}",
+                    table_id=table_id,
+                ) from None
             if sorted(dim.codes) != sorted(query[dim.code]):
-                raise ResponseError(f"table {table_id}: response values for {dim.code!r} differ from the request",
-                                    table_id=table_id)
+                raise ResponseError(
+                    f"table {table_id}: response values for {dim.code!r} differ from the request", table_id=table_id
+                )
             if len(pos) != len(codes[d]) or (pos != np.arange(len(codes[d]))).any():
                 identity = False
             gpos.append(pos)
@@ -509,8 +579,19 @@ class PxWebClient:
         return gidx
 
 
+def _short_reason(exc: BaseException) -> str:
+    """'connection refused' rather than urllib3's three nested reprs."""
+    text = str(exc)
+    m = re.search(r"\[Errno -?\d+\] ([^'\")]+)", text)
+    if m:
+        return f"{type(exc).__name__}: {m.group(1).strip()}"
+    for needle in ("Read timed out", "Connection aborted", "Connection reset", "IncompleteRead", "Connection broken"):
+        if needle in text:
+            return f"{type(exc).__name__}: {needle}"
+    return f"{type(exc).__name__}: {text[:160]}"
+
+
 def _replace(cfg: ApiConfig, **changes: Any) -> ApiConfig:
     from dataclasses import replace
 
     return replace(cfg, **changes)
-

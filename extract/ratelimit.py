@@ -13,7 +13,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import orjson
@@ -32,9 +32,17 @@ class SlidingWindowLimiter:
     ``state_dir=None`` keeps the window in memory (this process only).
     """
 
-    def __init__(self, host: str, max_calls: int = 30, window: float = 10.0, *,
-                 state_dir: str | os.PathLike[str] | None = None, margin: float | None = None,
-                 sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        host: str,
+        max_calls: int = 30,
+        window: float = 10.0,
+        *,
+        state_dir: str | os.PathLike[str] | None = None,
+        margin: float | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
+    ):
         self.host = host
         self.max_calls = max(1, int(max_calls))
         self.window = float(window)
@@ -51,10 +59,13 @@ class SlidingWindowLimiter:
             self.path = d / f"{_safe_name(host)}.json"
             self._flock = FileLock(str(self.path) + ".lock")
         self.waited = 0.0  # seconds this limiter slept
+        self.configured = False  # limits known from the server's /config (else: the last ones stored)
 
     def configure(self, max_calls: int, window: float) -> None:
+        """Set the limits (from ``/config``); they are stored with the window for clients that start later."""
         self.max_calls = max(1, int(max_calls))
         self.window = float(window)
+        self.configured = True
 
     @property
     def _span(self) -> float:
@@ -66,6 +77,10 @@ class SlidingWindowLimiter:
             return self._memory
         try:
             data = orjson.loads(self.path.read_bytes())
+            if not self.configured and data.get("max_calls") and data.get("window"):
+                # limits unknown yet (e.g. the /config call itself): use the ones a sharer stored
+                self.max_calls = max(1, int(data["max_calls"]))
+                self.window = float(data["window"])
             return [float(t) for t in data.get("calls", [])]
         except (FileNotFoundError, orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
             return []
@@ -74,42 +89,75 @@ class SlidingWindowLimiter:
         if self.path is None:
             self._memory = calls
             return
+        doc: dict[str, object] = {"host": self.host, "calls": calls}
+        if self.configured:
+            doc.update(max_calls=self.max_calls, window=self.window)
+        else:
+            try:
+                old = orjson.loads(self.path.read_bytes())
+                doc.update({k: old[k] for k in ("max_calls", "window") if k in old})
+            except (FileNotFoundError, orjson.JSONDecodeError, TypeError):
+                pass
         tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        tmp.write_bytes(orjson.dumps({"host": self.host, "calls": calls}))
+        tmp.write_bytes(orjson.dumps(doc))
         os.replace(tmp, self.path)
 
-    def _try(self) -> float:
-        """Record a call and return 0 if the window allows it now, else the seconds to wait."""
+    def _locked(self) -> contextlib.AbstractContextManager[object]:
+        return self._flock if self._flock is not None else contextlib.nullcontext()
+
+    def _try(self) -> tuple[float, float]:
+        """Record a call and return (0, its timestamp) if the window allows it now, else (seconds to wait, 0)."""
         now = self._clock()
         span = self._span
-        calls = [t for t in self._read() if t > now - span and t <= now + span]
+        calls = [t for t in self._read() if now - span < t <= now + 4 * span + 300]
         if len(calls) < self.max_calls:
             calls.append(now)
             self._write(calls)
-            return 0.0
+            return 0.0, now
         calls.sort()
-        return max(calls[-self.max_calls] + span - now, 0.001)
+        return max(calls[-self.max_calls] + span - now, 0.001), 0.0
 
-    def acquire(self) -> float:
-        """Block until a call is allowed, record it, return the seconds waited."""
+    def _acquire(self) -> tuple[float, float]:
         waited = 0.0
         while True:
-            with self._tlock, (self._flock if self._flock is not None else contextlib.nullcontext()):
-                wait = self._try()
+            with self._tlock, self._locked():
+                wait, stamp = self._try()
             if wait <= 0:
                 self.waited += waited
-                return waited
+                return waited, stamp
             self._sleep(wait)
             waited += wait
+
+    def acquire(self) -> float:
+        """Block until a call is allowed, record it (at send time), return the seconds waited."""
+        return self._acquire()[0]
+
+    @contextlib.contextmanager
+    def call(self) -> Iterator[float]:
+        """``with limiter.call() as waited: send()`` - reserves a slot at send time and moves the recorded
+        time to when the call finished: the server stamps a call somewhere in between, so spacing sends by
+        a window after the previous *completion* can never look too dense to the server."""
+        waited, stamp = self._acquire()
+        try:
+            yield waited
+        finally:
+            with self._tlock, self._locked():
+                end = self._clock()
+                calls = self._read()
+                try:
+                    calls[calls.index(stamp)] = max(end, stamp)
+                except ValueError:
+                    calls.append(end)
+                self._write(calls)
 
     def penalise(self, seconds: float) -> None:
         """After a 429: push a marker so that every sharer of the window backs off for ``seconds``."""
         if seconds <= 0:
             return
-        with self._tlock, (self._flock if self._flock is not None else contextlib.nullcontext()):
+        with self._tlock, self._locked():
             now = self._clock()
             calls = [t for t in self._read() if t > now - self._span]
             # fill the window so the next slot opens `seconds` from now
             start = now + seconds - self._span
-            calls = sorted(calls + [start] * self.max_calls)[-self.max_calls * 2:]
+            calls = sorted(calls + [start] * self.max_calls)[-self.max_calls * 2 :]
             self._write(calls)

@@ -18,7 +18,7 @@ A selection value is a code/expression string or a list of them; a string is spl
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -173,8 +173,9 @@ def _as_items(value: Any) -> list[str]:
 
 
 def _wildcard(pattern: str) -> re.Pattern[str]:
-    return re.compile("^" + "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern) + "$",
-                      re.DOTALL)
+    return re.compile(
+        "^" + "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern) + "$", re.DOTALL
+    )
 
 
 def _resolve_item(table_id: str, var: Variable, item: str) -> list[int]:
@@ -256,8 +257,9 @@ def resolve_selection(meta: TableMetadata, selection: Mapping[str, Any] | None) 
             continue
         items = _as_items(selection[var.code])
         if not items:
-            raise InvalidSelectionError(meta.table_id, var.code, "", "no value selected (leave the variable "
-                                        "out to eliminate it)")
+            raise InvalidSelectionError(
+                meta.table_id, var.code, "", "no value selected (leave the variable out to eliminate it)"
+            )
         chosen: set[int] = set()
         for item in items:
             hit = _resolve_item(meta.table_id, var, item)
@@ -266,7 +268,3 @@ def resolve_selection(meta: TableMetadata, selection: Mapping[str, Any] | None) 
             chosen.update(hit)
         selected.append((var.code, tuple(var.codes[i] for i in sorted(chosen))))
     return ResolvedSelection(meta.table_id, tuple(selected), tuple(eliminated))
-
-
-def selection_sizes(resolved: ResolvedSelection) -> Sequence[int]:
-    return resolved.sizes

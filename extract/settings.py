@@ -22,8 +22,14 @@ class Settings:
     region_set: str = "ostergotland"
 
     @classmethod
-    def from_env(cls, *, live: bool = False, api_url: str | None = None, region_set: str | None = None,
-                 data_dir: str | os.PathLike[str] | None = None) -> Settings:
+    def from_env(
+        cls,
+        *,
+        live: bool = False,
+        api_url: str | None = None,
+        region_set: str | None = None,
+        data_dir: str | os.PathLike[str] | None = None,
+    ) -> Settings:
         env_url = os.environ.get("REGIONSTAT_API_URL") or None
         url = api_url or (LIVE_API_URL if live else env_url)
         if url == "live":

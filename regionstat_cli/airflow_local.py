@@ -218,7 +218,7 @@ def latest_run(env: Mapping[str, str], dag_id: str) -> tuple[str | None, str, di
     failed = []
     for task_id, map_index, ti_state in tis:
         counts[ti_state] = counts.get(ti_state, 0) + 1
-        if ti_state in ("failed", "upstream_failed"):
+        if ti_state == "failed":
             failed.append(task_id + (f"[{map_index}]" if map_index is not None and map_index >= 0 else ""))
     return run_id, str(state), counts, sorted(failed)
 

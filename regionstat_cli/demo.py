@@ -32,17 +32,24 @@ _INTERESTING = re.compile(
 )
 
 EXAMPLE_QUERIES = [
-    ("mart_population_growth", "select * from marts.mart_population_growth order by 1 desc limit 10"),
-    ("mart_commuting_balance", "select * from marts.mart_commuting_balance limit 10"),
-    ("mart_sector_location_quotients", "select * from marts.mart_sector_location_quotients limit 10"),
-    ("mart_locality_typology", "select * from marts.mart_locality_typology limit 10"),
-    ("dim_municipalities", "select * from marts.dim_municipalities"),
+    ("mart_population_growth",
+     "select area_name, population_end, round(growth_pct, 1) as growth_pct from marts.mart_population_growth "
+     "where area_type = 'municipality' and horizon_label = '2014-2024' order by growth_pct desc"),
+    ("mart_commuting_balance",
+     "select municipality_name, year::varchar as year, jobs, employed_residents, net_commuting, "
+     "round(job_ratio, 2) as job_ratio from marts.mart_commuting_balance "
+     "where year = (select max(year) from marts.mart_commuting_balance) order by net_commuting desc"),
+    ("mart_sector_location_quotients",
+     "select sni_group_code, employed, round(lq_vs_reference, 2) as lq_vs_sweden "
+     "from marts.mart_sector_location_quotients where region_code = '0580' and basis = 'day' "
+     "and year = (select max(year) from marts.mart_sector_location_quotients) order by lq_vs_sweden desc limit 5"),
+    ("dim_municipalities", "select * from marts.dim_municipalities where is_in_region_set"),
 ]
 
 
 def _short(line: str) -> str:
-    """The message part of a structured log line (drops timestamp, level and logger columns)."""
-    m = re.search(r"\[(?:info|warning|error)\s*\]\s+(.*?)(?:\s{2,}\[[\w.]+\].*)?$", line)
+    """The message of a structured log line (drops timestamp, level, logger and location)."""
+    m = re.search(r"\[(?:info|warning|error)\s*\]\s+(.*?)\s+\[[\w.]+\](?:\s+\S+=\S+)*\s*$", line)
     text = m.group(1) if m else line
     return text.strip()[:160]
 
@@ -59,7 +66,7 @@ def _progress(prefix: str = "    "):
                 seen.add(label)
                 print(f"{prefix}> {label}", flush=True)
             return
-        if _INTERESTING.search(line):
+        if "[regionstat.airflow]" in line and _INTERESTING.search(line):
             print(f"{prefix}    {_short(line)}", flush=True)
 
     return on_line
@@ -80,15 +87,31 @@ def _inbox_has_files(data_dir: Path) -> bool:
     return inbox.is_dir() and any(p.is_file() and not p.name.startswith(".") for p in inbox.iterdir())
 
 
-def _queries(marts_dir: Path) -> list[str]:
-    available = {p.stem for p in marts_dir.glob("*.parquet")}
-    picked = [sql for name, sql in EXAMPLE_QUERIES if name in available][:3]
+def _works(data_dir: Path, sql: str) -> bool:
+    import duckdb
+
+    try:
+        con = duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True)
+    except duckdb.Error:
+        return False
+    try:
+        con.execute(sql).fetchmany(1)
+        return True
+    except duckdb.Error:
+        return False
+    finally:
+        con.close()
+
+
+def _queries(data_dir: Path) -> list[str]:
+    """Three example queries that run against this warehouse (curated ones first, else any marts)."""
+    available = {p.stem for p in (data_dir / "marts").glob("*.parquet")}
+    picked = [sql for name, sql in EXAMPLE_QUERIES if name in available and _works(data_dir, sql)][:3]
     for name in sorted(available):
         if len(picked) >= 3:
             break
-        sql = f"select * from marts.{name} limit 10"
-        if sql not in picked and not any(f"marts.{name} " in q for q in picked):
-            picked.append(sql)
+        if not any(f"marts.{name} " in q or q.endswith(f"marts.{name}") for q in picked):
+            picked.append(f"select * from marts.{name} limit 10")
     return picked
 
 
@@ -118,7 +141,7 @@ def summary(env: dict[str, str], runs: list[DagRunSummary]) -> None:
     print(f"  dbt docs           {_status_line(dbt_docs)}")
     print(f"  Airflow logs       {Path(env['AIRFLOW_HOME']) / 'dags-test'}/*.log  (AIRFLOW_HOME={env['AIRFLOW_HOME']})")
     print("\nTry:")
-    for sql in _queries(marts_dir):
+    for sql in _queries(data_dir):
         print(f'  {data_arg}.venv/bin/regionstat sql "{sql}"')
     print(f"  {data_arg}.venv/bin/regionstat status          # ledger: loads, validation, freshness")
     print("  make airflow                             # the Airflow UI on http://127.0.0.1:8080 (same DAGs)")

@@ -12,19 +12,20 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
 
-from rich.console import Console  # noqa: E402
-from rich.table import Table  # noqa: E402
+from rich.console import Console
+from rich.table import Table
 
-from extract.errors import RegionstatError  # noqa: E402
-from extract.settings import Settings  # noqa: E402
+from extract.errors import RegionstatError
+from extract.settings import Settings
 
-console = Console(stderr=False, highlight=False)
-err_console = Console(stderr=True, highlight=False)
+console = Console(stderr=False, highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 EPILOG = """\
 environment:
@@ -40,8 +41,11 @@ quick start:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    return Settings.from_env(live=getattr(args, "live", False), api_url=getattr(args, "api_url", None),
-                             region_set=getattr(args, "regions", None))
+    return Settings.from_env(
+        live=getattr(args, "live", False),
+        api_url=getattr(args, "api_url", None),
+        region_set=getattr(args, "regions", None),
+    )
 
 
 def _print_extract(results: list) -> None:
@@ -50,15 +54,19 @@ def _print_extract(results: list) -> None:
     requests = sum(r.requests for r in results)
     bound = sum(r.lower_bound for r in landed)
     rows = sum(r.rows for r in landed)
-    console.print(f"extract: {len(results)} source(s), {len(landed)} landed ({rows:,} rows), "
-                  f"{requests} data request(s) (lower bound {bound}), {len(skipped)} skipped as unchanged")
+    console.print(
+        f"extract: {len(results)} source(s), {len(landed)} landed ({rows:,} rows), "
+        f"{requests} data request(s) (lower bound {bound}), {len(skipped)} skipped as unchanged"
+    )
 
 
 def _extract_progress() -> Callable:
     def report(result) -> None:
         mark = "[green]landed[/]" if result.status == "landed" else "[dim]unchanged[/]"
-        console.print(f"  {mark} {result.source_name:<28} {result.table_id:<18} {result.rows:>9,} rows "
-                      f"{result.requests:>3} req")
+        console.print(
+            f"  {mark} {result.source_name:<28} {result.table_id:<18} {result.rows:>9,} rows {result.requests:>3} req"
+        )
+
     return report
 
 
@@ -89,8 +97,7 @@ def _print_validation(outcomes: list) -> None:
     ok = [o for o in outcomes if o.success]
     bad = [o for o in outcomes if not o.success]
     warns = sum(len(o.warnings) for o in outcomes)
-    console.print(f"validate: {len(outcomes)} batch(es), {len(ok)} passed, {len(bad)} quarantined, "
-                  f"{warns} warning(s)")
+    console.print(f"validate: {len(outcomes)} batch(es), {len(ok)} passed, {len(bad)} quarantined, {warns} warning(s)")
     for o in bad:
         console.print(f"  [red]quarantined[/] {o.source_name} {o.load_id}: {o.failures[0] if o.failures else ''}")
 
@@ -148,8 +155,12 @@ def run_pipeline(settings: Settings, *, force: bool = False, docs: bool = True) 
 
     where = settings.api_url or "the bundled offline snapshot"
     console.print(f"regionstat run: {where}, region set {settings.region_set}, data in {settings.data_dir}")
-    results = stage("extract", lambda: extract_all(settings=settings, force=force, progress=_extract_progress())
-                    + extract_inbox(settings=settings))
+    results = stage(
+        "extract",
+        lambda: (
+            extract_all(settings=settings, force=force, progress=_extract_progress()) + extract_inbox(settings=settings)
+        ),
+    )
     _print_extract(results)
     outcomes = stage("validate", lambda: validate_pending(settings, build_docs=docs))
     _print_validation(outcomes)
@@ -186,10 +197,31 @@ def cmd_status(args: argparse.Namespace) -> int:
     for col in ("source", "raw table", "status", "rows", "loaded at", "validation", "age (days)", "freshness"):
         table.add_column(col)
     for r in rows:
-        table.add_row(r["source_name"], r["raw_table"], r["status"], f"{r['rows'] or 0:,}", str(r["loaded_at"] or ""),
-                      r["validation"], "" if r["age_days"] is None else f"{r['age_days']:.1f}", r["freshness"])
+        table.add_row(
+            r["source_name"],
+            r["raw_table"],
+            r["status"],
+            f"{r['rows'] or 0:,}",
+            str(r["loaded_at"] or ""),
+            r["validation"],
+            "" if r["age_days"] is None else f"{r['age_days']:.1f}",
+            r["freshness"],
+        )
     console.print(table)
     return 0
+
+
+def _cell(v: object) -> str:
+    """Numbers as an analyst reads them: thousands separators, integers without a fake decimal part."""
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return str(v)
+    if isinstance(v, float):
+        return f"{v:,.0f}" if v.is_integer() and abs(v) < 1e15 else f"{v:,.6g}" if abs(v) >= 1e6 else f"{v:.6g}"
+    if isinstance(v, int):
+        return f"{v:,}"
+    return str(v)
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
@@ -203,10 +235,10 @@ def cmd_sql(args: argparse.Namespace) -> int:
             raise RegionstatError("the statement returned no rows (regionstat sql is read-only)")
         if args.format == "table":
             cols = rel.columns
-            rows = rel.fetchmany(args.limit + 1)
+            rows = rel.limit(args.limit + 1).fetchall()
             table = Table(*cols)
             for row in rows[: args.limit]:
-                table.add_row(*["" if v is None else (f"{v:,.6g}" if isinstance(v, float) else str(v)) for v in row])
+                table.add_row(*[_cell(v) for v in row])
             console.print(table)
             if len(rows) > args.limit:
                 console.print(f"(first {args.limit} rows; use --limit or --format csv for all)")
@@ -214,7 +246,10 @@ def cmd_sql(args: argparse.Namespace) -> int:
             rel.to_df().to_csv(args.output or sys.stdout, index=False)
         elif args.format == "json":
             text = rel.to_df().to_json(orient="records", force_ascii=False)
-            (open(args.output, "w") if args.output else sys.stdout).write(text + "\n")
+            if args.output:
+                Path(args.output).write_text(text + "\n", encoding="utf-8")
+            else:
+                sys.stdout.write(text + "\n")
         elif args.format == "parquet":
             if not args.output:
                 raise RegionstatError("--format parquet needs --output FILE")
@@ -232,10 +267,13 @@ def cmd_quarantine_list(args: argparse.Namespace) -> int:
     if not entries:
         console.print("quarantine is empty")
         return 0
-    table = Table("load id", "source", "raw table", "reason", "path")
+    console.print(f"{len(entries)} quarantined batch(es), newest first:")
     for e in entries:
-        table.add_row(e.load_id, e.source_name, e.raw_table, e.reason, str(e.path))
-    console.print(table)
+        console.print(
+            f"{e.source_name}  {e.load_id}  ({e.raw_table}, {e.rows if e.rows is not None else '?'} rows)", markup=False
+        )
+        console.print(f"    {e.reason}", markup=False)
+        console.print(f"    details: {e.reason_path}", markup=False)
     return 0
 
 
@@ -259,14 +297,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="regionstat",
         description="Regional statistics for Swedish municipalities and localities: SCB PxWeb v2 -> landing "
-                    "Parquet -> Great Expectations -> DuckDB + dbt -> Parquet marts and an HTML report.",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+        "Parquet -> Great Expectations -> DuckDB + dbt -> Parquet marts and an HTML report.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log what each stage does")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, fn: Callable, help_: str, *, api: bool = False) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_, description=help_, epilog=EPILOG,
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        p = sub.add_parser(
+            name, help=help_, description=help_, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
+        )
         p.set_defaults(func=fn)
         if api:
             p.add_argument("--live", action="store_true", help="use SCB's live PxWeb v2 API instead of the snapshot")
@@ -301,8 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
     ql.set_defaults(func=cmd_quarantine_list)
     s = sub.add_parser("snapshot", help="the bundled offline PxWeb v2 snapshot")
     ssub = s.add_subparsers(dest="snapshot_command", required=True, metavar="SUBCOMMAND")
-    ss = ssub.add_parser("serve", help="serve the snapshot over HTTP on 127.0.0.1 (see 'serve --help')",
-                         add_help=False)
+    ss = ssub.add_parser("serve", help="serve the snapshot over HTTP on 127.0.0.1 (see 'serve --help')", add_help=False)
     ss.add_argument("server_args", nargs=argparse.REMAINDER)
     ss.set_defaults(func=cmd_snapshot_serve)
     return parser
@@ -311,8 +351,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     logging.getLogger("great_expectations").setLevel(logging.ERROR)
     try:
         return int(args.func(args) or 0)
@@ -329,4 +371,3 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-

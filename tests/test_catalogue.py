@@ -7,8 +7,7 @@ import pytest
 from extract.catalogue import load_catalogue
 from extract.errors import CatalogueError
 
-OSTERGOTLAND = ["0509", "0512", "0513", "0560", "0561", "0562", "0563", "0580", "0581", "0582", "0583", "0584",
-                "0586"]
+OSTERGOTLAND = ["0509", "0512", "0513", "0560", "0561", "0562", "0563", "0580", "0581", "0582", "0583", "0584", "0586"]
 
 
 def test_default_region_set_is_ostergotland_plus_sweden() -> None:
@@ -37,8 +36,14 @@ def test_catalogue_covers_the_design_tables() -> None:
     cat = load_catalogue()
     tables = {s.table for s in cat.sources}
     assert {"TAB638", "TAB5557", "TAB628", "TAB3204", "TAB1830", "TAB5839"} <= tables
-    assert set(cat.raw_tables) >= {"population", "land_area", "localities", "employment_by_sector",
-                                   "commuting_flows", "commuting_totals"}
+    assert set(cat.raw_tables) >= {
+        "population",
+        "land_area",
+        "localities",
+        "employment_by_sector",
+        "commuting_flows",
+        "commuting_totals",
+    }
 
 
 def test_unknown_names_are_clear_errors() -> None:

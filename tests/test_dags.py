@@ -71,7 +71,7 @@ def test_every_dag_is_documented_single_run_and_not_catching_up(dagbag):
 
 def test_duckdb_work_runs_in_the_writer_pool_and_nothing_else_does(dagbag):
     for dag_id, writers in WRITER_TASKS.items():
-        dag = dagbag.get_dag(dag_id)
+        dag = dagbag.dags[dag_id]
         in_pool = {t.task_id for t in dag.tasks if t.pool == ra.POOL}
         assert in_pool == writers, dag_id
 
@@ -79,10 +79,10 @@ def test_duckdb_work_runs_in_the_writer_pool_and_nothing_else_does(dagbag):
 def test_ingest_maps_extract_and_validate_over_catalogue_sources(dagbag):
     from airflow.sdk import TriggerRule
 
-    dag = dagbag.get_dag("regionstat_ingest")
+    dag = dagbag.dags["regionstat_ingest"]
     assert set(dag.task_ids) == {"source.extract", "source.validate", "load", "verdict"}
     group = dag.task_group_dict["source"]
-    assert group.expand_input.value == {"source_name": [s.name for s in CATALOGUE.sources]}
+    assert group._expand_input.value == {"source_name": [s.name for s in CATALOGUE.sources]}
     extract = dag.get_task("source.extract")
     assert extract.retries == 3 and extract.retry_exponential_backoff > 1
     assert dag.get_task("source.validate").retries == 0  # a quarantine does not get better by retrying
@@ -117,7 +117,7 @@ def test_ingest_groups_split_by_schedule():
 
 
 def test_inbox_dag_short_circuits_then_validates_and_loads(dagbag):
-    dag = dagbag.get_dag("regionstat_inbox")
+    dag = dagbag.dags["regionstat_inbox"]
     assert set(dag.task_ids) == {"scan", "extract_inbox", "validate", "load", "verdict"}
     assert dag.get_task("scan").downstream_task_ids == {"extract_inbox"}
     assert dag.get_task("validate").upstream_task_ids == {"extract_inbox"}
@@ -128,7 +128,7 @@ def test_inbox_dag_short_circuits_then_validates_and_loads(dagbag):
 def test_transform_is_scheduled_on_every_raw_asset(dagbag):
     from airflow.sdk import AssetAny
 
-    dag = dagbag.get_dag("regionstat_transform")
+    dag = dagbag.dags["regionstat_transform"]
     condition = dag.timetable.asset_condition
     assert isinstance(condition, AssetAny)
     uris = {a.uri for a in condition.objects}
@@ -228,6 +228,9 @@ def test_changed_raw_tables_groups_loaded_batches(tmp_path):
                                                    "20250101T000000000001Z-bbbbbbbb"],
                                       "sources": ["population_tab638", "population_tab5557"], "rows": 15}}
     assert ra.changed_raw_tables([], tmp_path) == {}
+    # a forced refetch of identical content is not a change
+    same = ra.changed_raw_tables(["20250101T000000000000Z-aaaaaaaa"], tmp_path, {"population_tab638": "0" * 64})
+    assert same == {}
 
 
 class _Accessor:
@@ -253,6 +256,7 @@ def test_load_emits_asset_events_only_for_changed_raw_tables(tmp_path, monkeypat
     summary = SimpleNamespace(loaded=["20250101T000000000000Z-aaaaaaaa"], unchanged=["x"], quarantined=[], rows=10,
                               line=lambda: "loaded 1 batch(es)")
     monkeypatch.setattr(warehouse.load, "load_validated", lambda **kw: summary)
+    monkeypatch.setattr(ra, "live_content_hashes", lambda s: {})
     events = _OutletEvents()
     out = ra.load_and_announce(events)
     assert out["changed_raw_tables"] == ["population"]
@@ -336,3 +340,20 @@ def test_airflow_env_is_project_local(tmp_path):
     assert env["PATH"].split(os.pathsep)[0] == str(Path(sys.executable).parent)
     kept = airflow_env(base={"AIRFLOW_HOME": str(tmp_path / "h"), "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor"})
     assert kept["AIRFLOW_HOME"] == str(tmp_path / "h") and kept["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+
+
+def test_live_content_hashes_reads_the_ledger(data_dir):
+    from extract.settings import Settings
+    from warehouse.db import connect_writer, work_copy
+
+    s = Settings.from_env()
+    assert ra.live_content_hashes(s) == {}
+    with work_copy(s) as path:
+        con = connect_writer(path)
+        for load_id, sha, at in (("L1", "old", "2025-01-01"), ("L2", "new", "2025-02-01")):
+            con.execute("insert into ops.loads values (?, 'src', 'population', 'T', 1, ?, false, 'loaded', null, ?)",
+                        [load_id, sha, at])
+        con.execute("insert into ops.loads values ('L3', 'src', 'population', 'T', 1, 'bad', false, 'quarantined', "
+                    "'r', '2025-03-01')")
+        con.close()
+    assert ra.live_content_hashes(s) == {"src": "new"}

@@ -30,9 +30,18 @@ def _settings(data_dir: Path) -> Settings:
     return Settings(data_dir=data_dir)
 
 
-def land(data_dir: Path, rows: list[dict], *, source_name: str = "population_tab638", raw_table: str = "population",
-         table_id: str = "TAB638", cells: int | None = None, types: dict[str, pa.DataType] | None = None,
-         region_set: str = "ostergotland", kind: str = "pxweb") -> Path:
+def land(
+    data_dir: Path,
+    rows: list[dict],
+    *,
+    source_name: str = "population_tab638",
+    raw_table: str = "population",
+    table_id: str = "TAB638",
+    cells: int | None = None,
+    types: dict[str, pa.DataType] | None = None,
+    region_set: str = "ostergotland",
+    kind: str = "pxweb",
+) -> Path:
     """Write one landing batch (Parquet + manifest) the way extract/landing.py does; return the manifest path."""
     df = pd.DataFrame(rows)
     fields = []
@@ -56,10 +65,22 @@ def land(data_dir: Path, rows: list[dict], *, source_name: str = "population_tab
     d.mkdir(parents=True, exist_ok=True)
     (d / f"{load_id}.parquet").write_bytes(data)
     manifest = {
-        "load_id": load_id, "source_name": source_name, "raw_table": raw_table, "kind": kind, "table_id": table_id,
-        "source_url": f"http://127.0.0.1/api/v2/tables/{table_id}/data", "query": {}, "updated": "2025-02-21T07:00:00Z",
-        "fetched_at": "2026-01-01T00:00:00+00:00", "rows": len(df), "cells": len(df) if cells is None else cells,
-        "requests": 1, "content_sha256": digest, "synthetic": True, "region_set": region_set, "file": None,
+        "load_id": load_id,
+        "source_name": source_name,
+        "raw_table": raw_table,
+        "kind": kind,
+        "table_id": table_id,
+        "source_url": f"http://127.0.0.1/api/v2/tables/{table_id}/data",
+        "query": {},
+        "updated": "2025-02-21T07:00:00Z",
+        "fetched_at": "2026-01-01T00:00:00+00:00",
+        "rows": len(df),
+        "cells": len(df) if cells is None else cells,
+        "requests": 1,
+        "content_sha256": digest,
+        "synthetic": True,
+        "region_set": region_set,
+        "file": None,
         "schema": {f.name: str(f.type) for f in fields},
     }
     path = d / f"{load_id}.manifest.json"
@@ -72,8 +93,9 @@ def population(years: list[str] = YEARS, factor: dict[str, float] | None = None)
     for r_i, region in enumerate(REGIONS):
         for y_i, year in enumerate(years):
             v = float(1000 + 100 * r_i + y_i) * (factor or {}).get(year, 1.0)
-            out.append({"Region": region, "ContentsCode": "BE0101N1", "Tid": year, "value": float(round(v)),
-                        "status": None})
+            out.append(
+                {"Region": region, "ContentsCode": "BE0101N1", "Tid": year, "value": float(round(v)), "status": None}
+            )
     return out
 
 
@@ -82,8 +104,9 @@ def first_line(outcome) -> str:
     return reason.read_text(encoding="utf-8").splitlines()[0]
 
 
-def assert_quarantined(outcome, data_dir: Path, expected_first_line: str, raw_table: str = "population",
-                       source: str = "population_tab638") -> None:
+def assert_quarantined(
+    outcome, data_dir: Path, expected_first_line: str, raw_table: str = "population", source: str = "population_tab638"
+) -> None:
     assert not outcome.success
     assert first_line(outcome) == expected_first_line
     qdir = data_dir / "quarantine" / raw_table / source
@@ -91,12 +114,23 @@ def assert_quarantined(outcome, data_dir: Path, expected_first_line: str, raw_ta
         assert (qdir / f"{outcome.load_id}{suffix}").exists(), suffix
     assert not list((data_dir / "landing" / raw_table / source).glob(f"{outcome.load_id}*"))
     res = pd.read_parquet(outcome.results_path)
-    assert list(res.columns) == ["run_id", "load_id", "source_name", "expectation", "column", "severity", "success",
-                                 "observed_value", "details", "validated_at"]
+    assert list(res.columns) == [
+        "run_id",
+        "load_id",
+        "source_name",
+        "expectation",
+        "column",
+        "severity",
+        "success",
+        "observed_value",
+        "details",
+        "validated_at",
+    ]
     assert ((res.severity == "fail") & ~res.success).any()
 
 
 # -- good and warn-only -----------------------------------------------------------------------------------
+
 
 def test_good_batch_passes_with_zero_warnings(data_dir: Path) -> None:
     m = land(data_dir, population())
@@ -107,8 +141,12 @@ def test_good_batch_passes_with_zero_warnings(data_dir: Path) -> None:
     assert out.results_path == m.with_name(f"{out.load_id}.validation.parquet") and out.results_path.exists()
     res = pd.read_parquet(out.results_path)
     assert res.success.all() and set(res.severity) <= {"fail", "warn"}
-    assert {"expect_column_values_to_be_in_set", "expect_compound_columns_to_be_unique",
-            "expect_table_row_count_to_equal", "expect_table_columns_to_match_set"} <= set(res.expectation)
+    assert {
+        "expect_column_values_to_be_in_set",
+        "expect_compound_columns_to_be_unique",
+        "expect_table_row_count_to_equal",
+        "expect_table_columns_to_match_set",
+    } <= set(res.expectation)
     assert (res.load_id == out.load_id).all() and res.run_id.nunique() == 1
 
 
@@ -121,7 +159,8 @@ def test_more_than_5pct_change_warns_and_passes(data_dir: Path) -> None:
     assert len(out.warnings) == 1
     assert out.warnings[0].startswith(
         "expect_year_totals_within_5pct_of_previous_load(Tid) failed: 1 year total changed more than 5% vs previous "
-        f"load {first.load_id}: 2024 BE0101N1 +10.0%")
+        f"load {first.load_id}: 2024 BE0101N1 +10.0%"
+    )
     res = pd.read_parquet(out.results_path)
     warn = res[(res.severity == "warn") & ~res.success]
     assert list(warn.expectation) == ["expect_year_totals_within_5pct_of_previous_load"]
@@ -130,22 +169,27 @@ def test_more_than_5pct_change_warns_and_passes(data_dir: Path) -> None:
 
 # -- the corpus of bad inputs ---------------------------------------------------------------------------
 
+
 def test_value_as_string_is_quarantined(data_dir: Path) -> None:
     rows = population()
     for r in rows:
         r["value"] = str(int(r["value"]))
     out = validate_batch(land(data_dir, rows, types={"value": pa.string()}), settings=_settings(data_dir))
-    assert_quarantined(out, data_dir,
-                       "quarantined: expect_column_values_to_be_of_type(value) failed: expected float64, found 75 "
-                       "str values e.g. '1000', '1001', '1002'")
+    assert_quarantined(
+        out,
+        data_dir,
+        "quarantined: expect_column_values_to_be_of_type(value) failed: expected float64, found 75 "
+        "str values e.g. '1000', '1001', '1002'",
+    )
 
 
 def test_unknown_region_code_is_quarantined(data_dir: Path) -> None:
     rows = population()
     rows[-1]["Region"] = "9999"
     out = validate_batch(land(data_dir, rows), settings=_settings(data_dir))
-    assert_quarantined(out, data_dir,
-                       "quarantined: expect_column_values_to_be_in_set(Region) failed: 1 unknown code '9999'")
+    assert_quarantined(
+        out, data_dir, "quarantined: expect_column_values_to_be_in_set(Region) failed: 1 unknown code '9999'"
+    )
     assert len(out.failures) == 1
 
 
@@ -153,17 +197,21 @@ def test_negative_count_is_quarantined(data_dir: Path) -> None:
     rows = population()
     rows[3]["value"] = -5.0
     out = validate_batch(land(data_dir, rows), settings=_settings(data_dir))
-    assert_quarantined(out, data_dir,
-                       "quarantined: expect_column_values_to_be_between(value) failed: 1 value below 0: '-5.0'")
+    assert_quarantined(
+        out, data_dir, "quarantined: expect_column_values_to_be_between(value) failed: 1 value below 0: '-5.0'"
+    )
 
 
 def test_duplicated_keys_are_quarantined(data_dir: Path) -> None:
     rows = population()
     rows.append(dict(rows[0]))
     out = validate_batch(land(data_dir, rows), settings=_settings(data_dir))
-    assert_quarantined(out, data_dir,
-                       "quarantined: expect_compound_columns_to_be_unique(Region,ContentsCode,Tid) failed: 2 rows with "
-                       "duplicated keys (Region, ContentsCode, Tid)")
+    assert_quarantined(
+        out,
+        data_dir,
+        "quarantined: expect_compound_columns_to_be_unique(Region,ContentsCode,Tid) failed: 2 rows with "
+        "duplicated keys (Region, ContentsCode, Tid)",
+    )
 
 
 def test_truncated_table_vanished_years_are_quarantined(data_dir: Path) -> None:
@@ -171,28 +219,34 @@ def test_truncated_table_vanished_years_are_quarantined(data_dir: Path) -> None:
     good = validate_batch(land(data_dir, population()), settings=s)
     assert good.success
     out = validate_batch(land(data_dir, population(years=YEARS[2:])), settings=s)
-    assert_quarantined(out, data_dir,
-                       "quarantined: expect_column_distinct_values_to_contain_set(Tid) failed: 2 values vanished since "
-                       f"previous batch {good.load_id}: '2020', '2021'")
+    assert_quarantined(
+        out,
+        data_dir,
+        "quarantined: expect_column_distinct_values_to_contain_set(Tid) failed: 2 values vanished since "
+        f"previous batch {good.load_id}: '2020', '2021'",
+    )
     assert out.warnings == []  # totals of the years still there did not change
     # the good batch stays in landing; the bad one is gone from it
     assert [p.name for p in (data_dir / "landing/population/population_tab638").glob("*.manifest.json")] == [
-        f"{good.load_id}.manifest.json"]
+        f"{good.load_id}.manifest.json"
+    ]
 
 
 def test_renamed_dimension_column_is_schema_drift(data_dir: Path) -> None:
     rows = [{("Year" if k == "Tid" else k): v for k, v in r.items()} for r in population()]
     out = validate_batch(land(data_dir, rows), settings=_settings(data_dir))
-    assert_quarantined(out, data_dir,
-                       "quarantined: expect_table_columns_to_match_set failed: missing column 'Tid'; "
-                       "unexpected column 'Year'")
+    assert_quarantined(
+        out,
+        data_dir,
+        "quarantined: expect_table_columns_to_match_set failed: missing column 'Tid'; unexpected column 'Year'",
+    )
 
 
 def test_row_count_not_equal_to_cells_is_quarantined(data_dir: Path) -> None:
     out = validate_batch(land(data_dir, population(), cells=80), settings=_settings(data_dir))
-    assert_quarantined(out, data_dir,
-                       "quarantined: expect_table_row_count_to_equal failed: 75 rows but the manifest promises "
-                       "80 cells")
+    assert_quarantined(
+        out, data_dir, "quarantined: expect_table_row_count_to_equal failed: 75 rows but the manifest promises 80 cells"
+    )
     assert len(out.failures) == 1
 
 
@@ -212,29 +266,50 @@ def test_land_area_may_be_fractional_and_file_source_net_flows_may_be_negative(d
     rows = [{"Region": r, "ContentsCode": "BE0101U3", "Tid": "2024", "value": 1234.56, "status": None} for r in REGIONS]
     land_area = land(data_dir, rows, source_name="land_area_tab628", raw_table="land_area")
     assert validate_batch(land_area, settings=s).success
-    frows = [{"flow_type": t, "district": "110", "area": "Annan", "period": "2024", "value": v, "status": None}
-             for t, v in (("In", 10.0), ("Ut", 30.0), ("Netto", -20.0))]
-    out = validate_batch(land(data_dir, frows, source_name="linkoping_commuting_districts",
-                              raw_table="municipal_commuting", kind="file"), settings=s)
+    frows = [
+        {"flow_type": t, "district": "110", "area": "Annan", "period": "2024", "value": v, "status": None}
+        for t, v in (("In", 10.0), ("Ut", 30.0), ("Netto", -20.0))
+    ]
+    out = validate_batch(
+        land(
+            data_dir, frows, source_name="linkoping_commuting_districts", raw_table="municipal_commuting", kind="file"
+        ),
+        settings=s,
+    )
     assert out.success and out.warnings == [], out.failures
 
 
 def test_locality_codes(data_dir: Path) -> None:
     s = _settings(data_dir)
-    rows = [{"Tatort": c, "ContentsCode": cc, "Tid": "2023", "value": 100.0, "status": None}
-            for c in ("0580TC111", "0581TB102") for cc in ("000003F7", "000003F9")]
+    rows = [
+        {"Tatort": c, "ContentsCode": cc, "Tid": "2023", "value": 100.0, "status": None}
+        for c in ("0580TC111", "0581TB102")
+        for cc in ("000003F7", "000003F9")
+    ]
     assert validate_batch(land(data_dir, rows, source_name="localities", raw_table="localities"), settings=s).success
     rows[0]["Tatort"] = "0580T111"
     out = validate_batch(land(data_dir, rows, source_name="localities", raw_table="localities"), settings=s)
     assert first_line(out).startswith(
         "quarantined: expect_column_values_to_match_regex(Tatort) failed: 1 value not matching "
-        "^\\d{4}T[BC]\\d{3}$: '0580T111'")
+        "^\\d{4}T[BC]\\d{3}$: '0580T111'"
+    )
 
 
 def _od_rows(stay: float) -> list[dict]:
-    return [{"Bostadskommun": b, "Arbetsstallekommun": a, "Kon": k, "ContentsCode": "000001XX", "Tid": "2023",
-             "value": stay if a == b else 100.0, "status": None}
-            for b in ("0580", "0581") for a in ("0580", "0581") for k in ("1", "2")]
+    return [
+        {
+            "Bostadskommun": b,
+            "Arbetsstallekommun": a,
+            "Kon": k,
+            "ContentsCode": "000001XX",
+            "Tid": "2023",
+            "value": stay if a == b else 100.0,
+            "status": None,
+        }
+        for b in ("0580", "0581")
+        for a in ("0580", "0581")
+        for k in ("1", "2")
+    ]
 
 
 def test_od_flows_against_employed_residents(data_dir: Path) -> None:
@@ -242,25 +317,50 @@ def test_od_flows_against_employed_residents(data_dir: Path) -> None:
     od = {"source_name": "commuting_flows", "raw_table": "commuting_flows", "table_id": "TAB1830"}
     out = validate_batch(land(data_dir, _od_rows(900.0), **od), settings=s)
     assert out.success
-    assert out.warnings == ["expect_od_row_sum_at_most_employed_residents(Bostadskommun) failed: skipped: no "
-                            "employment_by_sector batch in landing to compare with"]
-    emp = [{"Region": r, "SNI2007": "A-U+US", "Kon": k, "ContentsCode": "000002XI", "Tid": "2023", "value": 1000.0,
-            "status": None} for r in ("0580", "0581") for k in ("1", "2")]
+    assert out.warnings == [
+        "expect_od_row_sum_at_most_employed_residents(Bostadskommun) failed: skipped: no "
+        "employment_by_sector batch in landing to compare with"
+    ]
+    emp = [
+        {
+            "Region": r,
+            "SNI2007": "A-U+US",
+            "Kon": k,
+            "ContentsCode": "000002XI",
+            "Tid": "2023",
+            "value": 1000.0,
+            "status": None,
+        }
+        for r in ("0580", "0581")
+        for k in ("1", "2")
+    ]
     land(data_dir, emp, source_name="employment_by_sector", raw_table="employment_by_sector", table_id="TAB3204")
     assert validate_batch(land(data_dir, _od_rows(800.0), **od), settings=s).warnings == [
         "expect_year_totals_within_5pct_of_previous_load(Tid) failed: 1 year total changed more than 5% vs previous "
-        f"load {out.load_id}: 2023 000001XX -10.0%"]
+        f"load {out.load_id}: 2023 000001XX -10.0%"
+    ]
     bad = validate_batch(land(data_dir, _od_rows(1000.0), **od), settings=s)
     assert first_line(bad).startswith(
         "quarantined: expect_od_row_sum_at_most_employed_residents(Bostadskommun) failed: 4 residence-years commute "
-        "more people than live there employed")
+        "more people than live there employed"
+    )
 
 
 def test_validate_pending_list_quarantine_and_offline_data_docs(data_dir: Path) -> None:
     s = _settings(data_dir)
     land(data_dir, population())
-    bad = [{"Region": r["Region"], "Civilstand": "SC", "Alder": "TotSA", "ContentsCode": "000007ME", "Tid": "2025",
-            "value": r["value"], "status": None} for r in population(years=["2025"])]
+    bad = [
+        {
+            "Region": r["Region"],
+            "Civilstand": "SC",
+            "Alder": "TotSA",
+            "ContentsCode": "000007ME",
+            "Tid": "2025",
+            "value": r["value"],
+            "status": None,
+        }
+        for r in population(years=["2025"])
+    ]
     bad[0]["Region"] = "9999"
     land(data_dir, bad, source_name="population_tab5557", table_id="TAB5557")
     outcomes = validate_pending(s, build_docs=False)
@@ -286,11 +386,15 @@ def test_validate_pending_list_quarantine_and_offline_data_docs(data_dir: Path) 
 def test_100k_rows_validate_in_a_few_seconds(data_dir: Path, n_regions: int, n_years: int) -> None:
     import time
 
-    regions = pd.read_csv(Path(__file__).parent.parent / "expectations" / "reference" / "regions.csv",
-                          dtype=str)["code"].tolist()[:n_regions]
+    regions = pd.read_csv(Path(__file__).parent.parent / "expectations" / "reference" / "regions.csv", dtype=str)[
+        "code"
+    ].tolist()[:n_regions]
     years = [str(y) for y in range(1700, 1700 + n_years)]
-    rows = [{"Region": r, "ContentsCode": "BE0101N1", "Tid": y, "value": 1.0, "status": None}
-            for r in regions for y in years]
+    rows = [
+        {"Region": r, "ContentsCode": "BE0101N1", "Tid": y, "value": 1.0, "status": None}
+        for r in regions
+        for y in years
+    ]
     m = land(data_dir, rows)
     t = time.perf_counter()
     out = validate_batch(m, settings=_settings(data_dir))

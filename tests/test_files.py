@@ -48,6 +48,7 @@ def landing_types_ok(t: pa.Table) -> None:
 
 # -- catalogue + discovery -----------------------------------------------------------------------------------
 
+
 def test_catalogue_entries_map_to_real_px_variables(entries: dict[str, dict]) -> None:
     from extract.px import read_px
 
@@ -96,6 +97,7 @@ def test_file_sha256(tmp_path: Path) -> None:
 
 # -- PX sources ----------------------------------------------------------------------------------------------
 
+
 def test_pe12_px_source(entries: dict[str, dict]) -> None:
     t = read_file_source(LKPG / "PE12.px", entries["linkoping_commuting_districts"])
     assert t.column_names == COMMUTING_COLUMNS
@@ -137,12 +139,7 @@ def test_extra_px_variable_is_schema_drift(entries: dict[str, dict]) -> None:
 
 # -- CSV -------------------------------------------------------------------------------------------------------
 
-CSV_BODY = (
-    "flow_type,district,area,period,value\n"
-    "Ut,0580,Annan,2021,11792\n"
-    "In,0580,Annan,2021,..\n"
-    "Ut,110,Annan,2021,\n"
-)
+CSV_BODY = "flow_type,district,area,period,value\nUt,0580,Annan,2021,11792\nIn,0580,Annan,2021,..\nUt,110,Annan,2021,\n"
 
 
 def test_csv_source(tmp_path: Path, entries: dict[str, dict]) -> None:
@@ -219,6 +216,7 @@ def test_csv_latin1_and_empty(tmp_path: Path, entries: dict[str, dict]) -> None:
 
 # -- XLSX ------------------------------------------------------------------------------------------------------
 
+
 def _xlsx(path: Path, rows: list[list[object]]) -> Path:
     wb = openpyxl.Workbook()
     ws = wb.active
@@ -259,8 +257,11 @@ def test_xlsx_title_row_above_header_is_skipped(tmp_path: Path, entries: dict[st
 
 def test_xlsx_extra_header_row_without_real_header(tmp_path: Path, entries: dict[str, dict]) -> None:
     # Two header rows (Swedish labels above English codes), English row renamed: no row has all declared columns.
-    rows = [["Typ", "Stadsdel", "Område", "År", "Antal"], ["flow_type", "district", "area", "year", "value"],
-            *XLSX_ROWS[1:]]
+    rows = [
+        ["Typ", "Stadsdel", "Område", "År", "Antal"],
+        ["flow_type", "district", "area", "year", "value"],
+        *XLSX_ROWS[1:],
+    ]
     p = _xlsx(tmp_path / "twoheads_commuting.xlsx", rows)
     with pytest.raises(FileSourceError) as ei:
         read_file_source(p, entries["municipal_commuting_xlsx"])

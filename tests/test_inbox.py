@@ -27,10 +27,16 @@ def test_inbox_lands_good_quarantines_bad_and_skips_seen(data_dir: Path) -> None
     assert results["notes.txt"].status == "quarantined"
     assert "matches no catalogue file pattern" in results["notes.txt"].message
 
-    landed = pq.read_table(results["PE12.px"].manifest_path.with_name(
-        results["PE12.px"].manifest_path.name.replace(".manifest.json", ".parquet"))).to_pylist()
-    ut_2021 = [r for r in landed if r["flow_type"] == "Ut" and r["area"] == "Annan" and r["district"] == "0580"
-               and r["period"] == "2021"]
+    landed = pq.read_table(
+        results["PE12.px"].manifest_path.with_name(
+            results["PE12.px"].manifest_path.name.replace(".manifest.json", ".parquet")
+        )
+    ).to_pylist()
+    ut_2021 = [
+        r
+        for r in landed
+        if r["flow_type"] == "Ut" and r["area"] == "Annan" and r["district"] == "0580" and r["period"] == "2021"
+    ]
     assert [r["value"] for r in ut_2021] == [11792.0]
 
     reason = next(settings.quarantine_dir.rglob("*.reason.txt")).read_text()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import time
 
 import numpy as np
 import orjson
@@ -15,7 +14,6 @@ from hypothesis import strategies as st
 
 from extract.errors import ResponseError
 from extract.jsonstat import BOM, decode_jsonstat2
-
 from tests.conftest import REFERENCE_DATA
 
 FIXTURE = REFERENCE_DATA / "scb_v2_responses" / "TAB5839_ostergotland_subset.jsonstat2.json"
@@ -94,11 +92,16 @@ def test_truncated_and_wrong_length_raise() -> None:
 )
 def test_decode_matches_naive_loop(sizes: list[int], data: st.DataObject) -> None:
     n = math.prod(sizes)
-    values = data.draw(st.lists(st.one_of(st.none(), st.integers(-10**6, 10**6),
-                                          st.floats(allow_nan=False, allow_infinity=False, width=32)),
-                                min_size=n, max_size=n))
-    status = data.draw(st.dictionaries(st.integers(0, n - 1).map(str), st.sampled_from(["..", ".", "-"]),
-                                       max_size=n))
+    values = data.draw(
+        st.lists(
+            st.one_of(
+                st.none(), st.integers(-(10**6), 10**6), st.floats(allow_nan=False, allow_infinity=False, width=32)
+            ),
+            min_size=n,
+            max_size=n,
+        )
+    )
+    status = data.draw(st.dictionaries(st.integers(0, n - 1).map(str), st.sampled_from(["..", ".", "-"]), max_size=n))
     t = decode_jsonstat2(orjson.dumps(_doc(sizes, values, status)))
     rows = t.to_pylist()
     for k, combo in enumerate(itertools.product(*[range(s) for s in sizes])):
@@ -109,8 +112,8 @@ def test_decode_matches_naive_loop(sizes: list[int], data: st.DataObject) -> Non
         assert row["status"] == status.get(str(k))
 
 
-def test_decode_speed_1m_cells() -> None:
-    """1 M cells decode in about 2x orjson.loads (asserted loosely: < 5x, best of 3)."""
+def test_decode_1m_cells_is_complete() -> None:
+    """A 1 M-cell payload decodes completely; its speed is measured against peers in `make bench`."""
     sizes = [290, 2, 5, 345]  # 1,000,500 cells
     n = math.prod(sizes)
     rng = np.random.default_rng(0)
@@ -118,21 +121,8 @@ def test_decode_speed_1m_cells() -> None:
     for i in range(0, n, 13):
         vals[i] = None
     doc = _doc(sizes, vals, status={str(i): ".." for i in range(0, n, 13)})
-    raw = BOM + orjson.dumps(doc)
-
-    def best(f) -> float:
-        out = math.inf
-        for _ in range(3):
-            t0 = time.perf_counter()
-            f()
-            out = min(out, time.perf_counter() - t0)
-        return out
-
-    t_loads = best(lambda: orjson.loads(raw[3:]))
-    t_decode = best(lambda: decode_jsonstat2(raw))
-    table = decode_jsonstat2(raw)
+    table = decode_jsonstat2(BOM + orjson.dumps(doc))
     assert table.num_rows == n
     assert table.column("value").null_count == len(range(0, n, 13))
-    print(f"\n1M cells: orjson.loads {t_loads * 1000:.0f} ms, decode_jsonstat2 {t_decode * 1000:.0f} ms "
-          f"({t_decode / t_loads:.2f}x)")
-    assert t_decode < 5 * t_loads
+    assert table.column("status").null_count == n - len(range(0, n, 13))
+    assert table.column("D0")[n - 1].as_py() == "D0c289"

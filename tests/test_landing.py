@@ -13,15 +13,27 @@ from extract.landing import latest_manifest, write_batch
 from extract.settings import Settings
 
 FIELDS = {
-    "source_name": "population_tab638", "raw_table": "population", "kind": "pxweb", "table_id": "TAB638",
-    "source_url": "http://127.0.0.1/api/v2/tables/TAB638/data", "query": {"selection": {"Region": ["0580"]}},
-    "updated": "2025-02-21T07:00:00Z", "cells": 2, "requests": 1, "synthetic": False, "region_set": "ostergotland",
+    "source_name": "population_tab638",
+    "raw_table": "population",
+    "kind": "pxweb",
+    "table_id": "TAB638",
+    "source_url": "http://127.0.0.1/api/v2/tables/TAB638/data",
+    "query": {"selection": {"Region": ["0580"]}},
+    "updated": "2025-02-21T07:00:00Z",
+    "cells": 2,
+    "requests": 1,
+    "synthetic": False,
+    "region_set": "ostergotland",
 }
 
 
 def _table(**overrides: object) -> pa.Table:
-    cols = {"Region": pa.array(["0580", "0580"]), "Tid": pa.array(["2023", "2024"]),
-            "value": pa.array([167404.0, 168035.0]), "status": pa.array([None, None], pa.string())}
+    cols = {
+        "Region": pa.array(["0580", "0580"]),
+        "Tid": pa.array(["2023", "2024"]),
+        "value": pa.array([167404.0, 168035.0]),
+        "status": pa.array([None, None], pa.string()),
+    }
     cols.update(overrides)
     return pa.table(cols)
 
@@ -43,4 +55,5 @@ def test_pandera_guards_the_landing_contract(data_dir: Path) -> None:
     with pytest.raises(SchemaError, match="'value'"):
         write_batch(_table(value=pa.array(["1", "2"])), FIELDS, settings=settings)
     assert not (settings.landing_dir / "population").exists() or not list(
-        (settings.landing_dir / "population").rglob("*.parquet"))
+        (settings.landing_dir / "population").rglob("*.parquet")
+    )

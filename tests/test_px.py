@@ -39,6 +39,7 @@ def pe12() -> pa.Table:
 
 # -- real files ----------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("path", ALL_PX, ids=lambda p: p.name)
 def test_every_reference_file_reads_in_landing_shape(path: Path) -> None:
     px = read_px(path)
@@ -166,8 +167,15 @@ def test_datasymbols_come_through_as_status() -> None:
     assert all(r["value"] is None for r in women)
     assert cell(t, region="00", age="20", period="2003", sex="1")["value"] == 456
     assert cell(t, region="0115", age="22", period="2003", sex="2")["value"] == 23
-    assert px.symbol_labels == {".": "one", "..": "two", "...": "three", "....": "four", ".....": "five",
-                                "......": "six", "-": "-"}
+    assert px.symbol_labels == {
+        ".": "one",
+        "..": "two",
+        "...": "three",
+        "....": "four",
+        ".....": "five",
+        "......": "six",
+        "-": "-",
+    }
     assert px.get("DATASYMBOLSUM") == "sum"
     assert px.get("CELLNOTE", "*", "20", "*", "men") == "Cellnote 20 year old men"
 
@@ -217,6 +225,7 @@ def test_quoted_numbers_and_unquoted_symbols() -> None:
 
 # -- bad inputs ------------------------------------------------------------------------------------------------
 
+
 def _expect(tmp_path: Path, name: str, data: bytes, *fragments: str, line: int | None = None) -> FileSourceError:
     p = tmp_path / name
     p.write_bytes(data)
@@ -232,7 +241,7 @@ def _expect(tmp_path: Path, name: str, data: bytes, *fragments: str, line: int |
 
 
 def test_utf8_file_declaring_ansi(tmp_path: Path) -> None:
-    _expect(tmp_path, "wrong.px", MINI.encode("utf-8"), "CHARSET=\"ANSI\"", "UTF-8", line=7)
+    _expect(tmp_path, "wrong.px", MINI.encode("utf-8"), 'CHARSET="ANSI"', "UTF-8", line=7)
 
 
 def test_real_file_resaved_as_utf8(tmp_path: Path) -> None:

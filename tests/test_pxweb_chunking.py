@@ -54,8 +54,9 @@ def _best_guillotine(sizes: tuple[int, ...], max_cells: int) -> int:
         best = math.prod(shape)
         for d, n in enumerate(shape):
             for a in range(1, n // 2 + 1):
-                c = cost(tuple(sorted((*shape[:d], a, *shape[d + 1:])))) + \
-                    cost(tuple(sorted((*shape[:d], n - a, *shape[d + 1:]))))
+                c = cost(tuple(sorted((*shape[:d], a, *shape[d + 1 :])))) + cost(
+                    tuple(sorted((*shape[:d], n - a, *shape[d + 1 :])))
+                )
                 if c < best:
                     best = c
                     if best == lb:
@@ -66,8 +67,7 @@ def _best_guillotine(sizes: tuple[int, ...], max_cells: int) -> int:
 
 
 @settings(max_examples=200, deadline=None)
-@given(sizes=st.lists(st.integers(1, 30), min_size=1, max_size=4).map(tuple),
-       max_cells=st.integers(1, 3000))
+@given(sizes=st.lists(st.integers(1, 30), min_size=1, max_size=4).map(tuple), max_cells=st.integers(1, 3000))
 def test_plan_properties(sizes: tuple[int, ...], max_cells: int) -> None:
     plan = plan_chunks(sizes, max_cells)
     _check_cover(sizes, max_cells, plan)
@@ -98,13 +98,16 @@ def test_one_dimension_hits_the_lower_bound(n: int, max_cells: int) -> None:
     assert plan.requests == lower_bound([n], max_cells)
 
 
-@pytest.mark.parametrize(("sizes", "max_cells"), [
-    ((312, 4, 102, 2, 2, 57), 150_000),  # TAB638 everything
-    ((290, 290, 2, 1, 5), 150_000),  # TAB1830 commuting flows
-    ((312, 3, 3, 35), 150_000),  # TAB628
-    ((290, 17, 2, 1, 6), 2_000),  # TAB3204 through a tight server
-    ((100, 7), 20),  # needs a cut across the small dimension: 1x20 blocks
-])
+@pytest.mark.parametrize(
+    ("sizes", "max_cells"),
+    [
+        ((312, 4, 102, 2, 2, 57), 150_000),  # TAB638 everything
+        ((290, 290, 2, 1, 5), 150_000),  # TAB1830 commuting flows
+        ((312, 3, 3, 35), 150_000),  # TAB628
+        ((290, 17, 2, 1, 6), 2_000),  # TAB3204 through a tight server
+        ((100, 7), 20),  # needs a cut across the small dimension: 1x20 blocks
+    ],
+)
 def test_realistic_shapes_within_ten_percent(sizes: tuple[int, ...], max_cells: int) -> None:
     plan = plan_chunks(sizes, max_cells)
     assert all(plan.chunk_cells(c) <= max_cells for c in plan.chunks)

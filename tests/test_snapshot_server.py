@@ -12,8 +12,7 @@ import requests
 from extract.snapshot.server import Faults, SnapshotServer, main
 
 BOM = b"\xef\xbb\xbf"
-OSTERGOTLAND = ["0509", "0512", "0513", "0560", "0561", "0562", "0563", "0580", "0581", "0582", "0583",
-                "0584", "0586"]
+OSTERGOTLAND = ["0509", "0512", "0513", "0560", "0561", "0562", "0563", "0580", "0581", "0582", "0583", "0584", "0586"]
 
 
 def body(resp: requests.Response) -> dict:
@@ -68,12 +67,20 @@ def test_config(snapshot_server):
 def test_tables_listing_query_and_paging(snapshot_server):
     doc = body(requests.get(f"{snapshot_server.url}/tables", timeout=10))
     ids = {t["id"] for t in doc["tables"]}
-    assert {"TAB638", "TAB5557", "TAB628", "TAB5839", "TAB3266", "TAB3267", "TAB3204", "TAB1830",
-            "LandarealTatortN"} <= ids
+    assert {
+        "TAB638",
+        "TAB5557",
+        "TAB628",
+        "TAB5839",
+        "TAB3266",
+        "TAB3267",
+        "TAB3204",
+        "TAB1830",
+        "LandarealTatortN",
+    } <= ids
     synthetic = {t["id"] for t in doc["tables"] if "synthetic" in t["tags"]}
     assert synthetic == {"TAB3204", "TAB1830"}
-    page = body(requests.get(f"{snapshot_server.url}/tables", params={"pageSize": 4, "pageNumber": 3},
-                             timeout=10))
+    page = body(requests.get(f"{snapshot_server.url}/tables", params={"pageSize": 4, "pageNumber": 3}, timeout=10))
     assert page["page"]["totalElements"] == len(ids) and page["page"]["totalPages"] == math.ceil(len(ids) / 4)
     assert len(page["tables"]) == len(ids) - 8
     found = body(requests.get(f"{snapshot_server.url}/tables", params={"query": "pendlare"}, timeout=10))
@@ -113,8 +120,17 @@ def test_real_numbers(snapshot_server):
     assert cell(pop, Region="0580") == 168035
     assert cell(pop, Region="05") == 472446
     assert cell(pop, Region="00") > 10_000_000
-    ckm = body(get_data(snapshot_server, "TAB5557", Region="0580", Civilstand="SC", Alder="TotSA",
-                        ContentsCode="000007ME", Tid="2025"))
+    ckm = body(
+        get_data(
+            snapshot_server,
+            "TAB5557",
+            Region="0580",
+            Civilstand="SC",
+            Alder="TotSA",
+            ContentsCode="000007ME",
+            Tid="2025",
+        )
+    )
     assert ckm["value"] == [168714]
     com = body(get_data(snapshot_server, "TAB5839", Region="0580", Kon="4", ContentsCode="00000548", Tid="2021"))
     assert com["value"] == [11792]
@@ -135,8 +151,7 @@ def test_missing_cells_are_null_with_status(snapshot_server):
 def test_post_equals_get_and_csv(snapshot_server):
     sel = {"Region": ["0580", "0581"], "ContentsCode": ["BE0101N1"], "Tid": ["range(2020,2022)"]}
     posted = body(post_data(snapshot_server, "TAB638", sel))
-    got = body(get_data(snapshot_server, "TAB638", Region="0580,0581", ContentsCode="BE0101N1",
-                        Tid="range(2020,2022)"))
+    got = body(get_data(snapshot_server, "TAB638", Region="0580,0581", ContentsCode="BE0101N1", Tid="range(2020,2022)"))
     assert posted == got and posted["size"] == [2, 1, 3]
     r = post_data(snapshot_server, "TAB638", sel, outputFormat="csv")
     assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/csv")
@@ -147,9 +162,15 @@ def test_post_equals_get_and_csv(snapshot_server):
 
 @pytest.mark.parametrize(
     ("expr", "expected"),
-    [("top(2)", ["2023", "2024"]), ("bottom(2)", ["1968", "1969"]), ("from(2022)", ["2022", "2023", "2024"]),
-     ("to(1969)", ["1968", "1969"]), ("range(2001,2003)", ["2001", "2002", "2003"]), ("202*", None),
-     ("top(2,1)", ["2022", "2023"])],
+    [
+        ("top(2)", ["2023", "2024"]),
+        ("bottom(2)", ["1968", "1969"]),
+        ("from(2022)", ["2022", "2023", "2024"]),
+        ("to(1969)", ["1968", "1969"]),
+        ("range(2001,2003)", ["2001", "2002", "2003"]),
+        ("202*", None),
+        ("top(2,1)", ["2022", "2023"]),
+    ],
 )
 def test_expressions_on_time(snapshot_server, expr, expected):
     doc = body(get_data(snapshot_server, "TAB638", Region="0580", ContentsCode="BE0101N1", Tid=expr))
@@ -166,14 +187,27 @@ def test_wildcard_and_star(snapshot_server):
 
 # ------------------------------------------------------------------------------------------- elimination
 def test_elimination_by_sum_and_by_value_code(snapshot_server):
-    by_sex = body(get_data(snapshot_server, "TAB1830", Bostadskommun="0580", Arbetsstallekommun="0581",
-                           Kon="1,2", ContentsCode="*", Tid="2021"))
-    total = body(get_data(snapshot_server, "TAB1830", Bostadskommun="0580", Arbetsstallekommun="0581",
-                          ContentsCode="*", Tid="2021"))
+    by_sex = body(
+        get_data(
+            snapshot_server,
+            "TAB1830",
+            Bostadskommun="0580",
+            Arbetsstallekommun="0581",
+            Kon="1,2",
+            ContentsCode="*",
+            Tid="2021",
+        )
+    )
+    total = body(
+        get_data(
+            snapshot_server, "TAB1830", Bostadskommun="0580", Arbetsstallekommun="0581", ContentsCode="*", Tid="2021"
+        )
+    )
     assert "Kon" not in total["id"]  # no eliminationValueCode: summed over Kon and dropped
     assert total["value"] == [sum(by_sex["value"])]
-    emp = body(get_data(snapshot_server, "TAB3204", Region="05," + ",".join(OSTERGOTLAND),
-                        ContentsCode="000002XH", Tid="2024"))
+    emp = body(
+        get_data(snapshot_server, "TAB3204", Region="05," + ",".join(OSTERGOTLAND), ContentsCode="000002XH", Tid="2024")
+    )
     assert_shape(emp)
     # SNI2007 and Kon have eliminationValueCode (A-U+US, 1+2): kept with one category
     assert list(emp["dimension"]["SNI2007"]["category"]["index"]) == ["A-U+US"]
@@ -182,8 +216,17 @@ def test_elimination_by_sum_and_by_value_code(snapshot_server):
 
 
 def test_synthetic_employment_is_consistent(snapshot_server):
-    doc = body(get_data(snapshot_server, "TAB3204", Region="0580", SNI2007="*", Kon="1,2,1+2",
-                        ContentsCode="000002XH,000002XI", Tid="2024"))
+    doc = body(
+        get_data(
+            snapshot_server,
+            "TAB3204",
+            Region="0580",
+            SNI2007="*",
+            Kon="1,2,1+2",
+            ContentsCode="000002XH,000002XI",
+            Tid="2024",
+        )
+    )
     assert_shape(doc)
     assert "status" not in doc  # every cell of a generated region is present
     day_total = cell(doc, SNI2007="A-U+US", Kon="1+2", ContentsCode="000002XH")
@@ -199,18 +242,38 @@ def test_synthetic_employment_is_consistent(snapshot_server):
 
 
 def test_synthetic_od_matches_real_commuting_totals(snapshot_server):
-    real = body(get_data(snapshot_server, "TAB5839", Region=",".join(OSTERGOTLAND), Kon="4",
-                         ContentsCode="00000546,00000548", Tid="2020,2021"))
-    od = body(post_data(snapshot_server, "TAB1830", {"Bostadskommun": OSTERGOTLAND, "Arbetsstallekommun": ["*"],
-                                                     "ContentsCode": ["*"], "Tid": ["2020", "2021"]}))
+    real = body(
+        get_data(
+            snapshot_server,
+            "TAB5839",
+            Region=",".join(OSTERGOTLAND),
+            Kon="4",
+            ContentsCode="00000546,00000548",
+            Tid="2020,2021",
+        )
+    )
+    od = body(
+        post_data(
+            snapshot_server,
+            "TAB1830",
+            {
+                "Bostadskommun": OSTERGOTLAND,
+                "Arbetsstallekommun": ["*"],
+                "ContentsCode": ["*"],
+                "Tid": ["2020", "2021"],
+            },
+        )
+    )
     assert_shape(od)
     assert od["size"] == [13, 290, 1, 2]
     for res in OSTERGOTLAND:
         for year in ("2020", "2021"):
             stay = cell(real, Region=res, ContentsCode="00000546", Tid=year)
             out = cell(real, Region=res, ContentsCode="00000548", Tid=year)
-            row = [cell(od, Bostadskommun=res, Arbetsstallekommun=w, Tid=year)
-                   for w in od["dimension"]["Arbetsstallekommun"]["category"]["index"]]
+            row = [
+                cell(od, Bostadskommun=res, Arbetsstallekommun=w, Tid=year)
+                for w in od["dimension"]["Arbetsstallekommun"]["category"]["index"]
+            ]
             assert sum(row) == stay + out
             assert cell(od, Bostadskommun=res, Arbetsstallekommun=res, Tid=year) == stay
 
@@ -290,8 +353,11 @@ def test_stats_and_reset(make_snapshot_server):
 def test_million_cells_quickly(make_snapshot_server):
     server = make_snapshot_server(max_data_cells=1_000_000)
     t0 = time.perf_counter()
-    r = post_data(server, "TAB1830", {"Bostadskommun": ["*"], "Arbetsstallekommun": ["*"], "Kon": ["1", "2"],
-                                      "ContentsCode": ["*"], "Tid": ["*"]})
+    r = post_data(
+        server,
+        "TAB1830",
+        {"Bostadskommun": ["*"], "Arbetsstallekommun": ["*"], "Kon": ["1", "2"], "ContentsCode": ["*"], "Tid": ["*"]},
+    )
     elapsed = time.perf_counter() - t0
     assert r.status_code == 200 and server.stats.cells_per_request == [841_000]
     assert elapsed < 5, elapsed
@@ -304,6 +370,15 @@ def test_cli_help(capsys):
         main(["--help"])
     assert exc.value.code == 0
     out = capsys.readouterr().out
-    for flag in ("--host", "--port", "--max-data-cells", "--max-calls", "--time-window", "--rate-limit-every",
-                 "--unavailable-every", "--truncate-every", "--delay"):
+    for flag in (
+        "--host",
+        "--port",
+        "--max-data-cells",
+        "--max-calls",
+        "--time-window",
+        "--rate-limit-every",
+        "--unavailable-every",
+        "--truncate-every",
+        "--delay",
+    ):
         assert flag in out

@@ -18,21 +18,46 @@ from warehouse.db import writer
 from warehouse.load import load_validated
 
 FIELDS = {
-    "source_name": "population_tab638", "raw_table": "population", "kind": "pxweb", "table_id": "TAB638",
-    "source_url": "http://127.0.0.1/api/v2/tables/TAB638/data", "query": {"selection": {}},
-    "updated": "2025-02-21T07:00:00Z", "cells": 2, "requests": 1, "synthetic": False, "region_set": "ostergotland",
+    "source_name": "population_tab638",
+    "raw_table": "population",
+    "kind": "pxweb",
+    "table_id": "TAB638",
+    "source_url": "http://127.0.0.1/api/v2/tables/TAB638/data",
+    "query": {"selection": {}},
+    "updated": "2025-02-21T07:00:00Z",
+    "cells": 2,
+    "requests": 1,
+    "synthetic": False,
+    "region_set": "ostergotland",
 }
 
 
 def _land(settings: Settings, values: list[float], *, passed: bool = True, **extra: pa.Array) -> Manifest:
-    cols = {"Region": pa.array(["0580", "0581"]), **extra, "Tid": pa.array(["2024", "2024"]),
-            "value": pa.array(values), "status": pa.array([None, None], pa.string())}
+    cols = {
+        "Region": pa.array(["0580", "0581"]),
+        **extra,
+        "Tid": pa.array(["2024", "2024"]),
+        "value": pa.array(values),
+        "status": pa.array([None, None], pa.string()),
+    }
     m = write_batch(pa.table(cols), FIELDS, settings=settings)
-    pq.write_table(pa.table({
-        "run_id": ["r"], "load_id": [m.load_id], "source_name": [m.source_name], "expectation": ["x"],
-        "column": ["value"], "severity": ["fail"], "success": [passed], "observed_value": [""], "details": [""],
-        "validated_at": ["now"],
-    }), m.path.with_name(m.load_id + ".validation.parquet"))
+    pq.write_table(
+        pa.table(
+            {
+                "run_id": ["r"],
+                "load_id": [m.load_id],
+                "source_name": [m.source_name],
+                "expectation": ["x"],
+                "column": ["value"],
+                "severity": ["fail"],
+                "success": [passed],
+                "observed_value": [""],
+                "details": [""],
+                "validated_at": ["now"],
+            }
+        ),
+        m.path.with_name(m.load_id + ".validation.parquet"),
+    )
     return m
 
 
@@ -55,7 +80,8 @@ def test_load_is_idempotent_and_replaces(data_dir: Path) -> None:
     second = _land(settings, [168036.0, 145001.0], Civilstand=pa.array(["SC", "SC"]))
     assert load_validated(settings=settings).loaded == [second.load_id]
     assert _rows(settings, "select sum(value), count(*), max(Civilstand), max(_load_id) from raw.population") == [
-        (313037.0, 2, "SC", second.load_id)]
+        (313037.0, 2, "SC", second.load_id)
+    ]
     assert _rows(settings, "select count(*) from ops.loads where status = 'loaded'") == [(2,)]
     assert _rows(settings, "select count(*) from ops.validation_results") == [(2,)]
 
@@ -92,3 +118,32 @@ def test_second_writer_refuses_clearly(data_dir: Path) -> None:
         release.set()
         holder.join(20)
     assert load_validated(settings=settings, wait=5).loaded == []
+
+
+def _read_only_reader(path: str, ready: mp.Event, release: mp.Event) -> None:
+    con = duckdb.connect(path, read_only=True)
+    con.execute("select count(*) from raw.population").fetchall()
+    ready.set()
+    release.wait(20)
+    con.close()
+
+
+def test_an_analyst_session_does_not_block_loading(data_dir: Path) -> None:
+    """Writers work on a copy and swap it in, so a reader in another process never blocks them."""
+    settings = Settings.from_env()
+    _land(settings, [1.0, 2.0])
+    load_validated(settings=settings)
+    ctx = mp.get_context("spawn")
+    ready, release = ctx.Event(), ctx.Event()
+    reader = ctx.Process(target=_read_only_reader, args=(str(settings.warehouse_path), ready, release))
+    reader.start()
+    try:
+        assert ready.wait(30)
+        time.sleep(0.01)
+        newer = _land(settings, [10.0, 20.0])
+        assert load_validated(settings=settings, wait=1).loaded == [newer.load_id]
+    finally:
+        release.set()
+        reader.join(20)
+    assert _rows(settings, "select sum(value) from raw.population") == [(30.0,)]
+    assert not list(settings.state_dir.glob("warehouse.next*"))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from extract.errors import RegionstatError
 from extract.settings import PROJECT_ROOT, Settings
-from warehouse.db import connect_writer, writer
+from warehouse.db import connect_writer, work_copy
 
 log = logging.getLogger(__name__)
 
@@ -33,35 +33,57 @@ class DbtResult:
         return f"dbt {self.command}: {self.passed} ok, {self.failed} failed, {self.skipped} skipped"
 
 
-def dbt_env(settings: Settings) -> dict[str, str]:
+def dbt_env(settings: Settings, duckdb_path: str | None = None) -> dict[str, str]:
     return {
-        "REGIONSTAT_DUCKDB_PATH": str(settings.warehouse_path),
+        "REGIONSTAT_DUCKDB_PATH": duckdb_path or str(settings.warehouse_path),
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         "DO_NOT_TRACK": "1",
     }
 
 
-def dbt_args(command: str, settings: Settings, extra: list[str] | None = None,
-             target: Path | None = None) -> list[str]:
+def dbt_args(command: str, settings: Settings, extra: list[str] | None = None, target: Path | None = None) -> list[str]:
     target = target or settings.state_dir / "dbt" / "target"
     return [
         *command.split(),
-        "--project-dir", str(DBT_PROJECT_DIR),
-        "--profiles-dir", str(DBT_PROJECT_DIR),
-        "--target-path", str(target),
-        "--log-path", str(settings.state_dir / "dbt" / "logs"),
+        "--project-dir",
+        str(DBT_PROJECT_DIR),
+        "--profiles-dir",
+        str(DBT_PROJECT_DIR),
+        "--target-path",
+        str(target),
+        "--log-path",
+        str(settings.state_dir / "dbt" / "logs"),
         "--quiet",
         *(extra or []),
     ]
 
 
-def invoke_dbt(command: str, settings: Settings, extra: list[str] | None = None,
-               target: Path | None = None) -> DbtResult:
+def _close_dbt_duckdb() -> None:
+    """dbt-duckdb keeps its DuckDB instance open for the life of the process; close it so the work copy can be
+    renamed into place and later connections (the report's read-only one, the next work copy) start clean."""
+    from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+
+    with DuckDBConnectionManager._LOCK:
+        if DuckDBConnectionManager._ENV is not None:
+            DuckDBConnectionManager._ENV.close()
+            DuckDBConnectionManager._ENV = None
+
+
+def invoke_dbt(
+    command: str,
+    settings: Settings,
+    extra: list[str] | None = None,
+    target: Path | None = None,
+    duckdb_path: str | None = None,
+) -> DbtResult:
     """Run one dbt command in this process; the caller must hold the writer lock for writing commands."""
     from dbt.cli.main import dbtRunner
 
-    os.environ.update(dbt_env(settings))
-    res = dbtRunner().invoke(dbt_args(command, settings, extra, target))
+    os.environ.update(dbt_env(settings, duckdb_path))
+    try:
+        res = dbtRunner().invoke(dbt_args(command, settings, extra, target))
+    finally:
+        _close_dbt_duckdb()
     passed = failed = skipped = 0
     failures: list[str] = []
     results = getattr(res.result, "results", None) or []
@@ -82,16 +104,20 @@ def invoke_dbt(command: str, settings: Settings, extra: list[str] | None = None,
     return DbtResult(command, bool(res.success), passed, failed, skipped, failures)
 
 
-def run_dbt(*, settings: Settings, select: str | None = None, command: str = "build",
-            wait: float | None = None) -> DbtResult:
+def run_dbt(
+    *, settings: Settings, select: str | None = None, command: str = "build", wait: float | None = None
+) -> DbtResult:
     """``dbt build`` (seeds, models, tests) under the writer lock; raises DbtError naming the first failure."""
     extra = ["--select", select] if select else []
-    with writer(settings, wait=wait, purpose=f"dbt {command}"):
-        connect_writer(settings).close()  # make sure raw/ops schemas exist before dbt looks for sources
-        result = invoke_dbt(command, settings, extra)
-    if not result.success:
-        first = result.failures[0] if result.failures else "see dbt logs"
-        raise DbtError(f"dbt {command} failed ({result.failed} failing node(s)); first: {first}")
+    with work_copy(settings, wait=wait, purpose=f"dbt {command}") as path:
+        connect_writer(path).close()  # make sure raw/ops schemas exist before dbt looks for sources
+        result = invoke_dbt(command, settings, extra, duckdb_path=path)
+        if not result.success:  # raising inside the block discards the work copy: the live warehouse stays
+            first = result.failures[0] if result.failures else "see dbt logs"
+            raise DbtError(
+                f"dbt {command} failed ({result.failed} failing node(s)); the last good warehouse "
+                f"is unchanged; first: {first}"
+            )
     log.info(result.line())
     return result
 
@@ -99,8 +125,8 @@ def run_dbt(*, settings: Settings, select: str | None = None, command: str = "bu
 def generate_docs(*, settings: Settings) -> Path:
     """``dbt docs generate --static`` into ``<data_dir>/docs/dbt`` (one self-contained static_index.html)."""
     out = settings.docs_dir / "dbt"
-    with writer(settings, purpose="dbt docs"):
-        result = invoke_dbt("docs generate", settings, ["--static"], target=out)
+    with work_copy(settings, purpose="dbt docs") as path:
+        result = invoke_dbt("docs generate", settings, ["--static"], target=out, duckdb_path=path)
     if not result.success:
         raise DbtError(f"dbt docs generate failed: {'; '.join(result.failures) or 'see dbt logs'}")
     return out / "static_index.html"

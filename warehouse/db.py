@@ -1,7 +1,9 @@
-"""The warehouse file and its single-writer lock.
+"""The warehouse file, its single-writer lock, and copy-on-write publication.
 
-DuckDB allows one writing process per file; a second one gets a lock error. We serialise writers ourselves with
-a file lock next to the database, so a second writer waits (and says so) or refuses with a clear message.
+DuckDB allows one writing process per file, and a reader's lock (an analyst's read-only session, a BI tool)
+blocks writers too. So writers never write ``warehouse.duckdb`` in place: under one file lock they copy it to a
+work file, write there, and atomically rename it over the live file on success. Readers keep reading the old
+file until they reconnect; a crash or a failed dbt test leaves the last good warehouse untouched.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import time
 from collections.abc import Iterator
 
@@ -68,8 +71,7 @@ def writer(settings: Settings, *, wait: float | None = None, purpose: str = "wri
     except Timeout:
         holder = holder_path.read_text() if holder_path.exists() else "{}"
         log.warning("warehouse is busy (held by %s); waiting up to %.0f s", holder, wait)
-        print(f"warehouse {settings.warehouse_path} is being written by another run {holder}; waiting ...",
-              flush=True)
+        print(f"warehouse {settings.warehouse_path} is being written by another run {holder}; waiting ...", flush=True)
         try:
             lock.acquire(timeout=wait)
         except Timeout:
@@ -85,8 +87,13 @@ def writer(settings: Settings, *, wait: float | None = None, purpose: str = "wri
         lock.release()
 
 
-META_COLUMNS = {"_source_name": "varchar", "_source_table": "varchar", "_load_id": "varchar",
-                "_synthetic": "boolean", "_loaded_at": "timestamp"}
+META_COLUMNS = {
+    "_source_name": "varchar",
+    "_source_table": "varchar",
+    "_load_id": "varchar",
+    "_synthetic": "boolean",
+    "_loaded_at": "timestamp",
+}
 
 
 def declared_raw_columns() -> dict[str, list[str]]:
@@ -113,13 +120,35 @@ def ensure_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(f'create table if not exists raw."{table}" ({", ".join(cols)})')
 
 
-def connect_writer(settings: Settings) -> duckdb.DuckDBPyConnection:
-    """Open the warehouse for writing; call only inside ``writer(...)``."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(settings.warehouse_path))
+def connect_writer(path: os.PathLike[str] | str) -> duckdb.DuckDBPyConnection:
+    """Open a work copy for writing (see ``work_copy``), with the ledger and every raw table in place."""
+    con = duckdb.connect(str(path))
     con.execute(LEDGER_DDL)
     ensure_raw_tables(con)
     return con
+
+
+@contextlib.contextmanager
+def work_copy(settings: Settings, *, wait: float | None = None, purpose: str = "write") -> Iterator[str]:
+    """Hold the writer lock, yield the path of a private copy of the warehouse, publish it atomically on success."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    with writer(settings, wait=wait, purpose=purpose):
+        work = settings.state_dir / "warehouse.next.duckdb"
+        for stale in (work, work.with_name(work.name + ".wal")):
+            stale.unlink(missing_ok=True)
+        if settings.warehouse_path.exists():
+            shutil.copyfile(settings.warehouse_path, work)
+        try:
+            yield str(work)
+            con = duckdb.connect(str(work))
+            con.execute("checkpoint")  # fold the WAL into the file before it goes live
+            con.close()
+            with open(work, "rb") as fh:
+                os.fsync(fh.fileno())
+            os.replace(work, settings.warehouse_path)
+        finally:
+            for leftover in (work, work.with_name(work.name + ".wal")):
+                leftover.unlink(missing_ok=True)
 
 
 def connect_reader(settings: Settings) -> duckdb.DuckDBPyConnection:

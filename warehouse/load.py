@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 
 from extract.landing import Manifest, manifests
 from extract.settings import Settings
-from warehouse.db import connect_writer, writer
+from warehouse.db import connect_reader, connect_writer, work_copy
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +33,10 @@ class LoadSummary:
     rows: int = 0
 
     def line(self) -> str:
-        return (f"loaded {len(self.loaded)} batch(es), {self.rows:,} rows; {len(self.unchanged)} unchanged; "
-                f"{len(self.quarantined)} quarantined; {len(self.unvalidated)} awaiting validation")
+        return (
+            f"loaded {len(self.loaded)} batch(es), {self.rows:,} rows; {len(self.unchanged)} unchanged; "
+            f"{len(self.quarantined)} quarantined; {len(self.unvalidated)} awaiting validation"
+        )
 
 
 def _validation_path(m: Manifest) -> Path:
@@ -55,28 +57,25 @@ def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _current_load_id(con: duckdb.DuckDBPyConnection, m: Manifest) -> str | None:
-    row = con.execute(
-        "select load_id from ops.loads where source_name = ? and status = 'loaded' "
-        "order by loaded_at desc, load_id desc limit 1",
-        [m.source_name],
-    ).fetchone()
-    return row[0] if row else None
-
-
 def _load_batch(con: duckdb.DuckDBPyConnection, m: Manifest) -> None:
     table = f"raw.{_ident(m.raw_table)}"
     path = str(m.parquet_path)
     con.execute("begin transaction")
     try:
-        batch = ("select *, ? as _source_name, ? as _source_table, ? as _load_id, ?::boolean as _synthetic, "
-                 "?::timestamp as _loaded_at from read_parquet(?)")
+        batch = (
+            "select *, ? as _source_name, ? as _source_table, ? as _load_id, ?::boolean as _synthetic, "
+            "?::timestamp as _loaded_at from read_parquet(?)"
+        )
         now = datetime.now(UTC).replace(tzinfo=None)
         params = [m.source_name, m.table_id, m.load_id, m.synthetic, now, path]
         con.execute(f"create table if not exists {table} as {batch} limit 0", params)
-        existing = {r[0] for r in con.execute(
-            "select column_name from information_schema.columns where table_schema = 'raw' and table_name = ?",
-            [m.raw_table]).fetchall()}
+        existing = {
+            r[0]
+            for r in con.execute(
+                "select column_name from information_schema.columns where table_schema = 'raw' and table_name = ?",
+                [m.raw_table],
+            ).fetchall()
+        }
         for name, dtype, *_ in con.execute(f"describe {batch}", params).fetchall():
             if name not in existing:
                 con.execute(f"alter table {table} add column {_ident(name)} {dtype}")
@@ -87,8 +86,9 @@ def _load_batch(con: duckdb.DuckDBPyConnection, m: Manifest) -> None:
             [m.load_id, m.source_name, m.raw_table, m.table_id, m.rows, m.content_sha256, m.synthetic, now],
         )
         con.execute("delete from ops.validation_results where load_id = ?", [m.load_id])
-        con.execute("insert into ops.validation_results by name select * from read_parquet(?)",
-                    [str(_validation_path(m))])
+        con.execute(
+            "insert into ops.validation_results by name select * from read_parquet(?)", [str(_validation_path(m))]
+        )
         con.execute("commit")
     except BaseException:
         con.execute("rollback")
@@ -107,8 +107,17 @@ def _record_quarantined(con: duckdb.DuckDBPyConnection, settings: Settings, summ
         con.execute("begin transaction")
         con.execute(
             "insert into ops.loads values (?, ?, ?, ?, ?, ?, ?, 'quarantined', ?, ?)",
-            [m.load_id, m.source_name, m.raw_table, m.table_id, m.rows, m.content_sha256, m.synthetic, reason,
-             datetime.now(UTC).replace(tzinfo=None)],
+            [
+                m.load_id,
+                m.source_name,
+                m.raw_table,
+                m.table_id,
+                m.rows,
+                m.content_sha256,
+                m.synthetic,
+                reason,
+                datetime.now(UTC).replace(tzinfo=None),
+            ],
         )
         if vpath.exists():
             con.execute("delete from ops.validation_results where load_id = ?", [m.load_id])
@@ -117,8 +126,35 @@ def _record_quarantined(con: duckdb.DuckDBPyConnection, settings: Settings, summ
         summary.quarantined.append(m.load_id)
 
 
+def _live_state(settings: Settings) -> tuple[dict[str, str], set[str]]:
+    """From the live warehouse (read-only): current load id per source, and quarantines already recorded."""
+    if not settings.warehouse_path.exists():
+        return {}, set()
+    con = connect_reader(settings)
+    try:
+        if not con.execute(
+            "select count(*) from information_schema.tables where table_schema = 'ops' and table_name = 'loads'"
+        ).fetchone()[0]:
+            return {}, set()
+        current = dict(
+            con.execute(
+                "select source_name, load_id from ops.loads where status = 'loaded' "
+                "qualify row_number() over (partition by source_name order by loaded_at desc, load_id desc) = 1"
+            ).fetchall()
+        )
+        quarantined = {
+            r[0] for r in con.execute("select load_id from ops.loads where status = 'quarantined'").fetchall()
+        }
+        return current, quarantined
+    finally:
+        con.close()
+
+
 def load_validated(*, settings: Settings, wait: float | None = None) -> LoadSummary:
-    """Load each source's newest validated batch that is not yet live; record quarantines in the ledger."""
+    """Load each source's newest validated batch that is not yet live; record quarantines in the ledger.
+
+    With nothing new the live warehouse is not touched at all (no lock, no copy).
+    """
     summary = LoadSummary()
     newest: dict[str, Manifest] = {}
     for m in manifests(settings.landing_dir):
@@ -127,20 +163,21 @@ def load_validated(*, settings: Settings, wait: float | None = None) -> LoadSumm
             summary.unvalidated.append(m.load_id)
         elif verdict:
             newest[m.source_name] = m  # manifests() is oldest first
-    with writer(settings, wait=wait, purpose="load"):
-        con = connect_writer(settings)
+    current, recorded = _live_state(settings)
+    todo = [m for m in newest.values() if current.get(m.source_name) != m.load_id]
+    summary.unchanged = [m.load_id for m in newest.values() if current.get(m.source_name) == m.load_id]
+    new_quarantine = any(m.load_id not in recorded for m in manifests(settings.quarantine_dir))
+    if not todo and not new_quarantine and settings.warehouse_path.exists():
+        return summary
+    with work_copy(settings, wait=wait, purpose="load") as path:
+        con = connect_writer(path)
         try:
             _record_quarantined(con, settings, summary)
-            for m in newest.values():
-                if _current_load_id(con, m) == m.load_id:
-                    summary.unchanged.append(m.load_id)
-                    continue
+            for m in todo:
                 _load_batch(con, m)
                 summary.loaded.append(m.load_id)
                 summary.rows += m.rows
-                log.info("loaded %s rows of %s into raw.%s (load %s)", m.rows, m.source_name, m.raw_table,
-                         m.load_id)
-            con.execute("checkpoint")
+                log.info("loaded %s rows of %s into raw.%s (load %s)", m.rows, m.source_name, m.raw_table, m.load_id)
         finally:
             con.close()
     return summary

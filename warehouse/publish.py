@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 
 from extract.settings import Settings
-from warehouse.db import connect_writer, writer
+from warehouse.db import connect_reader, writer
 
 log = logging.getLogger(__name__)
 
@@ -22,17 +22,22 @@ def publish_marts(*, settings: Settings, wait: float | None = None) -> dict[str,
     out.mkdir(parents=True, exist_ok=True)
     checksums: dict[str, str] = {}
     with writer(settings, wait=wait, purpose="publish"):
-        con = connect_writer(settings)
+        con = connect_reader(settings)
         try:
             con.execute("set preserve_insertion_order = true")
-            names = [r[0] for r in con.execute(
-                "select table_name from information_schema.tables where table_schema = ? "
-                "and table_type = 'BASE TABLE' order by table_name", [MART_SCHEMA]).fetchall()]
+            names = [
+                r[0]
+                for r in con.execute(
+                    "select table_name from information_schema.tables where table_schema = ? "
+                    "and table_type = 'BASE TABLE' order by table_name",
+                    [MART_SCHEMA],
+                ).fetchall()
+            ]
             for name in names:
                 final = out / f"{name}.parquet"
                 tmp = out / f".{name}.parquet.tmp"
                 con.execute(
-                    f'copy (select * from {MART_SCHEMA}."{name}" order by all) to \'{tmp}\' '
+                    f"copy (select * from {MART_SCHEMA}.\"{name}\" order by all) to '{tmp}' "
                     "(format parquet, compression zstd, row_group_size 100000)"
                 )
                 with open(tmp, "rb") as fh:

@@ -50,26 +50,46 @@ RAW_SOURCES = {
     "municipal_commuting": "municipal PE12.px",
     "municipal_day_population": "municipal FO05.px",
 }
-META_COLUMNS = {"load_id", "source_name", "loaded_at", "_load_id", "_source_name", "_loaded_at", "dbt_updated_at",
-                "_dbt_updated_at", "contents_code", "status"}
-SYNTHETIC_COLUMNS = ("is_synthetic", "synthetic", "_synthetic", "any_synthetic", "contains_synthetic",
-                     "has_synthetic")
+META_COLUMNS = {
+    "load_id",
+    "source_name",
+    "loaded_at",
+    "_load_id",
+    "_source_name",
+    "_loaded_at",
+    "dbt_updated_at",
+    "_dbt_updated_at",
+    "contents_code",
+    "status",
+}
+SYNTHETIC_COLUMNS = ("is_synthetic", "synthetic", "_synthetic", "any_synthetic", "contains_synthetic", "has_synthetic")
 
 # Candidate column names, most specific first.
 C_MUNI_CODE = ("municipality_code", "region_code", "kommun_code", "municipality", "region")
 C_MUNI_NAME = ("municipality_name", "region_name", "municipality_name_sv", "kommun_name", "name")
 C_YEAR = ("year", "end_year", "period_end_year", "to_year", "reference_year")
 C_SNI_CODE = ("sni_group_code", "sni_code", "sni2007", "sector_code", "industry_code", "sni_group")
-C_SNI_NAME = ("sni_group_name_en", "sector_name_en", "name_en", "sni_group_name", "sector_name", "industry_name",
-              "sni_name", "name_sv", "sni_group_name_sv", "sector_name_sv")
+C_SNI_NAME = (
+    "sni_group_name_en",
+    "sector_name_en",
+    "name_en",
+    "sni_group_name",
+    "sector_name",
+    "industry_name",
+    "sni_name",
+    "name_sv",
+    "sni_group_name_sv",
+    "sector_name_sv",
+)
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # Small data helpers
 
 
-def pick(columns: Iterable[str], *candidates: str, contains: Sequence[str] = (), exclude: Sequence[str] = ()) -> \
-        str | None:
+def pick(
+    columns: Iterable[str], *candidates: str, contains: Sequence[str] = (), exclude: Sequence[str] = ()
+) -> str | None:
     """The first candidate present in ``columns`` (case-insensitive), else the first column containing all of
     ``contains`` and none of ``exclude``."""
     cols = list(columns)
@@ -146,6 +166,14 @@ def _county_munis(df: pd.DataFrame, code_col: str, county: str = COUNTY_CODE) ->
     return df[(codes.str.len() == 4) & codes.str.startswith(county)]
 
 
+_SV_ORDER = str.maketrans({"Å": "\uffe1", "Ä": "\uffe2", "Ö": "\uffe3", "å": "\uffe4", "ä": "\uffe5", "ö": "\uffe6"})
+
+
+def sv_key(text: object) -> str:
+    """Swedish alphabetical order (… Z, Å, Ä, Ö) for sorting names."""
+    return str(text).translate(_SV_ORDER).casefold()
+
+
 def _load_region_names() -> dict[str, str]:
     try:
         with open(REGIONS_CSV, encoding="utf-8") as fh:
@@ -190,11 +218,23 @@ def _fmt_pct(v: object, digits: int = 1, signed: bool = True) -> str:
 
 
 LABELS = {
-    "municipality_code": "Code", "region_code": "Code", "municipality_name": "Municipality",
-    "region_name": "Region", "locality_code": "Code", "locality_name": "Locality", "category": "Category",
-    "category_basis": "Category basis", "basis": "Basis", "minutes_by_car": "Minutes by car to K1",
-    "population": "Population", "year": "Year", "start_year": "From", "end_year": "To",
-    "n_municipalities": "Municipalities", "member_count": "Municipalities", "rank_change": "Rank change",
+    "municipality_code": "Code",
+    "region_code": "Code",
+    "municipality_name": "Municipality",
+    "region_name": "Region",
+    "locality_code": "Code",
+    "locality_name": "Locality",
+    "category": "Category",
+    "category_basis": "Category basis",
+    "basis": "Basis",
+    "minutes_by_car": "Minutes by car to K1",
+    "population": "Population",
+    "year": "Year",
+    "start_year": "From",
+    "end_year": "To",
+    "n_municipalities": "Municipalities",
+    "member_count": "Municipalities",
+    "rank_change": "Rank change",
 }
 
 
@@ -213,8 +253,11 @@ def _column_kind(col: str, s: pd.Series) -> str:
         return "text"
     if "change" in lc and "rank" in lc:
         return "sint"
-    if lc in {"year", "start_year", "end_year", "rank", "sort_order"} or lc.endswith(("_year", "_rank", "rank")) \
-            or lc.startswith(("year", "rank")):
+    if (
+        lc in {"year", "start_year", "end_year", "rank", "sort_order"}
+        or lc.endswith(("_year", "_rank", "rank"))
+        or lc.startswith(("year", "rank"))
+    ):
         return "plain"
     signed = "growth" in lc or "change" in lc
     if "pct" in lc or "percent" in lc:
@@ -233,8 +276,7 @@ def _column_kind(col: str, s: pd.Series) -> str:
 def _cell(kind: str, v: object) -> tuple[str, str]:
     """(html, css class) of one table cell."""
     if kind == "text":
-        return ("–" if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v))
-                else html.escape(str(v)), "")
+        return ("–" if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)) else html.escape(str(v)), "")
     if kind == "bool":
         return ("✓" if v is True or v == 1 else ""), "c"
     if kind == "plain":
@@ -261,9 +303,16 @@ def _cell(kind: str, v: object) -> tuple[str, str]:
     return _fmt_int(v), "n"
 
 
-def html_table(df: pd.DataFrame, columns: Sequence[str] | None = None, *, labels: dict[str, str] | None = None,
-               kinds: dict[str, str] | None = None, row_class: Callable[[pd.Series], str] | None = None,
-               caption: str | None = None, compact: bool = False) -> Markup:
+def html_table(
+    df: pd.DataFrame,
+    columns: Sequence[str] | None = None,
+    *,
+    labels: dict[str, str] | None = None,
+    kinds: dict[str, str] | None = None,
+    row_class: Callable[[pd.Series], str] | None = None,
+    caption: str | None = None,
+    compact: bool = False,
+) -> Markup:
     columns = [c for c in (columns or list(df.columns)) if c in df.columns]
     labels = labels or {}
     kinds = dict(kinds or {})
@@ -296,8 +345,16 @@ _CHART_FONT = "Inter, Segoe UI, Helvetica Neue, Arial, sans-serif"
 _CHART_CONFIG = {
     "font": _CHART_FONT,
     "view": {"stroke": None},
-    "axis": {"labelColor": "#374151", "titleColor": "#111827", "gridColor": "#eef0f3", "domainColor": "#9ca3af",
-             "tickColor": "#9ca3af", "labelFontSize": 11, "titleFontSize": 11, "titleFontWeight": 600},
+    "axis": {
+        "labelColor": "#374151",
+        "titleColor": "#111827",
+        "gridColor": "#eef0f3",
+        "domainColor": "#9ca3af",
+        "tickColor": "#9ca3af",
+        "labelFontSize": 11,
+        "titleFontSize": 11,
+        "titleFontWeight": 600,
+    },
     "legend": {"labelFontSize": 11, "titleFontSize": 11, "labelColor": "#374151", "titleColor": "#111827"},
     "header": {"labelFontSize": 11, "labelFontWeight": 600, "labelColor": "#111827", "titleFontSize": 0},
     "title": {"fontSize": 13, "color": "#111827"},
@@ -315,15 +372,20 @@ def render_svg(spec: dict, prefix: str) -> Markup:
     config.update(spec.get("config") or {})
     spec["config"] = config
     svg = vlc.vegalite_to_svg(spec)
-    ids = set(re.findall(r'\bid="([^"]+)"', svg))
-    for i in sorted(ids, key=len, reverse=True):
-        svg = svg.replace(f'id="{i}"', f'id="{prefix}-{i}"').replace(f"url(#{i})", f"url(#{prefix}-{i})")
-        svg = svg.replace(f'href="#{i}"', f'href="#{prefix}-{i}"')
+    # Renumber element ids per chart: unique in the page and independent of vl-convert's global counters.
+    ids = list(dict.fromkeys(re.findall(r'\bid="([^"]+)"', svg)))
+    mapping = {old: f"{prefix}-{n}" for n, old in enumerate(ids, start=1)}
+    if mapping:
+        pattern = re.compile(r'(\bid="|url\(#|href="#)(' + "|".join(map(re.escape, ids)) + r')(?=[")])')
+        svg = pattern.sub(lambda m: m.group(1) + mapping[m.group(2)], svg)
     m = re.match(r'<svg([^>]*?)\swidth="([\d.]+)"\sheight="([\d.]+)"', svg)
     if m:
         w = m.group(2)
-        svg = svg.replace(f'width="{w}" height="{m.group(3)}"',
-                          f'width="{w}" height="{m.group(3)}" style="max-width:100%;height:auto"', 1)
+        svg = svg.replace(
+            f'width="{w}" height="{m.group(3)}"',
+            f'width="{w}" height="{m.group(3)}" style="max-width:100%;height:auto"',
+            1,
+        )
     svg = svg.replace("<svg ", '<svg role="img" ', 1)
     return Markup(f'<figure class="chart">{svg}</figure>')
 
@@ -365,7 +427,9 @@ class Warehouse:
         try:
             rows = self.con.execute(
                 "select table_name, column_name from information_schema.columns where table_schema = ? "
-                "order by table_name, ordinal_position", [MART_SCHEMA]).fetchall()
+                "order by table_name, ordinal_position",
+                [MART_SCHEMA],
+            ).fetchall()
         except Exception as exc:
             rows = []
             log.warning("report: cannot list marts: %s", exc)
@@ -385,7 +449,8 @@ class Warehouse:
             self.loads = self.con.execute(
                 "select source_name, raw_table, table_id, synthetic, loaded_at from ops.loads "
                 "where status = 'loaded' qualify row_number() over (partition by source_name "
-                "order by loaded_at desc, load_id desc) = 1 order by raw_table, source_name").df()
+                "order by loaded_at desc, load_id desc) = 1 order by raw_table, source_name"
+            ).df()
         except Exception as exc:
             log.info("report: no load ledger (%s)", str(exc).splitlines()[0])
             self.loads = pd.DataFrame(columns=["source_name", "raw_table", "table_id", "synthetic", "loaded_at"])
@@ -393,9 +458,13 @@ class Warehouse:
             if grp["synthetic"].notna().any():
                 self.raw_synthetic[str(raw_table)] = bool(grp["synthetic"].fillna(False).astype(bool).any())
         try:
-            raw_tables = [r[0] for r in self.con.execute(
-                "select distinct table_name from information_schema.columns where table_schema = 'raw' "
-                "and column_name = '_synthetic' order by 1").fetchall()]
+            raw_tables = [
+                r[0]
+                for r in self.con.execute(
+                    "select distinct table_name from information_schema.columns where table_schema = 'raw' "
+                    "and column_name = '_synthetic' order by 1"
+                ).fetchall()
+            ]
         except Exception:
             raw_tables = []
         for t in raw_tables:
@@ -424,7 +493,8 @@ class Warehouse:
         rows: list[tuple] = []
         try:
             rows = self.con.execute(
-                "select sni_group_code, name_en, sort_order from seeds.sni2007_groups order by sort_order").fetchall()
+                "select sni_group_code, name_en, sort_order from seeds.sni2007_groups order by sort_order"
+            ).fetchall()
         except Exception:
             seed = PROJECT_ROOT / "dbt_project" / "seeds" / "sni2007_groups.csv"
             if seed.exists():
@@ -443,8 +513,10 @@ class Warehouse:
 
     def _read_lineage(self) -> None:
         """model name -> raw tables it depends on, from dbt's manifest (when a build has written one)."""
-        candidates = [self.settings.state_dir / "dbt" / "target" / "manifest.json",
-                      PROJECT_ROOT / "dbt_project" / "target" / "manifest.json"]
+        candidates = [
+            self.settings.state_dir / "dbt" / "target" / "manifest.json",
+            PROJECT_ROOT / "dbt_project" / "target" / "manifest.json",
+        ]
         manifest = next((p for p in candidates if p.exists()), None)
         if manifest is None:
             return
@@ -493,8 +565,10 @@ class Warehouse:
         if self.error:
             return self.error
         have = ", ".join(sorted(self.tables)) or "none"
-        return f"mart {' / '.join(f'{MART_SCHEMA}.{n}' for n in names[:2])} not found in the warehouse " \
-               f"(marts present: {have})"
+        return (
+            f"mart {' / '.join(f'{MART_SCHEMA}.{n}' for n in names[:2])} not found in the warehouse "
+            f"(marts present: {have})"
+        )
 
     def name_of(self, code: str) -> str:
         return self._names.get(str(code), str(code))
@@ -540,6 +614,7 @@ class Block:
     partly_synthetic: bool = False
     unavailable: str | None = None
     intro: str = ""
+    domain: str = ""
 
 
 @dataclass
@@ -552,6 +627,15 @@ class Section:
     @property
     def synthetic(self) -> bool:
         return any(b.synthetic for b in self.blocks)
+
+    @property
+    def partly_synthetic(self) -> bool:
+        """Some, not all, of the section's data is synthetic (a real block next to a synthetic one, or a block
+        built partly from synthetic inputs)."""
+        shown = [b for b in self.blocks if b.unavailable is None]
+        return self.synthetic and (
+            any(not b.synthetic for b in shown) or all(b.partly_synthetic for b in shown if b.synthetic)
+        )
 
     @property
     def available(self) -> bool:
@@ -570,8 +654,12 @@ def _provenance(wh: Warehouse, table: str, df: pd.DataFrame, default_raw: Sequen
         note = "synthetic data (offline snapshot), not SCB figures"
     else:
         note = ""
-    return {"source": f"{MART_SCHEMA}.{table} ← {wh.source_label(raw)}", "synthetic": synthetic,
-            "synthetic_note": note, "partly_synthetic": partly}
+    return {
+        "source": f"{MART_SCHEMA}.{table} ← {wh.source_label(raw)}",
+        "synthetic": synthetic,
+        "synthetic_note": note,
+        "partly_synthetic": partly,
+    }
 
 
 def _unavailable(title: str, reason: str, intro: str = "") -> Block:
@@ -587,8 +675,9 @@ def _guard(title: str, fn: Callable[[], Block]) -> Block:
         return _unavailable(title, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
 
 
-def _add_names(wh: Warehouse, df: pd.DataFrame, code_col: str, name_col: str | None, target: str = "_name") \
-        -> pd.DataFrame:
+def _add_names(
+    wh: Warehouse, df: pd.DataFrame, code_col: str, name_col: str | None, target: str = "_name"
+) -> pd.DataFrame:
     df = df.copy()
     if name_col and name_col in df.columns:
         df[target] = df[name_col].fillna(df[code_col].astype(str).map(wh.name_of))
@@ -601,8 +690,11 @@ def _add_names(wh: Warehouse, df: pd.DataFrame, code_col: str, name_col: str | N
 # 1. Population
 
 
-GROWTH_NAMES = ("mart_population_growth_by_category", "mart_population_category_growth",
-                "mart_category_population_growth")
+GROWTH_NAMES = (
+    "mart_population_growth_by_category",
+    "mart_population_category_growth",
+    "mart_category_population_growth",
+)
 
 
 def _pick_horizons(df: pd.DataFrame, label: str | None, start: str, end: str) -> list[tuple[int, int, str]]:
@@ -637,10 +729,17 @@ def block_category_growth(wh: Warehouse) -> Block:
     gtype = pick(cols, "group_type", "level", "row_type")
     gcode = pick(cols, "group_code", "code", "area_code")
     cat = pick(cols, "category", "municipality_category", contains=("category",), exclude=("basis", "name"))
-    pooled = pick(cols, "growth_pct_pooled", "pooled_growth_pct", "pooled_growth", "growth_pooled",
-                  contains=("pooled",))
-    mean = pick(cols, "growth_pct_unweighted_mean", "unweighted_mean_growth_pct", "mean_growth_pct",
-                "mean_growth", contains=("mean",))
+    pooled = pick(
+        cols, "growth_pct_pooled", "pooled_growth_pct", "pooled_growth", "growth_pooled", contains=("pooled",)
+    )
+    mean = pick(
+        cols,
+        "growth_pct_unweighted_mean",
+        "unweighted_mean_growth_pct",
+        "mean_growth_pct",
+        "mean_growth",
+        contains=("mean",),
+    )
     start = pick(cols, "start_year", "period_start_year", "from_year")
     end = pick(cols, "end_year", "period_end_year", "to_year")
     label = pick(cols, "horizon_label", "period_label", "horizon")
@@ -648,8 +747,7 @@ def block_category_growth(wh: Warehouse) -> Block:
     members = pick(cols, "members", "n_municipalities", "member_count")
     county = pick(cols, "county_code")
     if not (gtype and gcode and pooled and mean and start and end):
-        return _unavailable(title, f"{MART_SCHEMA}.{table} lacks group/growth/period columns "
-                                   f"(has: {', '.join(cols)})")
+        return _unavailable(title, f"{MART_SCHEMA}.{table} lacks group/growth/period columns (has: {', '.join(cols)})")
     if county:
         df = _prefer(df, county, (COUNTY_CODE,))
     prov = _provenance(wh, table, df, ["population"])
@@ -665,14 +763,18 @@ def block_category_growth(wh: Warehouse) -> Block:
 
     order = {"K1": 0, "K2": 1, "K3": 2}
     groups = df[df[gtype].isin(["county", "category"])]
-    keys = sorted({(str(t), str(c)) for t, c in zip(groups[gtype], groups[gcode], strict=True)},
-                  key=lambda k: (k[0] != "category", order.get(k[1], 3), k[1]))
+    keys = sorted(
+        {(str(t), str(c)) for t, c in zip(groups[gtype], groups[gcode], strict=True)},
+        key=lambda k: (k[0] != "category", order.get(k[1], 3), k[1]),
+    )
     # wide table: group x (period -> pooled, mean)
     head1 = ['<th rowspan="2">Group</th>', '<th rowspan="2" class="n">Municipalities</th>']
     head2 = []
     for a, b, lab in periods:
-        head1.append(f'<th colspan="2" class="c grp">{a}–{b}'
-                     f'{"" if "-" in lab else f" <span class=muted>({html.escape(lab)})</span>"}</th>')
+        head1.append(
+            f'<th colspan="2" class="c grp">{a}–{b}'
+            f"{'' if '-' in lab else f' <span class=muted>({html.escape(lab)})</span>'}</th>"
+        )
         head2.append('<th class="n grp-l">pooled</th><th class="n">mean</th>')
     rows = []
     chart_rows = []
@@ -683,20 +785,34 @@ def block_category_growth(wh: Warehouse) -> Block:
         basis_txt = ""
         if basis and t == "category":
             basis_txt = ", ".join(sorted({str(v).replace("_", " ") for v in sub[basis].dropna()}))
-        cells = [f"<td><b>{html.escape(name)}</b>"
-                 f"{f' <span class=muted>{html.escape(basis_txt)}</span>' if basis_txt else ''}</td>",
-                 f'<td class="n">{_fmt_int(n)}</td>']
+        cells = [
+            f"<td><b>{html.escape(name)}</b>"
+            f"{f' <span class=muted>{html.escape(basis_txt)}</span>' if basis_txt else ''}</td>",
+            f'<td class="n">{_fmt_int(n)}</td>',
+        ]
         for a, b, _lab in periods:
             p, m = value(sub, a, b, pooled), value(sub, a, b, mean)
             cells.append(f'<td class="n grp-l">{_fmt_pct(p)}</td><td class="n">{_fmt_pct(m)}</td>')
             for measure, v in (("pooled", p), ("unweighted mean", m)):
                 if v is not None:
-                    chart_rows.append({"group": "County" if t == "county" else c, "period": f"{a}–{b}",
-                                       "measure": measure, "growth": v})
+                    chart_rows.append(
+                        {
+                            "group": "County" if t == "county" else c,
+                            "period": f"{a}–{b}",
+                            "measure": measure,
+                            "growth": v,
+                        }
+                    )
         rows.append(f'<tr class="{"county" if t == "county" else ""}">{"".join(cells)}</tr>')
     table_html = Markup(
-        '<div class="table-wrap"><table class="data growth"><thead><tr>' + "".join(head1) + "</tr><tr>"
-        + "".join(head2) + "</tr></thead><tbody>" + "".join(rows) + "</tbody></table></div>")
+        '<div class="table-wrap"><table class="data growth"><thead><tr>'
+        + "".join(head1)
+        + "</tr><tr>"
+        + "".join(head2)
+        + "</tr></thead><tbody>"
+        + "".join(rows)
+        + "</tbody></table></div>"
+    )
     parts: list[Markup] = [table_html]
 
     if chart_rows:
@@ -707,54 +823,90 @@ def block_category_growth(wh: Warehouse) -> Block:
         def spec() -> dict:
             import altair as alt
 
-            return alt.Chart(chart_df).mark_bar().encode(
-                x=alt.X("group:N", title=None, sort=group_order, axis=alt.Axis(labelAngle=0)),
-                xOffset=alt.XOffset("measure:N"),
-                y=alt.Y("growth:Q", title="growth, %"),
-                color=alt.Color("measure:N", title=None, scale=alt.Scale(domain=["pooled", "unweighted mean"],
-                                                                         range=["#1d4ed8", "#93c5fd"]),
-                                legend=alt.Legend(orient="top")),
-                tooltip=["group", "period", "measure", alt.Tooltip("growth:Q", format=".2f")],
-            ).properties(width=150, height=150).facet(
-                column=alt.Column("period:N", title=None, sort=[f"{a}–{b}" for a, b, _ in periods]),
-                spacing=16,
-            ).to_dict()
+            return (
+                alt.Chart(chart_df)
+                .mark_bar()
+                .encode(
+                    x=alt.X("group:N", title=None, sort=group_order, axis=alt.Axis(labelAngle=0)),
+                    xOffset=alt.XOffset("measure:N"),
+                    y=alt.Y("growth:Q", title="growth, %"),
+                    color=alt.Color(
+                        "measure:N",
+                        title=None,
+                        scale=alt.Scale(domain=["pooled", "unweighted mean"], range=["#1d4ed8", "#93c5fd"]),
+                        legend=alt.Legend(orient="top"),
+                    ),
+                    tooltip=["group", "period", "measure", alt.Tooltip("growth:Q", format=".2f")],
+                )
+                .properties(width=150, height=150)
+                .facet(
+                    column=alt.Column("period:N", title=None, sort=[f"{a}–{b}" for a, b, _ in periods]),
+                    spacing=16,
+                )
+                .to_dict()
+            )
 
         parts.append(_chart(spec, "catgrowth"))
 
     munis = df[df[gtype].astype(str) == "municipality"]
     if not munis.empty and cat:
         ids = sorted(munis[gcode].astype(str).unique())
+        any_minutes = any(pd.notna(wh.muni_info(c).get("minutes_by_car_to_k1")) for c in ids)
         mrows = []
-        for code in sorted(ids, key=lambda x: (order.get(str(munis.loc[munis[gcode].astype(str) == x, cat]
-                                                                  .iloc[0]), 3), x)):
+        for code in sorted(
+            ids, key=lambda x: (order.get(str(munis.loc[munis[gcode].astype(str) == x, cat].iloc[0]), 3), x)
+        ):
             sub = munis[munis[gcode].astype(str) == code]
             category = str(sub[cat].iloc[0]) if sub[cat].notna().any() else "–"
             b_txt = str(sub[basis].iloc[0]) if basis and sub[basis].notna().any() else ""
             minutes = wh.muni_info(code).get("minutes_by_car_to_k1")
             cls = "proxy" if "proxy" in b_txt else ""
-            cells = [f"<td>{html.escape(wh.name_of(code))} <span class=muted>{html.escape(code)}</span></td>",
-                     f"<td><b>{html.escape(category)}</b></td>",
-                     f'<td><span class="basis {cls}">{html.escape(b_txt.replace("_", " "))}</span></td>',
-                     f'<td class="n">{_fmt_int(minutes)}</td>']
+            cells = [
+                f"<td>{html.escape(wh.name_of(code))} <span class=muted>{html.escape(code)}</span></td>",
+                f"<td><b>{html.escape(category)}</b></td>",
+                f'<td><span class="basis {cls}">{html.escape(b_txt.replace("_", " "))}</span></td>',
+            ]
+            if any_minutes:
+                cells.append(f'<td class="n">{_fmt_int(minutes)}</td>')
             for a, b, _lab in periods:
                 cells.append(f'<td class="n">{_fmt_pct(value(sub, a, b, pooled))}</td>')
             mrows.append("<tr>" + "".join(cells) + "</tr>")
-        head = ("<tr><th>Municipality</th><th>Category</th><th>Basis</th><th class='n'>Minutes to K1</th>"
-                + "".join(f"<th class='n'>{a}–{b}</th>" for a, b, _ in periods) + "</tr>")
+        head = (
+            "<tr><th>Municipality</th><th>Category</th><th>Basis</th>"
+            + ("<th class='n'>Minutes to K1</th>" if any_minutes else "")
+            + "".join(f"<th class='n'>{a}–{b}</th>" for a, b, _ in periods)
+            + "</tr>"
+        )
         parts.append(Markup("<h4>Members and their own growth</h4>"))
-        parts.append(Markup('<div class="table-wrap"><table class="data compact"><thead>' + head + "</thead><tbody>"
-                            + "".join(mrows) + "</tbody></table></div>"))
+        parts.append(
+            Markup(
+                '<div class="table-wrap"><table class="data compact"><thead>'
+                + head
+                + "</thead><tbody>"
+                + "".join(mrows)
+                + "</tbody></table></div>"
+            )
+        )
         if basis and munis[basis].astype(str).str.contains("proxy").any():
-            parts.append(_note("Basis 'commuting proxy': no travel time is maintained in the seed for this "
-                               "municipality, so K2/K3 follows whether it shares K1's labour-market (LA) region "
-                               "— a commuting-based delineation — instead of the 45-minute rule.", kind="info"))
+            parts.append(
+                _note(
+                    "Basis 'commuting proxy': no travel time is maintained in the seed for this "
+                    "municipality, so K2/K3 follows whether it shares K1's labour-market (LA) region "
+                    "— a commuting-based delineation — instead of the 45-minute rule.",
+                    kind="info",
+                )
+            )
     vintage = f"{min(a for a, _, _ in periods)}–{max(b for _, b, _ in periods)}"
-    return Block(title=title, body=Markup("").join(parts), vintage=vintage, **prov,
-                 intro="K1 is the county's largest municipality, K2 the municipalities within 45 minutes by car of "
-                       "K1, K3 the rest. 'Pooled' is the growth of the members' summed population; 'mean' is the "
-                       "unweighted mean of the members' own growth rates, the convention of the "
-                       "regional-development slides.")
+    return Block(
+        title=title,
+        body=Markup("").join(parts),
+        vintage=vintage,
+        **prov,
+        intro="K1 is the county's largest municipality, K2 the municipalities within 45 minutes by car of "
+        "K1, K3 the rest. 'Pooled' is the growth of the members' summed population; 'mean' is the "
+        "unweighted mean of the members' own growth rates, the convention of the "
+        "regional-development slides.",
+    )
 
 
 POP_NAMES = ("fct_population", "mart_population", "fct_population_by_region")
@@ -777,7 +929,7 @@ def block_population_trend(wh: Warehouse) -> Block:
     if munis.empty:
         return _unavailable(title, f"{MART_SCHEMA}.{table} has no municipalities of county {COUNTY_CODE}")
     munis = _add_names(wh, munis, code, name, "municipality")
-    agg = munis.groupby(["municipality", year], as_index=False)[value].sum()
+    agg = munis.groupby(["municipality", year], as_index=False)[value].sum(min_count=1).dropna(subset=[value])
     agg = agg.sort_values(["municipality", year])
     prov = _provenance(wh, table, munis, ["population"])
     first, last = int(agg[year].min()), int(agg[year].max())
@@ -789,19 +941,33 @@ def block_population_trend(wh: Warehouse) -> Block:
 
         d = agg.rename(columns={year: "year", value: "population"})
         d["year"] = d["year"].astype(int)
-        return alt.Chart(d).mark_line(strokeWidth=1.6, color="#1d4ed8").encode(
-            x=alt.X("year:Q", title=None, axis=alt.Axis(format="d", tickCount=4)),
-            y=alt.Y("population:Q", title=None, scale=alt.Scale(zero=False), axis=alt.Axis(format="~s",
-                                                                                            tickCount=4)),
-        ).properties(width=190, height=95).facet(
-            facet=alt.Facet("municipality:N", title=None, sort=order), columns=4, spacing={"row": 14,
-                                                                                            "column": 18},
-        ).resolve_scale(y="independent").to_dict()
+        return (
+            alt.Chart(d)
+            .mark_line(strokeWidth=1.6, color="#1d4ed8")
+            .encode(
+                x=alt.X("year:Q", title=None, axis=alt.Axis(format="d", tickCount=4)),
+                y=alt.Y(
+                    "population:Q", title=None, scale=alt.Scale(zero=False), axis=alt.Axis(format="~s", tickCount=4)
+                ),
+            )
+            .properties(width=190, height=95)
+            .facet(
+                facet=alt.Facet("municipality:N", title=None, sort=order),
+                columns=4,
+                spacing={"row": 14, "column": 18},
+            )
+            .resolve_scale(y="independent")
+            .resolve_axis(x="independent")
+            .to_dict()
+        )
 
     body = _chart(spec, "poptrend")
     total = agg[agg[year] == last][value].sum()
-    body += _note(f"{len(order)} municipalities, {first}–{last}; {_fmt_int(total)} inhabitants in {last}. "
-                  "Each panel has its own vertical scale (ordered by size).", kind="info")
+    body += _note(
+        f"{len(order)} municipalities, {first}–{last}; {_fmt_int(total)} inhabitants in {last}. "
+        "Each panel has its own vertical scale (ordered by size).",
+        kind="info",
+    )
     return Block(title=title, body=body, vintage=f"{first}–{last}", **prov)
 
 
@@ -823,12 +989,27 @@ def block_top_sectors(wh: Warehouse) -> Block:
     code = pick(cols, *C_MUNI_CODE)
     name = pick(cols, *C_MUNI_NAME)
     year = pick(cols, "year", "end_year")
-    rank = pick(cols, "rank", "sector_rank", "rank_in_region", "employment_rank", contains=("rank",),
-                exclude=("change", "prev", "lag", "earlier", "previous", "delta"))
+    rank = pick(
+        cols,
+        "rank",
+        "sector_rank",
+        "rank_in_region",
+        "employment_rank",
+        contains=("rank",),
+        exclude=("change", "prev", "lag", "earlier", "previous", "delta"),
+    )
     sni = pick(cols, *C_SNI_CODE)
     sni_name = pick(cols, *C_SNI_NAME)
-    employed = pick(cols, "employed", "employment", "persons", "jobs", "value", contains=("employ",),
-                    exclude=("share", "rank", "total"))
+    employed = pick(
+        cols,
+        "employed",
+        "employment",
+        "persons",
+        "jobs",
+        "value",
+        contains=("employ",),
+        exclude=("share", "rank", "total"),
+    )
     share = pick(cols, "share", "employment_share", "share_of_employment", "sector_share", contains=("share",))
     if not (code and sni and (rank or employed)):
         return _unavailable(title, f"{MART_SCHEMA}.{table} lacks region/sector/rank columns")
@@ -839,9 +1020,20 @@ def block_top_sectors(wh: Warehouse) -> Block:
         df = df.assign(_rank=df.groupby(code)[employed].rank(ascending=False, method="first"))
         rank = "_rank"
     df = df[df[rank] <= 15]
-    extra = [c for c in cols if c not in {code, name, year, rank, sni, sni_name, employed, share}
-             and c not in META_COLUMNS and pick([c], *SYNTHETIC_COLUMNS) is None
-             and _is_num(df[c]) and any(k in c.lower() for k in ("change", "lq", "prev", "lag", "delta"))]
+    extra = [
+        c
+        for c in cols
+        if c not in {code, name, year, rank, sni, sni_name, employed, share}
+        and c not in META_COLUMNS
+        and pick([c], *SYNTHETIC_COLUMNS) is None
+        and _is_num(df[c])
+        and any(k in c.lower() for k in ("change", "lq", "prev", "lag", "delta"))
+    ]
+    comp_col = pick(cols, "comparison_year")
+    comp_year = df[comp_col].dropna().max() if comp_col and df[comp_col].notna().any() else None
+    in_county = df[code].astype(str).str.startswith(COUNTY_CODE)
+    if in_county.any():  # the county's municipalities and the county itself, also for region set "sweden"
+        df = df[in_county]
     codes = sorted(df[code].astype(str).unique(), key=lambda c: (len(c), c))
     # county and Sweden first? Keep municipalities of the county first, then others (county, Sweden).
     codes = sorted(codes, key=lambda c: (0 if len(c) == 4 else 1 if len(c) == 2 and c != "00" else 2, c))
@@ -851,30 +1043,38 @@ def block_top_sectors(wh: Warehouse) -> Block:
         muni = str(sub["municipality"].iloc[0])
         top = sub.iloc[0]
         top_label = str(top[sni_name]) if sni_name else str(top[sni])
-        summary = f"<b>{html.escape(muni)}</b> <span class='muted'>{html.escape(c)}</span>" \
-                  f"<span class='sum-right'>largest: {html.escape(top_label)}"
+        summary = (
+            f"<b>{html.escape(muni)}</b> <span class='muted'>{html.escape(c)}</span>"
+            f"<span class='sum-right'>largest: {html.escape(top_label)}"
+        )
         if share:
             summary += f" · {_cell(_column_kind(share, df[share]), top[share])[0]}"
         summary += "</span>"
-        rows = ['<div class="table-wrap"><table class="data compact"><thead><tr><th class="n">#</th>'
-                "<th>Sector</th>"]
+        rows = ['<div class="table-wrap"><table class="data compact"><thead><tr><th class="n">#</th><th>Sector</th>']
         rows.append('<th class="n">Employed</th>' if employed else "")
         rows.append('<th class="n">Share</th><th class="barcol"></th>' if share else "")
         for e in extra:
-            rows.append(f'<th class="n">{html.escape(_label(e))}</th>')
+            lab = _label(e)
+            if "rank" in e.lower() and comp_year is not None and pd.notna(comp_year):
+                lab = f"Rank change since {int(comp_year)}"
+            rows.append(f'<th class="n">{html.escape(lab)}</th>')
         rows.append("</tr></thead><tbody>")
         max_share = float(sub[share].max()) if share and sub[share].notna().any() else 0.0
         for _, r in sub.iterrows():
             label = html.escape(str(r[sni_name])) if sni_name else ""
-            rows.append(f'<tr><td class="n">{int(r[rank])}</td><td>{label} <span class="muted">'
-                        f"{html.escape(str(r[sni]))}</span></td>")
+            rows.append(
+                f'<tr><td class="n">{int(r[rank])}</td><td>{label} <span class="muted">'
+                f"{html.escape(str(r[sni]))}</span></td>"
+            )
             if employed:
                 rows.append(f'<td class="n">{_fmt_int(r[employed])}</td>')
             if share:
                 txt = _cell(_column_kind(share, df[share]), r[share])[0]
                 width = 0.0 if pd.isna(r[share]) or max_share <= 0 else 100.0 * float(r[share]) / max_share
-                rows.append(f'<td class="n">{txt}</td><td class="barcol"><span class="bar" '
-                            f'style="width:{width:.1f}%"></span></td>')
+                rows.append(
+                    f'<td class="n">{txt}</td><td class="barcol"><span class="bar" '
+                    f'style="width:{width:.1f}%"></span></td>'
+                )
             for e in extra:
                 rows.append(f'<td class="n">{_cell(_column_kind(e, df[e]), r[e])[0]}</td>')
             rows.append("</tr>")
@@ -884,17 +1084,27 @@ def block_top_sectors(wh: Warehouse) -> Block:
     body = Markup("".join(parts))
     if notes:
         body += _note("Shown: " + "; ".join(notes) + ".", kind="info")
-    return Block(title=title, body=body, vintage=str(y) if y else _year_span(df), **prov,
-                 intro="The 15 largest SNI 2007 sector groups by employment in each municipality (click a "
-                       "municipality to open it). The bar shows the share of the municipality's employment.")
+    return Block(
+        title=title,
+        body=body,
+        vintage=str(y) if y else _year_span(df),
+        **prov,
+        intro="The 15 largest SNI 2007 sector groups by employment in each municipality (click a "
+        "municipality to open it). The bar shows the share of the municipality's employment.",
+    )
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # 3. Location quotients
 
 
-LQ_NAMES = ("mart_location_quotients", "mart_location_quotient", "mart_lq", "mart_sector_location_quotients",
-            "mart_specialisation_lq")
+LQ_NAMES = (
+    "mart_location_quotients",
+    "mart_location_quotient",
+    "mart_lq",
+    "mart_sector_location_quotients",
+    "mart_specialisation_lq",
+)
 
 
 def block_lq(wh: Warehouse) -> Block:
@@ -910,8 +1120,16 @@ def block_lq(wh: Warehouse) -> Block:
     year = pick(cols, "year", "end_year")
     sni = pick(cols, *C_SNI_CODE)
     sni_name = pick(cols, *C_SNI_NAME)
-    lq = pick(cols, "lq_vs_reference", "lq_vs_sweden", "lq_vs_country", "lq", "location_quotient",
-              contains=("lq",), exclude=("rank", "log", "county"))
+    lq = pick(
+        cols,
+        "lq_vs_reference",
+        "lq_vs_sweden",
+        "lq_vs_country",
+        "lq",
+        "location_quotient",
+        contains=("lq",),
+        exclude=("rank", "log", "county"),
+    )
     order_col = pick(cols, "sort_order", "sni_sort_order", "sector_sort_order")
     if not (code and sni and lq):
         return _unavailable(title, f"{MART_SCHEMA}.{table} lacks region/sector/LQ columns")
@@ -936,31 +1154,40 @@ def block_lq(wh: Warehouse) -> Block:
         import altair as alt
 
         base = alt.Chart(d).encode(
-            x=alt.X("sector:N", sort=sector_order, title=None,
-                    axis=alt.Axis(labelAngle=-40, labelLimit=190, orient="top")),
+            x=alt.X(
+                "sector:N", sort=sector_order, title=None, axis=alt.Axis(labelAngle=-40, labelLimit=190, orient="top")
+            ),
             y=alt.Y("municipality:N", sort=muni_order, title=None),
         )
         rect = base.mark_rect(stroke="white", strokeWidth=1).encode(
-            color=alt.Color("lq_color:Q", title="LQ", scale=alt.Scale(type="log", domain=[0.25, 4], domainMid=1,
-                                                                     scheme="redblue", reverse=True),
-                            legend=alt.Legend(values=[0.25, 0.5, 1, 2, 4], format=".2~f", gradientLength=180)),
+            color=alt.Color(
+                "lq_color:Q",
+                title="LQ",
+                scale=alt.Scale(type="log", domain=[0.25, 4], domainMid=1, scheme="redblue", reverse=True),
+                legend=alt.Legend(values=[0.25, 0.5, 1, 2, 4], format=".2~f", gradientLength=180),
+            ),
             tooltip=["municipality", "sector", alt.Tooltip("lq:Q", format=".2f")],
         )
         text = base.mark_text(fontSize=10).encode(
             text="label:N",
-            color=alt.condition("datum.lq_color > 2.2 || datum.lq_color < 0.45", alt.value("white"),
-                                alt.value("#1f2937")),
+            color=alt.condition(
+                "datum.lq_color > 2.2 || datum.lq_color < 0.45", alt.value("white"), alt.value("#1f2937")
+            ),
         )
-        return (rect + text).properties(width=max(380, 42 * len(sector_order)),
-                                        height=24 * len(muni_order)).to_dict()
+        return (rect + text).properties(width=max(380, 42 * len(sector_order)), height=24 * len(muni_order)).to_dict()
 
     body = _chart(spec, "lqheat")
     if notes:
         body += _note("Shown: " + "; ".join(notes) + ".", kind="info")
-    return Block(title=title, body=body, vintage=str(y) if y else _year_span(df), **prov,
-                 intro="LQ = (sector's share of the municipality's employment) / (sector's share of Sweden's). "
-                       "Above 1 (red) the municipality is more specialised in the sector than Sweden, below 1 "
-                       "(blue) less. The colour scale is logarithmic and capped at ¼ and 4.")
+    return Block(
+        title=title,
+        body=body,
+        vintage=str(y) if y else _year_span(df),
+        **prov,
+        intro="LQ = (sector's share of the municipality's employment) / (sector's share of Sweden's). "
+        "Above 1 (red) the municipality is more specialised in the sector than Sweden, below 1 "
+        "(blue) less. The colour scale is logarithmic and capped at ¼ and 4.",
+    )
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -969,8 +1196,15 @@ def block_lq(wh: Warehouse) -> Block:
 
 BAL_NAMES = ("mart_commuting_balance", "mart_net_commuting")
 FLOW_NAMES = ("fct_commuting_flows", "mart_commuting_flows")
-SERIES_NAMES = ("mart_commuting_totals_series", "mart_commuting_series", "mart_out_commuting_series", "mart_commuting_totals",
-                "mart_commuting_long_series", "fct_commuting_totals", "mart_out_commuting")
+SERIES_NAMES = (
+    "mart_commuting_totals_series",
+    "mart_commuting_series",
+    "mart_out_commuting_series",
+    "mart_commuting_totals",
+    "mart_commuting_long_series",
+    "fct_commuting_totals",
+    "mart_out_commuting",
+)
 
 
 def block_commuting_balance(wh: Warehouse) -> Block:
@@ -984,14 +1218,23 @@ def block_commuting_balance(wh: Warehouse) -> Block:
     code = pick(cols, *C_MUNI_CODE)
     name = pick(cols, *C_MUNI_NAME)
     year = pick(cols, "year")
-    net = pick(cols, "net_commuting", "net_commuters", "net", "net_in_commuting", contains=("net",),
-               exclude=("share", "rate", "ratio", "pct"))
+    net = pick(
+        cols,
+        "net_commuting",
+        "net_commuters",
+        "net",
+        "net_in_commuting",
+        contains=("net",),
+        exclude=("share", "rate", "ratio", "pct"),
+    )
     if not (code and net):
         return _unavailable(title, f"{MART_SCHEMA}.{table} lacks region/net columns")
     df, y = _latest(df, year)
     prov = _provenance(wh, table, df, ["commuting_flows"])
     df = _add_names(wh, df, code, name, "municipality")
-    munis = df[df[code].astype(str).str.len() == 4] if (df[code].astype(str).str.len() == 4).any() else df
+    munis = _county_munis(df, code)
+    if munis.empty:
+        munis = df[df[code].astype(str).str.len() == 4] if (df[code].astype(str).str.len() == 4).any() else df
     d = munis[["municipality", net]].rename(columns={net: "net"}).copy()
     d["net"] = pd.to_numeric(d["net"], errors="coerce")
     d["direction"] = d["net"].map(lambda v: "net in-commuting" if v >= 0 else "net out-commuting")
@@ -999,13 +1242,20 @@ def block_commuting_balance(wh: Warehouse) -> Block:
     def spec() -> dict:
         import altair as alt
 
-        bars = alt.Chart(d).mark_bar(cornerRadiusEnd=2).encode(
-            y=alt.Y("municipality:N", sort="-x", title=None),
-            x=alt.X("net:Q", title=f"net commuting (in − out){f', {y}' if y else ''}", axis=alt.Axis(format="~s")),
-            color=alt.Color("direction:N", title=None, legend=alt.Legend(orient="top"),
-                            scale=alt.Scale(domain=["net in-commuting", "net out-commuting"],
-                                            range=["#1d4ed8", "#ea580c"])),
-            tooltip=["municipality", alt.Tooltip("net:Q", format=",.0f")],
+        bars = (
+            alt.Chart(d)
+            .mark_bar(cornerRadiusEnd=2)
+            .encode(
+                y=alt.Y("municipality:N", sort="-x", title=None),
+                x=alt.X("net:Q", title=f"net commuting (in − out){f', {y}' if y else ''}", axis=alt.Axis(format="~s")),
+                color=alt.Color(
+                    "direction:N",
+                    title=None,
+                    legend=alt.Legend(orient="top"),
+                    scale=alt.Scale(domain=["net in-commuting", "net out-commuting"], range=["#1d4ed8", "#ea580c"]),
+                ),
+                tooltip=["municipality", alt.Tooltip("net:Q", format=",.0f")],
+            )
         )
         rule = alt.Chart(pd.DataFrame({"x": [0]})).mark_rule(color="#6b7280").encode(x="x:Q")
         return (bars + rule).properties(width=560, height=22 * max(len(d), 1)).to_dict()
@@ -1027,9 +1277,10 @@ def block_commuting_balance(wh: Warehouse) -> Block:
         munis = munis.copy()
         frac = bool(lo_share) and _column_kind(lo_share, munis[lo_share]).startswith("frac")
         munis["_largest"] = [
-            ("–" if pd.isna(n) else str(n)) + ("" if not lo_share or pd.isna(v) else
-                                              f" ({_fmt_pct(float(v) * (100 if frac else 1), signed=False)})")
-            for n, v in zip(munis[lo_name], munis[lo_share] if lo_share else [None] * len(munis), strict=True)]
+            ("–" if pd.isna(n) else str(n))
+            + ("" if not lo_share or pd.isna(v) else f" ({_fmt_pct(float(v) * (100 if frac else 1), signed=False)})")
+            for n, v in zip(munis[lo_name], munis[lo_share] if lo_share else [None] * len(munis), strict=True)
+        ]
         cols = [*cols, "_largest"]
     show, labels, kinds = ["municipality"], {"municipality": "Municipality"}, {}
     for cands, lab, kind in spec_cols:
@@ -1040,17 +1291,26 @@ def block_commuting_balance(wh: Warehouse) -> Block:
             if kind in ("fracu",) and not _column_kind(c, munis[c]).startswith("frac"):
                 kind = "pctu"
             kinds[c] = kind
-    parts.append(html_table(munis.sort_values(net, ascending=False), show, labels=labels, kinds=kinds,
-                            compact=True))
-    parts.append(_note("Stay share = employed residents who work in their own municipality (supply-side "
-                       "self-containment); the largest outflow share is the single largest destination's share of "
-                       "employed residents (SCB's LA rule uses 20 % and 7.5 %).", kind="info"))
+    parts.append(html_table(munis.sort_values(net, ascending=False), show, labels=labels, kinds=kinds, compact=True))
+    parts.append(
+        _note(
+            "Stay share = employed residents who work in their own municipality (supply-side "
+            "self-containment); the largest outflow share is the single largest destination's share of "
+            "employed residents (SCB's LA rule uses 20 % and 7.5 %).",
+            kind="info",
+        )
+    )
     body = Markup("").join(parts)
     if notes:
         body += _note("Shown: " + "; ".join(notes) + ".", kind="info")
-    return Block(title=title, body=body, vintage=str(y) if y else _year_span(df), **prov,
-                 intro="Net commuting = people working in the municipality minus employed people living there. "
-                       "Positive: more come in than go out (a job centre); negative: a residential municipality.")
+    return Block(
+        title=title,
+        body=body,
+        vintage=str(y) if y else _year_span(df),
+        **prov,
+        intro="Net commuting = people working in the municipality minus employed people living there. "
+        "Positive: more come in than go out (a job centre); negative: a residential municipality.",
+    )
 
 
 def block_top_flows(wh: Warehouse) -> Block:
@@ -1061,14 +1321,28 @@ def block_top_flows(wh: Warehouse) -> Block:
     df = wh.read(table)
     df, notes = _narrow_dimensions(df)
     cols = df.columns
-    res = pick(cols, "residence_code", "residence_municipality_code", "origin_code", "home_code",
-               contains=("residence", "code"))
-    work = pick(cols, "workplace_code", "workplace_municipality_code", "destination_code", "work_code",
-                contains=("workplace", "code"))
-    res_name = pick(cols, "residence_name", "residence_municipality_name", "origin_name", contains=("residence",
-                                                                                                   "name"))
-    work_name = pick(cols, "workplace_name", "workplace_municipality_name", "destination_name",
-                     contains=("workplace", "name"))
+    res = pick(
+        cols,
+        "residence_code",
+        "residence_municipality_code",
+        "origin_code",
+        "home_code",
+        contains=("residence", "code"),
+    )
+    work = pick(
+        cols,
+        "workplace_code",
+        "workplace_municipality_code",
+        "destination_code",
+        "work_code",
+        contains=("workplace", "code"),
+    )
+    res_name = pick(
+        cols, "residence_name", "residence_municipality_name", "origin_name", contains=("residence", "name")
+    )
+    work_name = pick(
+        cols, "workplace_name", "workplace_municipality_name", "destination_name", contains=("workplace", "name")
+    )
     value = pick(cols, "commuters", "persons", "employed", "flow", "value", "n")
     year = pick(cols, "year")
     if not (res and work and value):
@@ -1076,22 +1350,36 @@ def block_top_flows(wh: Warehouse) -> Block:
     df, y = _latest(df, year)
     prov = _provenance(wh, table, df, ["commuting_flows"])
     d = df[df[res].astype(str) != df[work].astype(str)]
+    touches = d[res].astype(str).str.startswith(COUNTY_CODE) | d[work].astype(str).str.startswith(COUNTY_CODE)
+    if touches.any():  # flows from or to the county's municipalities
+        d = d[touches]
     d = _add_names(wh, d, res, res_name, "From (residence)")
     d = _add_names(wh, d, work, work_name, "To (workplace)")
     g = d.groupby(["From (residence)", "To (workplace)", res, work], as_index=False)[value].sum()
     g = g.sort_values([value, res, work], ascending=[False, True, True]).head(15)
     g.insert(0, "#", range(1, len(g) + 1))
-    total_by_res = (df.groupby(res)[value].sum() if not df.empty else pd.Series(dtype=float))
-    g["Share of residents"] = [float(v) / float(total_by_res.get(r, float("nan")) or float("nan")) * 100
-                               for v, r in zip(g[value], g[res], strict=True)]
-    body = html_table(g, ["#", "From (residence)", "To (workplace)", value, "Share of residents"],
-                      labels={value: "Commuters"}, kinds={"#": "plain", value: "int", "Share of residents": "pctu"},
-                      compact=True)
+    total_by_res = df.groupby(res)[value].sum() if not df.empty else pd.Series(dtype=float)
+    g["Share of residents"] = [
+        float(v) / float(total_by_res.get(r, float("nan")) or float("nan")) * 100
+        for v, r in zip(g[value], g[res], strict=True)
+    ]
+    body = html_table(
+        g,
+        ["#", "From (residence)", "To (workplace)", value, "Share of residents"],
+        labels={value: "Commuters"},
+        kinds={"#": "plain", value: "int", "Share of residents": "pctu"},
+        compact=True,
+    )
     if notes:
         body += _note("Shown: " + "; ".join(notes) + ".", kind="info")
-    return Block(title=title, body=body, vintage=str(y) if y else "", **prov,
-                 intro="The largest flows between two different municipalities in the origin–destination matrix. "
-                       "'Share of residents' is the flow as a share of the employed residents of the origin.")
+    return Block(
+        title=title,
+        body=body,
+        vintage=str(y) if y else "",
+        **prov,
+        intro="The largest flows between two different municipalities in the origin–destination matrix. "
+        "'Share of residents' is the flow as a share of the employed residents of the origin.",
+    )
 
 
 def block_commuting_series(wh: Warehouse) -> Block:
@@ -1108,8 +1396,9 @@ def block_commuting_series(wh: Warehouse) -> Block:
     measure = pick(cols, "measure")
     if measure is not None and pick(cols, "out_commuters", "out_commuting") is None:
         val = pick(cols, "persons", "value", "commuters")
-        wide = df.pivot_table(index=[c for c in (code, name, year) if c], columns=measure, values=val,
-                              aggfunc="sum").reset_index()
+        wide = df.pivot_table(
+            index=[c for c in (code, name, year) if c], columns=measure, values=val, aggfunc="sum"
+        ).reset_index()
         wide.columns = [str(c) for c in wide.columns]
         df = wide
         cols = df.columns
@@ -1143,31 +1432,51 @@ def block_commuting_series(wh: Warehouse) -> Block:
     def spec() -> dict:
         import altair as alt
 
-        lines = alt.Chart(d).mark_line(strokeWidth=1.5, color="#0f766e").encode(
-            x=alt.X("year:Q", title=None, scale=alt.Scale(zero=False, nice=False),
-                    axis=alt.Axis(format="d", tickCount=4)),
-            y=alt.Y("rate:Q", title=None, axis=alt.Axis(tickCount=4)),
-            tooltip=["municipality", "year", alt.Tooltip("rate:Q", format=".1f")],
+        lines = (
+            alt.Chart()
+            .mark_line(strokeWidth=1.5, color="#0f766e")
+            .encode(
+                x=alt.X(
+                    "year:Q",
+                    title=None,
+                    scale=alt.Scale(zero=False, nice=False),
+                    axis=alt.Axis(format="d", tickCount=4),
+                ),
+                y=alt.Y("rate:Q", title=None, axis=alt.Axis(tickCount=4)),
+                tooltip=["municipality", "year", alt.Tooltip("rate:Q", format=".1f")],
+            )
         )
         layer = lines
         if breaks:
-            rules = alt.Chart(pd.DataFrame({"year": breaks})).mark_rule(color="#9ca3af", strokeDash=[3, 3]) \
+            rules = (
+                alt.Chart(pd.DataFrame({"year": breaks}))
+                .mark_rule(color="#9ca3af", strokeDash=[3, 3])
                 .encode(x="year:Q")
+            )
             layer = alt.layer(rules, lines, data=d)
-            return layer.properties(width=190, height=95).facet(
-                facet=alt.Facet("municipality:N", title=None, sort=order), columns=4,
-                spacing={"row": 14, "column": 18}).to_dict()
-        return layer.properties(width=190, height=95).facet(
-            facet=alt.Facet("municipality:N", title=None, sort=order), columns=4,
-            spacing={"row": 14, "column": 18}).to_dict()
+        else:
+            layer = alt.layer(lines, data=d)
+        return (
+            layer.properties(width=190, height=95)
+            .facet(
+                facet=alt.Facet("municipality:N", title=None, sort=order), columns=4, spacing={"row": 14, "column": 18}
+            )
+            .resolve_axis(x="independent")
+            .to_dict()
+        )
 
     body = _chart(spec, "outseries")
     what = "Out-commuters as % of employed residents" if is_rate else "Out-commuters (persons)"
     extra = f" Dashed lines mark series breaks ({', '.join(map(str, breaks))})." if breaks else ""
     body += _note(f"{what}, {int(d['year'].min())}–{int(d['year'].max())}.{extra}", kind="info")
-    return Block(title=title, body=body, vintage=_year_span(munis, year), **prov,
-                 intro="SCB's long commuting series across the municipal border (RAMS 1993–2018, BAS from 2019). "
-                       "This is real SCB data, independent of the origin–destination matrix above.")
+    return Block(
+        title=title,
+        body=body,
+        vintage=_year_span(munis, year),
+        **prov,
+        intro="SCB's long commuting series across the municipal border (RAMS 1993–2018, BAS from 2019). "
+        "This is real SCB data, independent of the origin–destination matrix above.",
+    )
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -1182,8 +1491,13 @@ DIMENSIONS = (
     ("size", ("size_class",), ("population", "locality_population"), "int", "Population"),
     ("growth", ("growth_class",), ("growth_pct_per_year", "growth_pct"), "pct", "Growth % / yr"),
     ("density", ("density_class",), ("density_per_km2", "density"), "int", "Inhabitants / km²"),
-    ("function", ("function_class",), ("municipality_job_ratio", "job_ratio", "jobs_per_employed_resident"),
-     "num2", "Jobs / employed resident"),
+    (
+        "function",
+        ("function_class",),
+        ("municipality_job_ratio", "job_ratio", "jobs_per_employed_resident"),
+        "num2",
+        "Jobs / employed resident",
+    ),
     ("accessibility", ("accessibility_class",), ("municipality_category", "category"), "text", "Access to K1"),
 )
 
@@ -1221,12 +1535,8 @@ def block_typology(wh: Warehouse) -> Block:
     df, y = _latest(df, year)
     df = df.copy()
     df["_muni"] = df[muni].astype(str) if muni else df[loc].astype(str).str[:4]
-    if county:
-        sub = df[df[county].astype(str) == COUNTY_CODE]
-    else:
-        sub = df[df["_muni"].str.startswith(COUNTY_CODE)]
-    if sub.empty:
-        sub = df
+    in_county = df[county].astype(str) == COUNTY_CODE if county else df["_muni"].str.startswith(COUNTY_CODE)
+    sub = df[in_county] if in_county.any() else df
     prov = _provenance(wh, table, sub, ["localities", "population", "employment_by_sector"])
     sub = sub.copy()
     sub["_muni_name"] = sub["_muni"].map(wh.name_of)
@@ -1235,8 +1545,10 @@ def block_typology(wh: Warehouse) -> Block:
     else:
         sub["_study"] = sub["_muni"].map(lambda c: bool(wh.muni_info(c).get("is_study_area") or False))
     pop = pick(cols, "population", "locality_population")
-    sub = sub.sort_values(["_muni_name", *([pop] if pop else []), loc],
-                          ascending=[True, *([False] if pop else []), True], kind="stable")
+    sub["_muni_key"] = sub["_muni_name"].map(sv_key)
+    sub = sub.sort_values(
+        ["_muni_key", *([pop] if pop else []), loc], ascending=[True, *([False] if pop else []), True], kind="stable"
+    )
     dims = []
     for dim, ccands, vcands, kind, header in DIMENSIONS:
         ccol, vcol = pick(cols, *ccands), pick(cols, *vcands)
@@ -1244,52 +1556,90 @@ def block_typology(wh: Warehouse) -> Block:
             dims.append((dim, ccol, vcol, kind, header))
     head = ["<th>Locality</th>", "<th>Municipality</th>", "<th>Class</th>"]
     head += [f'<th class="{"n" if kind != "text" else ""}">{html.escape(h)}</th>' for _, _, _, kind, h in dims]
-    if rule:
-        head.append("<th>Rule</th>")
     rows = []
     for _, r in sub.iterrows():
         name = r[loc_name] if loc_name and pd.notna(r[loc_name]) else r[loc]
-        cells = [f"<td><b>{html.escape(str(name))}</b> <span class=muted>{html.escape(str(r[loc]))}</span></td>",
-                 f"<td>{html.escape(str(r['_muni_name']))}"
-                 f"{' <span class=chip-sa title=study-area>study area</span>' if r['_study'] else ''}</td>"]
+        cells = [
+            f"<td><b>{html.escape(str(name))}</b><br><span class=muted>{html.escape(str(r[loc]))}</span></td>",
+            f"<td>{html.escape(str(r['_muni_name']))}"
+            f"{' <span class=chip-sa title=study-area>study area</span>' if r['_study'] else ''}</td>",
+        ]
         cls_txt = html.escape(str(r[code_col])) if code_col and pd.notna(r[code_col]) else "–"
         cls_name = html.escape(str(r[name_col])) if name_col and pd.notna(r[name_col]) else ""
-        cells.append(f'<td class="cls"><b>{cls_txt}</b><br><span class=muted>{cls_name}</span></td>')
+        rule_html = ""
+        if rule and pd.notna(r[rule]):
+            items = "".join(f"<li>{html.escape(t.strip())}</li>" for t in str(r[rule]).split(";") if t.strip())
+            rule_html = f"<details><summary>rule</summary><ul>{items}</ul></details>"
+        cells.append(f'<td class="cls"><b title="{cls_name}">{cls_txt}</b>{rule_html}</td>')
         for dim, ccol, vcol, kind, _h in dims:
             val = _cell(kind, r[vcol])[0] if vcol else ""
             if dim == "accessibility" and basis and pd.notna(r.get(basis)) and "proxy" in str(r[basis]):
-                val += " <span class=muted>(proxy)</span>"
-            if dim == "growth" and prev_year and pd.notna(r.get(prev_year)) and val != "–":
-                val += f" <span class=muted>since {int(r[prev_year])}</span>"
-            chip = (f' <span class="chip c-{html.escape(str(r[ccol])[:1])}">{html.escape(str(r[ccol]))}</span>'
-                    if ccol and pd.notna(r[ccol]) else "")
-            cells.append(f'<td class="{"n" if kind != "text" else ""}">{val}{chip}</td>')
-        if rule:
-            text = str(r[rule]) if pd.notna(r[rule]) else ""
-            items = "".join(f"<li>{html.escape(t.strip())}</li>" for t in text.split(";") if t.strip())
-            cells.append(f'<td class="rule"><details><summary>rule</summary><ul>{items}</ul></details></td>')
+                val += "<span class=muted title='commuting proxy'>*</span>"
+            chip = (
+                f' <span class="chip c-{html.escape(str(r[ccol])[:1])}" title="{html.escape(dim)}">'
+                f"{html.escape(str(r[ccol]))}</span>"
+                if ccol and pd.notna(r[ccol])
+                else ""
+            )
+            cells.append(f'<td class="{"n" if kind != "text" else ""} v">{val}{chip}</td>')
         rows.append(f'<tr class="{"study" if r["_study"] else ""}">{"".join(cells)}</tr>')
-    body = Markup('<div class="table-wrap"><table class="data compact typology"><thead><tr>' + "".join(head)
-                  + "</tr></thead><tbody>" + "".join(rows) + "</tbody></table></div>")
+    body = Markup(
+        '<div class="table-wrap"><table class="data compact typology"><thead><tr>'
+        + "".join(head)
+        + "</tr></thead><tbody>"
+        + "".join(rows)
+        + "</tbody></table></div>"
+    )
     n_study = int(sub["_study"].sum())
-    body += _note(f"{len(sub)} localities in the county"
-                  + (f"; {n_study} in the study area (highlighted)" if n_study else "") + ". Sorted by "
-                  "municipality, then population. The class code joins one class per dimension "
-                  "(size-growth-density-function-accessibility).", kind="info")
+    growth_from = ""
+    if prev_year and sub[prev_year].notna().any():
+        growth_from = f" Growth is annualised since the {int(sub[prev_year].dropna().min())} delineation."
+    proxy = (
+        " * = K1/K2/K3 from the commuting proxy."
+        if basis and sub[basis].astype(str).str.contains("proxy").any()
+        else ""
+    )
+    body += _note(
+        f"{len(sub)} localities in the county"
+        + (f"; {n_study} in the study area (highlighted)" if n_study else "")
+        + ". Sorted by "
+        "municipality, then population. The class code joins one class per dimension "
+        "(size-growth-density-function-accessibility); open 'rule' for the rules that applied." + growth_from + proxy,
+        kind="info",
+    )
     rules = _typology_rules(wh)
     if not rules.empty:
-        rcols = [c for c in ("dimension", "class_code", "class_name_en", "class_name_sv", "description")
-                 if c in rules.columns]
-        body += Markup('<details class="legend"><summary>Classification rules (seed '
-                       "<code>locality_typology_rules</code>, editable)</summary>")
-        body += html_table(rules, rcols, labels={"class_code": "Class", "class_name_en": "Name",
-                                                 "class_name_sv": "Namn", "description": "Rule",
-                                                 "dimension": "Dimension"}, compact=True)
+        rcols = [
+            c
+            for c in ("dimension", "class_code", "class_name_en", "class_name_sv", "description")
+            if c in rules.columns
+        ]
+        body += Markup(
+            '<details class="legend"><summary>Classification rules (seed '
+            "<code>locality_typology_rules</code>, editable)</summary>"
+        )
+        body += html_table(
+            rules,
+            rcols,
+            labels={
+                "class_code": "Class",
+                "class_name_en": "Name",
+                "class_name_sv": "Namn",
+                "description": "Rule",
+                "dimension": "Dimension",
+            },
+            compact=True,
+        )
         body += Markup("</details>")
-    return Block(title=title, body=body, vintage=str(y) if y else _year_span(sub), **prov,
-                 intro="Each tätort gets a class on five dimensions — size, growth, density, function (jobs per "
-                       "employed resident, of the municipality) and accessibility to K1 — with the values behind "
-                       "it and the rule that applied. Two places of the same size are told apart by the others.")
+    return Block(
+        title=title,
+        body=body,
+        vintage=str(y) if y else _year_span(sub),
+        **prov,
+        intro="Each tätort gets a class on five dimensions — size, growth, density, function (jobs per "
+        "employed resident, of the municipality) and accessibility to K1 — with the values behind "
+        "it and the rule that applied. Two places of the same size are told apart by the others.",
+    )
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -1298,49 +1648,92 @@ def block_typology(wh: Warehouse) -> Block:
 
 def build_sections(wh: Warehouse) -> list[Section]:
     spec = [
-        ("population", "Population growth by municipality category",
-         "How fast the county's municipalities grow, grouped the way the regional-development plan groups them.",
-         [block_category_growth, block_population_trend]),
-        ("sectors", "Largest sectors per municipality",
-         "Employment by SNI 2007 sector group (TAB3204, by workplace).", [block_top_sectors]),
-        ("lq", "Specialisation: location quotients",
-         "Which sectors are over- or under-represented in each municipality compared with Sweden.", [block_lq]),
-        ("commuting", "Commuting",
-         "Where people live and where they work: the net balance per municipality, the largest flows, and the "
-         "long out-commuting series.", [block_commuting_balance, block_top_flows, block_commuting_series]),
-        ("localities", "Locality typology",
-         "A transparent classification of the county's localities (tätorter).", [block_typology]),
+        (
+            "population",
+            "Population growth by municipality category",
+            "How fast the county's municipalities grow, grouped the way the regional-development plan groups them.",
+            [(block_category_growth, "population"), (block_population_trend, "population")],
+        ),
+        (
+            "sectors",
+            "Largest sectors per municipality",
+            "Employment by SNI 2007 sector group (TAB3204, by workplace).",
+            [(block_top_sectors, "employment")],
+        ),
+        (
+            "lq",
+            "Specialisation: location quotients",
+            "Which sectors are over- or under-represented in each municipality compared with Sweden.",
+            [(block_lq, "employment")],
+        ),
+        (
+            "commuting",
+            "Commuting",
+            "Where people live and where they work: the net balance per municipality, the largest flows, and the "
+            "long out-commuting series.",
+            [
+                (block_commuting_balance, "commuting matrix"),
+                (block_top_flows, "commuting matrix"),
+                (block_commuting_series, "commuting totals"),
+            ],
+        ),
+        (
+            "localities",
+            "Locality typology",
+            "A transparent classification of the county's localities (tätorter).",
+            [(block_typology, "localities")],
+        ),
     ]
     sections = []
     for sid, title, intro, fns in spec:
         sec = Section(id=sid, title=title, intro=intro)
-        for fn in fns:
+        for fn, domain in fns:
             name = fn.__name__.removeprefix("block_").replace("_", " ")
-            sec.blocks.append(_guard(name, lambda fn=fn: fn(wh)))
+            block = _guard(name, lambda fn=fn: fn(wh))
+            block.domain = domain
+            sec.blocks.append(block)
         sections.append(sec)
     return sections
 
 
 def _header_facts(wh: Warehouse, settings: Settings, sections: list[Section]) -> dict:
-    vintages = []
+    spans: dict[str, list[int]] = {}
+    synthetic_domains: set[str] = set()
     for s in sections:
         for b in s.blocks:
             if b.vintage and b.unavailable is None:
-                vintages.append((b.title, b.vintage))
-    synthetic_tables = sorted(t for t in set(wh.raw_synthetic) | set(OFFLINE_SYNTHETIC_RAW)
-                              if t in wh.synthetic_inputs([t]))
+                years = [int(x) for x in re.findall(r"\d{4}", b.vintage)]
+                if years:
+                    span = spans.setdefault(b.domain or b.title, [min(years), max(years)])
+                    span[0], span[1] = min(span[0], *years), max(span[1], *years)
+                if b.synthetic and not b.partly_synthetic:
+                    synthetic_domains.add(b.domain or b.title)
+    vintages = [
+        (d, (str(a) if a == b else f"{a}–{b}") + (" (synthetic)" if d in synthetic_domains else ""))
+        for d, (a, b) in spans.items()
+    ]
+    synthetic_tables = sorted(
+        t for t in set(wh.raw_synthetic) | set(OFFLINE_SYNTHETIC_RAW) if t in wh.synthetic_inputs([t])
+    )
     loaded = ""
     if not wh.loads.empty and wh.loads["loaded_at"].notna().any():
         loaded = str(pd.Timestamp(wh.loads["loaded_at"].max()).strftime("%Y-%m-%d %H:%M UTC"))
     sources = []
     if not wh.loads.empty:
         for _, r in wh.loads.iterrows():
-            sources.append({"source": r["source_name"], "raw_table": r["raw_table"], "table_id": r["table_id"],
-                            "synthetic": bool(r["synthetic"]) if pd.notna(r["synthetic"]) else False,
-                            "loaded_at": "" if pd.isna(r["loaded_at"]) else
-                            pd.Timestamp(r["loaded_at"]).strftime("%Y-%m-%d")})
-    region_label = {"ostergotland": "Östergötland (county 05, 13 municipalities) with Sweden (00) as reference",
-                    "sweden": "All of Sweden (290 municipalities); county 05 Östergötland in focus"}
+            sources.append(
+                {
+                    "source": r["source_name"],
+                    "raw_table": r["raw_table"],
+                    "table_id": r["table_id"],
+                    "synthetic": bool(r["synthetic"]) if pd.notna(r["synthetic"]) else False,
+                    "loaded_at": "" if pd.isna(r["loaded_at"]) else pd.Timestamp(r["loaded_at"]).strftime("%Y-%m-%d"),
+                }
+            )
+    region_label = {
+        "ostergotland": "Östergötland (county 05, 13 municipalities) with Sweden (00) as reference",
+        "sweden": "All of Sweden (290 municipalities); county 05 Östergötland in focus",
+    }
     return {
         "region_set": region_label.get(settings.region_set, settings.region_set),
         "data_source": "bundled offline snapshot" if settings.offline else settings.api_url,
@@ -1360,8 +1753,13 @@ def render_html(settings: Settings, *, now: dt.datetime | None = None) -> str:
         facts = _header_facts(wh, settings, sections)
     finally:
         wh.close()
-    env = Environment(loader=FileSystemLoader(str(TEMPLATE_DIR)), autoescape=select_autoescape(["html", "j2"]),
-                      trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+    env = Environment(
+        loader=FileSystemLoader(str(TEMPLATE_DIR)),
+        autoescape=select_autoescape(["html", "j2"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
     template = env.get_template(TEMPLATE_NAME)
     return template.render(
         generated=now.strftime("%Y-%m-%d %H:%M UTC"),
@@ -1369,7 +1767,10 @@ def render_html(settings: Settings, *, now: dt.datetime | None = None) -> str:
         sections=sections,
         facts=facts,
         warehouse_error=wh.error,
-        example_mart=(facts["marts"][0] if facts["marts"] else "mart_commuting_balance"),
+        example_mart=next(
+            (m for m in ("mart_commuting_balance", "mart_top_sectors") if m in facts["marts"]),
+            facts["marts"][0] if facts["marts"] else "mart_commuting_balance",
+        ),
     )
 
 

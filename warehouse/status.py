@@ -23,8 +23,9 @@ def status_rows(settings: Settings) -> list[dict[str, Any]]:
                 "select source_name, load_id, status, rows, loaded_at, reason from ops.loads "
                 "qualify row_number() over (partition by source_name order by loaded_at desc) = 1"
             ).fetchall():
-                ledger[row[0]] = dict(zip(("source_name", "load_id", "status", "rows", "loaded_at", "reason"),
-                                          row, strict=True))
+                ledger[row[0]] = dict(
+                    zip(("source_name", "load_id", "status", "rows", "loaded_at", "reason"), row, strict=True)
+                )
             for source, fails, warns in con.execute(
                 "select source_name, count(*) filter (where not success and severity = 'fail'), "
                 "count(*) filter (where not success and severity = 'warn') from ops.validation_results "
@@ -46,21 +47,28 @@ def status_rows(settings: Settings) -> list[dict[str, Any]]:
         age = (now - loaded_at).total_seconds() / 86400 if loaded_at else None
         fresh = "n/a"
         if age is not None and freshness:
-            fresh = ("error" if age > freshness.get("error_after_days", 1e9)
-                     else "warn" if age > freshness.get("warn_after_days", 1e9) else "fresh")
+            fresh = (
+                "error"
+                if age > freshness.get("error_after_days", 1e9)
+                else "warn"
+                if age > freshness.get("warn_after_days", 1e9)
+                else "fresh"
+            )
         elif age is None:
             fresh = "never loaded"
         pending = landed.get(name)
-        rows.append({
-            "source_name": name,
-            "raw_table": raw_table,
-            "status": led.get("status") or ("landed" if pending else "-"),
-            "rows": led.get("rows"),
-            "loaded_at": loaded_at,
-            "validation": validation.get(name, "-"),
-            "age_days": age,
-            "freshness": fresh,
-            "reason": led.get("reason"),
-            "landed_load_id": pending.load_id if pending else None,
-        })
+        rows.append(
+            {
+                "source_name": name,
+                "raw_table": raw_table,
+                "status": led.get("status") or ("landed" if pending else "-"),
+                "rows": led.get("rows"),
+                "loaded_at": loaded_at,
+                "validation": validation.get(name, "-"),
+                "age_days": age,
+                "freshness": fresh,
+                "reason": led.get("reason"),
+                "landed_load_id": pending.load_id if pending else None,
+            }
+        )
     return rows

@@ -117,7 +117,8 @@ parts as (
             'reference.employed_base', 'reference.employed_end') }} as em_allocation,
         with_totals.source_series_base,
         with_totals.source_series_end,
-        with_totals.source_series_base is distinct from with_totals.source_series_end as crosses_series_break,
+        coalesce(with_totals.source_series_base, '') != coalesce(with_totals.source_series_end, '')
+            as crosses_series_break,
         with_totals.is_synthetic or reference.is_synthetic as is_synthetic
     from with_totals
     inner join reference

@@ -5,6 +5,7 @@ The maintained seeds (la_membership, municipality_travel_time, locality_typology
 sni2007_groups) are edited by hand; this script only (re)writes the three generated ones and reads
 la_membership.csv / study-area list to fill the Östergötland columns of municipalities.csv.
 """
+
 from __future__ import annotations
 
 import csv
@@ -46,14 +47,16 @@ def main() -> None:
         for c in munis:
             known = c[:2] == "05"
             m = la.get(c)
-            w.writerow([
-                c,
-                cat["label"][c],
-                c[:2],
-                m["la_region"] if m else "",
-                m["vintage"] if m else "",
-                ("true" if c in STUDY_AREA else "false") if known else "",
-            ])
+            w.writerow(
+                [
+                    c,
+                    cat["label"][c],
+                    c[:2],
+                    m["la_region"] if m else "",
+                    m["vintage"] if m else "",
+                    ("true" if c in STUDY_AREA else "false") if known else "",
+                ]
+            )
 
     with open(REF / "tatorter_2023_scb_subset.csv", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))

@@ -99,13 +99,18 @@ class ServerStats:
 
 
 class ProblemError(Exception):
-    def __init__(self, status: int, detail: str, *, title: str | None = None,
-                 headers: dict[str, str] | None = None):
+    def __init__(self, status: int, detail: str, *, title: str | None = None, headers: dict[str, str] | None = None):
         super().__init__(detail)
         self.status = status
         self.detail = detail
-        self.title = title or {400: "Bad Request", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
-                               429: "Too Many Requests", 503: "Service Unavailable"}.get(status, "Error")
+        self.title = title or {
+            400: "Bad Request",
+            403: "Forbidden",
+            404: "Not Found",
+            405: "Method Not Allowed",
+            429: "Too Many Requests",
+            503: "Service Unavailable",
+        }.get(status, "Error")
         self.headers = headers or {}
 
 
@@ -210,13 +215,13 @@ def resolve_values(table: Table, dim: str, items: list[str]) -> np.ndarray:
     def code_pos(code: str) -> int:
         code = code.strip()
         if code not in pos:
-            raise ProblemError(400, f"Value {code} is not a valid value code for variable {dim} in table "
-                                    f"{table.id}")
+            raise ProblemError(400, f"Value {code} is not a valid value code for variable {dim} in table {table.id}")
         return pos[code]
 
     def bad(expr: str, why: str) -> ProblemError:
-        return ProblemError(400, f"Selection expression {expr} for variable {dim} in table {table.id} is "
-                                 f"invalid: {why}")
+        return ProblemError(
+            400, f"Selection expression {expr} for variable {dim} in table {table.id} is invalid: {why}"
+        )
 
     for item in items:
         item = item.strip()
@@ -238,13 +243,13 @@ def resolve_values(table: Table, dim: str, items: list[str]) -> np.ndarray:
                 sl = list(range(n))
                 if from_end:
                     sl = sl[::-1]
-                for p in sl[offset:offset + count]:
+                for p in sl[offset : offset + count]:
                     chosen[p] = True
             elif fn == "range":
                 if len(args) != 2:
                     raise bad(item, "expected range(from,to)")
                 a, b = code_pos(args[0]), code_pos(args[1])
-                chosen[min(a, b):max(a, b) + 1] = True
+                chosen[min(a, b) : max(a, b) + 1] = True
             else:
                 if len(args) != 1:
                     raise bad(item, f"expected {fn}(code)")
@@ -252,13 +257,12 @@ def resolve_values(table: Table, dim: str, items: list[str]) -> np.ndarray:
                 if fn == "from":
                     chosen[p:] = True
                 else:
-                    chosen[:p + 1] = True
+                    chosen[: p + 1] = True
             continue
         if "*" in item or "?" in item:
             hits = [i for i, c in enumerate(codes) if fnmatch.fnmatchcase(c, item)]
             if not hits:
-                raise ProblemError(400, f"Value {item} matches no value code of variable {dim} in table "
-                                        f"{table.id}")
+                raise ProblemError(400, f"Value {item} matches no value code of variable {dim} in table {table.id}")
             chosen[hits] = True
             continue
         chosen[code_pos(item)] = True
@@ -272,8 +276,9 @@ def resolve_selection(table: Table, raw: dict[str, list[str]]) -> list[tuple[str
     for var, items in raw.items():
         dim = var if var in table.pos else lower.get(var.lower())
         if dim is None:
-            raise ProblemError(400, f"Variable {var} does not exist in table {table.id} (variables: "
-                                    f"{', '.join(table.dims)})")
+            raise ProblemError(
+                400, f"Variable {var} does not exist in table {table.id} (variables: {', '.join(table.dims)})"
+            )
         if items:
             selected.setdefault(dim, []).extend(items)
     default = not raw
@@ -296,8 +301,11 @@ def resolve_selection(table: Table, raw: dict[str, list[str]]) -> list[tuple[str
             p = n - 1 if d == table.time_dim else 0
             out.append((d, np.array([p]), "select"))
         else:
-            raise ProblemError(400, f"Variable {d} is mandatory in table {table.id} and cannot be eliminated; "
-                                    "select at least one value for it")
+            raise ProblemError(
+                400,
+                f"Variable {d} is mandatory in table {table.id} and cannot be eliminated; "
+                "select at least one value for it",
+            )
     return out
 
 
@@ -357,8 +365,10 @@ def jsonstat_response(table: Table, lang: str, sel, values: np.ndarray, present:
         codes = [table.codes[d][i] for i in positions]
         keep = set(codes)
         cat_src = src.get("category", {})
-        cat = {"index": {c: i for i, c in enumerate(codes)},
-               "label": {c: cat_src.get("label", {}).get(c, c) for c in codes}}
+        cat = {
+            "index": {c: i for i, c in enumerate(codes)},
+            "label": {c: cat_src.get("label", {}).get(c, c) for c in codes},
+        }
         for key in ("unit", "note", "child"):
             if key in cat_src:
                 sub = _restrict(cat_src[key], keep)
@@ -372,8 +382,20 @@ def jsonstat_response(table: Table, lang: str, sel, values: np.ndarray, present:
         for k, v in (src.get("extension") or {}).items():
             if k == "codelists":
                 continue
-            ext[k] = _restrict(v, keep) if k in ("refperiod", "measuringType", "priceType", "adjustment",
-                                                 "alternativeText", "basePeriod", "categoryNoteMandatory") else v
+            ext[k] = (
+                _restrict(v, keep)
+                if k
+                in (
+                    "refperiod",
+                    "measuringType",
+                    "priceType",
+                    "adjustment",
+                    "alternativeText",
+                    "basePeriod",
+                    "categoryNoteMandatory",
+                )
+                else v
+            )
         if ext:
             dim["extension"] = ext
         if src.get("link"):
@@ -381,8 +403,13 @@ def jsonstat_response(table: Table, lang: str, sel, values: np.ndarray, present:
         dimension[d] = dim
     ids = [d for d, _ in out_dims]
     role = {k: [d for d in v if d in ids] for k, v in (meta.get("role") or {}).items()}
-    doc: dict[str, Any] = {"version": "2.0", "class": "dataset", "label": meta.get("label"),
-                           "source": meta.get("source"), "updated": meta.get("updated")}
+    doc: dict[str, Any] = {
+        "version": "2.0",
+        "class": "dataset",
+        "label": meta.get("label"),
+        "source": meta.get("source"),
+        "updated": meta.get("updated"),
+    }
     if meta.get("note"):
         doc["note"] = meta["note"]
     doc["role"] = {k: v for k, v in role.items() if v}
@@ -418,7 +445,7 @@ def csv_response(table: Table, sel, values: np.ndarray, present: np.ndarray) -> 
     n = values.size
     for i, (d, positions) in enumerate(out_dims):
         codes = np.array([table.codes[d][p] for p in positions], dtype=object)
-        inner = int(np.prod(sizes[i + 1:], dtype=np.int64))
+        inner = int(np.prod(sizes[i + 1 :], dtype=np.int64))
         outer = int(np.prod(sizes[:i], dtype=np.int64))
         code_cols.append(np.tile(np.repeat(codes, inner), outer) if n else codes[:0])
     text = [f"{v:.15g}" if ok else ".." for v, ok in zip(values.tolist(), present.tolist(), strict=True)]
@@ -430,9 +457,19 @@ def csv_response(table: Table, sel, values: np.ndarray, present: np.ndarray) -> 
 class SnapshotServer:
     """The snapshot PxWeb v2 server. Use as a context manager or call start()/stop()."""
 
-    def __init__(self, tables_dir: str | Path | None = None, host: str = "127.0.0.1", port: int = 0, *,
-                 max_data_cells: int = 150_000, max_calls: int = 30, time_window: int = 10,
-                 faults: Faults | None = None, rate_limit_scope: str = "all", verbose: bool = False):
+    def __init__(
+        self,
+        tables_dir: str | Path | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        max_data_cells: int = 150_000,
+        max_calls: int = 30,
+        time_window: int = 10,
+        faults: Faults | None = None,
+        rate_limit_scope: str = "all",
+        verbose: bool = False,
+    ):
         if rate_limit_scope not in ("all", "data"):
             raise ValueError("rate_limit_scope must be 'all' or 'data'")
         self.store = TableStore(Path(tables_dir) if tables_dir else TABLES_DIR)
@@ -465,8 +502,9 @@ class SnapshotServer:
         self._httpd = ThreadingHTTPServer((self.host, self.port), handler)
         self._httpd.daemon_threads = True
         self.port = self._httpd.server_address[1]
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="snapshot-server", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="snapshot-server", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -516,8 +554,13 @@ class SnapshotServer:
         with self._lock:
             s = self.stats
             s.requests_total += 1
-            attr = {"config": "config_requests", "tables": "tables_requests", "table": "table_requests",
-                    "metadata": "metadata_requests", "data": "data_requests"}.get(kind)
+            attr = {
+                "config": "config_requests",
+                "tables": "tables_requests",
+                "table": "table_requests",
+                "metadata": "metadata_requests",
+                "data": "data_requests",
+            }.get(kind)
             if attr:
                 setattr(s, attr, getattr(s, attr) + 1)
 
@@ -541,8 +584,12 @@ class SnapshotServer:
                 self._calls.popleft()
             if len(self._calls) >= self.max_calls:
                 wait = max(1, math.ceil(self._calls[0] + self.time_window - now))
-                raise ProblemError(429, f"You have reached the threshold for request limiting: {self.max_calls} "
-                                        f"calls per {self.time_window} seconds", headers={"Retry-After": str(wait)})
+                raise ProblemError(
+                    429,
+                    f"You have reached the threshold for request limiting: {self.max_calls} "
+                    f"calls per {self.time_window} seconds",
+                    headers={"Retry-After": str(wait)},
+                )
             self._calls.append(now)
 
     def _data_fault(self) -> tuple[bool, Faults]:
@@ -554,14 +601,23 @@ class SnapshotServer:
         if f.delay_seconds > 0:
             time.sleep(f.delay_seconds)
         if f.fail_first_n and n <= f.fail_first_n:
-            raise ProblemError(503, f"Injected fault: data call {n} of the first {f.fail_first_n} fails",
-                               headers={"Retry-After": str(f.retry_after)})
+            raise ProblemError(
+                503,
+                f"Injected fault: data call {n} of the first {f.fail_first_n} fails",
+                headers={"Retry-After": str(f.retry_after)},
+            )
         if f.rate_limit_every and n % f.rate_limit_every == 0:
-            raise ProblemError(429, f"Injected fault: every {f.rate_limit_every}th data call is rate limited",
-                               headers={"Retry-After": str(f.retry_after)})
+            raise ProblemError(
+                429,
+                f"Injected fault: every {f.rate_limit_every}th data call is rate limited",
+                headers={"Retry-After": str(f.retry_after)},
+            )
         if f.unavailable_every and n % f.unavailable_every == 0:
-            raise ProblemError(503, f"Injected fault: every {f.unavailable_every}th data call is unavailable",
-                               headers={"Retry-After": str(f.retry_after)})
+            raise ProblemError(
+                503,
+                f"Injected fault: every {f.unavailable_every}th data call is unavailable",
+                headers={"Retry-After": str(f.retry_after)},
+            )
         return bool(f.truncate_every and n % f.truncate_every == 0), f
 
     def _record_cells(self, cells: int, truncated: bool) -> None:
@@ -586,10 +642,14 @@ class SnapshotServer:
             "timeWindow": self.time_window,
             "license": "CC0",
             "sourceReferences": [
-                {"language": "sv", "text": "Källa: SCB (offline-ögonblicksbild i regionstat; vissa tabeller är "
-                                           "syntetiska)"},
-                {"language": "en", "text": "Source: Statistics Sweden (regionstat offline snapshot; some tables "
-                                           "are synthetic)"},
+                {
+                    "language": "sv",
+                    "text": "Källa: SCB (offline-ögonblicksbild i regionstat; vissa tabeller är syntetiska)",
+                },
+                {
+                    "language": "en",
+                    "text": "Source: Statistics Sweden (regionstat offline snapshot; some tables are synthetic)",
+                },
             ],
             "defaultDataFormat": "json-stat2",
             "dataFormats": ["json-stat2", "csv"],
@@ -645,16 +705,24 @@ class SnapshotServer:
             items.append(info)
         total = len(items)
         pages = max(1, math.ceil(total / size))
-        chunk = items[(page - 1) * size: page * size]
-        links = [{"rel": "self", "hreflang": lang,
-                  "href": f"{base}/tables?lang={lang}&pageNumber={page}&pageSize={size}"}]
+        chunk = items[(page - 1) * size : page * size]
+        links = [
+            {"rel": "self", "hreflang": lang, "href": f"{base}/tables?lang={lang}&pageNumber={page}&pageSize={size}"}
+        ]
         if page < pages:
-            links.append({"rel": "next", "hreflang": lang,
-                          "href": f"{base}/tables?lang={lang}&pageNumber={page + 1}&pageSize={size}"})
-        return {"language": lang, "tables": chunk,
-                "page": {"pageNumber": page, "pageSize": size, "totalElements": total, "totalPages": pages,
-                         "links": links},
-                "links": links}
+            links.append(
+                {
+                    "rel": "next",
+                    "hreflang": lang,
+                    "href": f"{base}/tables?lang={lang}&pageNumber={page + 1}&pageSize={size}",
+                }
+            )
+        return {
+            "language": lang,
+            "tables": chunk,
+            "page": {"pageNumber": page, "pageSize": size, "totalElements": total, "totalPages": pages, "links": links},
+            "links": links,
+        }
 
     def data(self, table: Table, raw: dict[str, list[str]], lang: str, fmt: str) -> tuple[bytes, str, int]:
         sel = resolve_selection(table, raw)
@@ -663,8 +731,11 @@ class SnapshotServer:
             if mode != "sum":
                 cells *= len(p)
         if cells > self.max_data_cells:
-            raise ProblemError(403, f"The query resulted in {cells} cells, which exceeds the number of allowed "
-                                    f"cells ({self.max_data_cells})")
+            raise ProblemError(
+                403,
+                f"The query resulted in {cells} cells, which exceeds the number of allowed "
+                f"cells ({self.max_data_cells})",
+            )
         values, present = build_cube(table, sel)
         if fmt == "csv":
             return csv_response(table, sel, values, present), "text/csv; charset=UTF-8", cells
@@ -724,6 +795,7 @@ class _Handler(BaseHTTPRequestHandler):
     server_ref: SnapshotServer
     protocol_version = "HTTP/1.1"
     server_version = "regionstat-snapshot/1.0"
+    disable_nagle_algorithm = True  # small keep-alive responses otherwise stall ~40 ms on delayed ACKs
 
     def log_message(self, format: str, *args: Any) -> None:
         if self.server_ref.verbose:
@@ -735,8 +807,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self._handle("POST")
 
-    def _send(self, status: int, ctype: str, body: bytes, headers: dict[str, str] | None = None,
-              *, truncate: bool = False) -> None:
+    def _send(
+        self, status: int, ctype: str, body: bytes, headers: dict[str, str] | None = None, *, truncate: bool = False
+    ) -> None:
         if truncate:
             body = body[: len(body) // 2]
         self.server_ref._record_status(status)  # before the client can see the response
@@ -750,8 +823,13 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def _problem(self, exc: ProblemError) -> None:
-        doc = {"type": "about:blank", "title": exc.title, "status": exc.status, "detail": exc.detail,
-               "instance": self.path}
+        doc = {
+            "type": "about:blank",
+            "title": exc.title,
+            "status": exc.status,
+            "detail": exc.detail,
+            "instance": self.path,
+        }
         self._send(exc.status, "application/problem+json; charset=UTF-8", BOM + orjson.dumps(doc), exc.headers)
 
     def _handle(self, method: str) -> None:
@@ -766,7 +844,7 @@ class _Handler(BaseHTTPRequestHandler):
             pairs = parse_qsl(parts.query, keep_blank_values=True)
             if not path.startswith(API_PREFIX):
                 raise ProblemError(404, f"No resource at {parts.path}; the API is under {API_PREFIX}")
-            route = [r for r in path[len(API_PREFIX):].split("/") if r]
+            route = [r for r in path[len(API_PREFIX) :].split("/") if r]
             kind = _route_kind(route)
             srv._count(kind)
             srv._rate_limit(kind)
@@ -814,8 +892,7 @@ class _Handler(BaseHTTPRequestHandler):
             raise ProblemError(405, f"{method} is not allowed on data")
         fmt = (params.get("outputFormat") or params.get("outputformat") or "json-stat2").lower()
         if fmt not in ("json-stat2", "csv"):
-            raise ProblemError(400, f"outputFormat {fmt} is not supported by the snapshot server "
-                                    "(json-stat2, csv)")
+            raise ProblemError(400, f"outputFormat {fmt} is not supported by the snapshot server (json-stat2, csv)")
         truncate, _ = srv._data_fault()
         payload, ctype, cells = srv.data(table, selection, lang, fmt)
         srv._record_cells(cells, truncate)
@@ -827,41 +904,81 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="regionstat snapshot serve",
         description="Serve the bundled offline snapshot of SCB tables as a PxWebApi 2.0 API "
-                    "(GET /config, /tables, /tables/{id}, /tables/{id}/metadata, GET|POST /tables/{id}/data). "
-                    "Some tables are synthetic (TAB3204, TAB1830): see their metadata note.",
+        "(GET /config, /tables, /tables/{id}, /tables/{id}/metadata, GET|POST /tables/{id}/data). "
+        "Some tables are synthetic (TAB3204, TAB1830): see their metadata note.",
     )
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8099, help="port (default 8099; 0 = any free port)")
     p.add_argument("--tables-dir", default=None, help="snapshot tables directory (default: the bundled one)")
-    p.add_argument("--max-data-cells", type=int, default=150_000,
-                   help="maxDataCells: larger data requests get 403 (default 150000, as SCB)")
-    p.add_argument("--max-calls", type=int, default=30,
-                   help="maxCallsPerTimeWindow: more calls in the window get 429 + Retry-After (default 30)")
+    p.add_argument(
+        "--max-data-cells",
+        type=int,
+        default=150_000,
+        help="maxDataCells: larger data requests get 403 (default 150000, as SCB)",
+    )
+    p.add_argument(
+        "--max-calls",
+        type=int,
+        default=30,
+        help="maxCallsPerTimeWindow: more calls in the window get 429 + Retry-After (default 30)",
+    )
     p.add_argument("--time-window", type=int, default=10, help="timeWindow in seconds (default 10)")
-    p.add_argument("--rate-limit-scope", choices=["all", "data"], default="all",
-                   help="which calls count towards the limit (default all, like SCB)")
-    p.add_argument("--rate-limit-every", type=int, default=0, metavar="N",
-                   help="fault: every Nth data call gets 429 with Retry-After (0 = off)")
-    p.add_argument("--unavailable-every", type=int, default=0, metavar="N",
-                   help="fault: every Nth data call gets 503 (0 = off)")
-    p.add_argument("--truncate-every", type=int, default=0, metavar="N",
-                   help="fault: every Nth data call gets a body cut in half (0 = off)")
+    p.add_argument(
+        "--rate-limit-scope",
+        choices=["all", "data"],
+        default="all",
+        help="which calls count towards the limit (default all, like SCB)",
+    )
+    p.add_argument(
+        "--rate-limit-every",
+        type=int,
+        default=0,
+        metavar="N",
+        help="fault: every Nth data call gets 429 with Retry-After (0 = off)",
+    )
+    p.add_argument(
+        "--unavailable-every", type=int, default=0, metavar="N", help="fault: every Nth data call gets 503 (0 = off)"
+    )
+    p.add_argument(
+        "--truncate-every",
+        type=int,
+        default=0,
+        metavar="N",
+        help="fault: every Nth data call gets a body cut in half (0 = off)",
+    )
     p.add_argument("--fail-first", type=int, default=0, metavar="N", help="fault: the first N data calls get 503")
-    p.add_argument("--delay", type=float, default=0.0, metavar="SECONDS",
-                   help="fault: sleep this long before answering each data call")
+    p.add_argument(
+        "--delay",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="fault: sleep this long before answering each data call",
+    )
     p.add_argument("--verbose", action="store_true", help="log every request to stderr")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    faults = Faults(rate_limit_every=args.rate_limit_every, unavailable_every=args.unavailable_every,
-                    truncate_every=args.truncate_every, delay_seconds=args.delay, fail_first_n=args.fail_first)
+    faults = Faults(
+        rate_limit_every=args.rate_limit_every,
+        unavailable_every=args.unavailable_every,
+        truncate_every=args.truncate_every,
+        delay_seconds=args.delay,
+        fail_first_n=args.fail_first,
+    )
     try:
-        server = SnapshotServer(args.tables_dir, host=args.host, port=args.port,
-                                max_data_cells=args.max_data_cells, max_calls=args.max_calls,
-                                time_window=args.time_window, faults=faults,
-                                rate_limit_scope=args.rate_limit_scope, verbose=args.verbose)
+        server = SnapshotServer(
+            args.tables_dir,
+            host=args.host,
+            port=args.port,
+            max_data_cells=args.max_data_cells,
+            max_calls=args.max_calls,
+            time_window=args.time_window,
+            faults=faults,
+            rate_limit_scope=args.rate_limit_scope,
+            verbose=args.verbose,
+        )
         server.start()
     except OSError as exc:
         print(f"snapshot server could not start on {args.host}:{args.port}: {exc}", file=sys.stderr)

@@ -52,8 +52,8 @@ largest_outflow as (
     from flows
     where residence_code != workplace_code
     qualify row_number() over (
-        partition by residence_code, year order by commuters desc, workplace_code
-    ) = 1
+            partition by residence_code, year order by commuters desc, workplace_code asc
+        ) = 1
 
 ),
 
@@ -75,7 +75,8 @@ final as (
             as out_commuting_share,
         largest_outflow.largest_outflow_code,
         largest_outflow.largest_outflow,
-        {{ safe_divide('largest_outflow.largest_outflow', 'by_residence.employed_residents') }} as largest_outflow_share,
+        {{ safe_divide('largest_outflow.largest_outflow', 'by_residence.employed_residents') }}
+            as largest_outflow_share,
         by_residence.source_series,
         by_residence.is_synthetic
     from residences

@@ -60,9 +60,9 @@ with_job_ratio as (
         on latest.municipality_code = job_ratio_by_year.municipality_code
     -- the employment year closest to the delineation year
     qualify row_number() over (
-        partition by latest.locality_code
-        order by abs(job_ratio_by_year.employment_year - latest.year), job_ratio_by_year.employment_year desc
-    ) = 1
+            partition by latest.locality_code
+            order by abs(job_ratio_by_year.employment_year - latest.year), job_ratio_by_year.employment_year desc
+        ) = 1
 
 ),
 
@@ -77,8 +77,10 @@ final as (
         latest.previous_year,
         latest.previous_population,
         100.0 * (
-            power({{ safe_divide('latest.population', 'latest.previous_population') }},
-                  1.0 / nullif(latest.year - latest.previous_year, 0)) - 1
+            power(
+                {{ safe_divide('latest.population', 'latest.previous_population') }},
+                1.0 / nullif(latest.year - latest.previous_year, 0)
+            ) - 1
         ) as growth_pct_per_year,
         latest.land_area_km2,
         latest.density_per_km2,

@@ -42,7 +42,7 @@ k1 as (
         county_code,
         municipality_code as k1_municipality_code
     from latest_population
-    qualify row_number() over (partition by county_code order by population desc, municipality_code) = 1
+    qualify row_number() over (partition by county_code order by population desc, municipality_code asc) = 1
 
 ),
 
@@ -99,10 +99,11 @@ final as (
             when municipality_code = k1_municipality_code then 'Largest population in the county'
             when minutes_by_car is not null
                 then 'Travel time ' || cast(minutes_by_car as varchar) || ' min by car to K1 ('
-                || travel_time_source || ')'
+                    || travel_time_source || ')'
             when la_region is not null
-                then 'Commuting proxy, not a travel time: ' || case when la_region = k1_la_region then 'same' else 'other' end
-                || ' LA region as K1 (la_membership vintage {{ var("la_vintage") }})'
+                then 'Commuting proxy, not a travel time: '
+                    || case when la_region = k1_la_region then 'same' else 'other' end
+                    || ' LA region as K1 (la_membership vintage {{ var("la_vintage") }})'
         end as category_basis_note
     from joined
 

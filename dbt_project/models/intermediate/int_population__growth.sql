@@ -59,13 +59,21 @@ joined as (
         start_population.population as population_start,
         end_population.population as population_end,
         end_population.population - start_population.population as population_change,
-        100.0 * {{ safe_divide('end_population.population - start_population.population', 'start_population.population') }}
+        100.0
+        * {{ safe_divide('end_population.population - start_population.population', 'start_population.population') }}
             as growth_pct,
-        100.0 * (power({{ safe_divide('end_population.population', 'start_population.population') }}, 1.0 / pairs.horizon_years) - 1)
+        100.0
+        * (
+            power(
+                {{ safe_divide('end_population.population', 'start_population.population') }}, 1.0 / pairs.horizon_years
+            )
+            - 1
+        )
             as growth_pct_per_year,
         start_population.source_series as source_series_start,
         end_population.source_series as source_series_end,
-        start_population.source_series is distinct from end_population.source_series as crosses_series_break,
+        coalesce(start_population.source_series, '') != coalesce(end_population.source_series, '')
+            as crosses_series_break,
         start_population.is_synthetic or end_population.is_synthetic as is_synthetic
     from pairs
     inner join population as start_population

@@ -30,7 +30,8 @@ totals as (
         measure = 'population'
         and coalesce(civil_status_code, 'SC') = 'SC'
         and coalesce(age_code, 'TotSA') = 'TotSA'
-    qualify row_number() over (partition by region_code, year order by loaded_at desc, source_table) = 1
+        and population is not null  -- cells published as '..' (not available) carry no number
+    qualify row_number() over (partition by region_code, year order by loaded_at desc, source_table asc) = 1
 
 )
 

@@ -27,7 +27,7 @@ ranked as (
         sni_group_code,
         employed,
         {{ safe_divide('employed', 'sum(employed) over (partition by region_code, year)') }} as share,
-        row_number() over (partition by region_code, year order by employed desc, sni_group_code) as sector_rank,
+        row_number() over (partition by region_code, year order by employed desc, sni_group_code asc) as sector_rank,
         is_synthetic
     from base
 

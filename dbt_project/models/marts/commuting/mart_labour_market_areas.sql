@@ -85,8 +85,8 @@ resolved as (
     select *
     from chain
     qualify row_number() over (
-        partition by year, origin_code order by reached_centre desc, links desc
-    ) = 1
+            partition by year, origin_code order by reached_centre desc, links desc
+        ) = 1
 
 ),
 

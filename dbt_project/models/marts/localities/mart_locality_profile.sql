@@ -40,8 +40,10 @@ final as (
         100.0 * {{ safe_divide('locality_values.population - locality_values.previous_population',
                                'locality_values.previous_population') }} as growth_pct,
         100.0 * (
-            power({{ safe_divide('locality_values.population', 'locality_values.previous_population') }},
-                  1.0 / nullif(locality_values.year - locality_values.previous_year, 0)) - 1
+            power(
+                {{ safe_divide('locality_values.population', 'locality_values.previous_population') }},
+                1.0 / nullif(locality_values.year - locality_values.previous_year, 0)
+            ) - 1
         ) as growth_pct_per_year,
         locality_values.land_area_ha,
         locality_values.land_area_km2,

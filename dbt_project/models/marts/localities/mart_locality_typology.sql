@@ -17,19 +17,39 @@ rules as (
 
 inputs_long as (
 
-    select locality_code, 'size' as dimension, population as numeric_value, cast(null as varchar) as text_value
+    select
+        locality_code,
+        'size' as dimension,
+        population as numeric_value,
+        cast(null as varchar) as text_value
     from inputs
     union all
-    select locality_code, 'growth' as dimension, growth_pct_per_year as numeric_value, null as text_value
+    select
+        locality_code,
+        'growth' as dimension,
+        growth_pct_per_year as numeric_value,
+        null as text_value
     from inputs
     union all
-    select locality_code, 'density' as dimension, density_per_km2 as numeric_value, null as text_value
+    select
+        locality_code,
+        'density' as dimension,
+        density_per_km2 as numeric_value,
+        null as text_value
     from inputs
     union all
-    select locality_code, 'function' as dimension, municipality_job_ratio as numeric_value, null as text_value
+    select
+        locality_code,
+        'function' as dimension,
+        municipality_job_ratio as numeric_value,
+        null as text_value
     from inputs
     union all
-    select locality_code, 'accessibility' as dimension, null as numeric_value, municipality_category as text_value
+    select
+        locality_code,
+        'accessibility' as dimension,
+        null as numeric_value,
+        municipality_category as text_value
     from inputs
 
 ),
@@ -68,8 +88,8 @@ matched as (
                 )
             )
     qualify row_number() over (
-        partition by inputs_long.locality_code, inputs_long.dimension order by rules.class_order
-    ) = 1
+            partition by inputs_long.locality_code, inputs_long.dimension order by rules.class_order
+        ) = 1
 
 ),
 

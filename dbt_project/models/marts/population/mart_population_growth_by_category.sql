@@ -43,7 +43,8 @@ grouped as (
         sum(population_end) as population_end,
         100.0 * {{ safe_divide('sum(population_end) - sum(population_start)', 'sum(population_start)') }}
             as growth_pct_pooled,
-        avg(growth_pct) as growth_pct_unweighted_mean,
+        -- ordered aggregate: floating-point sums in a fixed order keep rebuilt marts byte-identical
+        avg(growth_pct order by area_code) as growth_pct_unweighted_mean,
         cast(null as varchar) as category,
         string_agg(distinct category_basis, ', ' order by category_basis) as category_basis
     from members
@@ -64,7 +65,8 @@ grouped as (
         sum(population_end) as population_end,
         100.0 * {{ safe_divide('sum(population_end) - sum(population_start)', 'sum(population_start)') }}
             as growth_pct_pooled,
-        avg(growth_pct) as growth_pct_unweighted_mean,
+        -- ordered aggregate: floating-point sums in a fixed order keep rebuilt marts byte-identical
+        avg(growth_pct order by area_code) as growth_pct_unweighted_mean,
         category,
         string_agg(distinct category_basis, ', ' order by category_basis) as category_basis
     from members

@@ -1,0 +1,129 @@
+"""End to end through Airflow: `airflow dags test` of ingest and transform in a throwaway AIRFLOW_HOME and data dir
+give the same marts as `regionstat run`, and a second ingest makes no data request and triggers nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("airflow")]
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def _tail(path: Path | None, n: int = 40) -> str:
+    if path is None or not path.exists():
+        return ""
+    return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-n:])
+
+
+def _clean_env(data_dir: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "REGIONSTAT_"))}
+    env["REGIONSTAT_DATA_DIR"] = str(data_dir)
+    return env
+
+
+# Imported by every Python process started with this directory on PYTHONPATH: corrupts one source's batches
+# (negative values) before they land, so the real GX suite quarantines them.
+SITECUSTOMIZE = """
+import os
+source = os.environ.get("REGIONSTAT_TEST_CORRUPT_SOURCE")
+if source:
+    import pyarrow.compute as pc
+    import extract.landing as landing
+
+    _write_batch = landing.write_batch
+
+    def write_batch(table, fields, *, settings):
+        if fields["source_name"] == source:
+            table = table.set_column(table.column_names.index("value"), "value", pc.negate(table["value"]))
+        return _write_batch(table, fields, settings=settings)
+
+    landing.write_batch = write_batch
+"""
+
+
+def _live_loads(data: Path) -> dict[str, str]:
+    import duckdb
+
+    con = duckdb.connect(str(data / "warehouse.duckdb"), read_only=True)
+    try:
+        rows = con.execute("select source_name, load_id from ops.loads where status = 'loaded' "
+                           "qualify row_number() over (partition by source_name order by loaded_at desc) = 1")
+        return dict(rows.fetchall())
+    finally:
+        con.close()
+
+
+def test_airflow_dags_test_matches_regionstat_run(tmp_path: Path) -> None:
+    from extract.catalogue import load_catalogue
+    from regionstat_cli.airflow_local import airflow_env, dags_test, setup
+
+    catalogue = load_catalogue()
+    data = tmp_path / "airflow-data"
+    env = setup(airflow_env(home=tmp_path / "airflow-home", base=_clean_env(data)), echo=None)
+
+    ingest = dags_test("regionstat_ingest", env)
+    assert ingest.ok, f"{ingest.line()}\n{_tail(ingest.log_path)}"
+    extracts = ingest.task_states
+    assert extracts.get("success", 0) >= 2 * len(catalogue.sources) + 1  # extract + validate per source, load
+
+    import duckdb
+
+    con = duckdb.connect(str(data / "warehouse.duckdb"), read_only=True)
+    try:
+        counts = {t: con.execute(f'select count(*) from raw."{t}"').fetchone()[0]
+                  for t in dict.fromkeys(s.raw_table for s in catalogue.sources)}
+        loaded = {r[0] for r in con.execute("select source_name from ops.loads where status = 'loaded'").fetchall()}
+    finally:
+        con.close()
+    assert all(n > 0 for n in counts.values()), counts
+    assert loaded == {s.name for s in catalogue.sources}
+
+    transform = dags_test("regionstat_transform", env)
+    assert transform.ok, f"{transform.line()}\n{_tail(transform.log_path)}"
+    airflow_index = json.loads((data / "marts" / "_index.json").read_text())
+    assert airflow_index, "no marts published"
+    assert (data / "reports" / "index.html").exists()
+
+    # the same pipeline without a scheduler gives byte-identical marts
+    ref = tmp_path / "run-data"
+    run = subprocess.run([str(BIN / "regionstat"), "run", "--no-docs"], env=_clean_env(ref), capture_output=True,
+                         text=True, cwd=ROOT, timeout=1800)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert json.loads((ref / "marts" / "_index.json").read_text()) == airflow_index
+
+    # a second ingest: unchanged upstream everywhere, zero data requests, no asset event, nothing triggered
+    again = dags_test("regionstat_ingest", env)
+    assert again.ok, f"{again.line()}\n{_tail(again.log_path)}"
+    log = again.log_path.read_text(encoding="utf-8", errors="replace")
+    assert not re.search(r"fetched \S+: .* data request", log), "a second ingest fetched data"
+    unchanged = set(re.findall(r"(\w+): \S+ unchanged upstream .*0 data requests", log))
+    assert unchanged == {s.name for s in catalogue.sources}
+    assert "no raw table changed" in log
+
+    # a forced refetch where one source's batch fails validation: that mapped validate fails with a one-line
+    # reason, the others go on, the load runs, the warehouse keeps the good batch, and the run is failed
+    live_before = _live_loads(data)
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(SITECUSTOMIZE)
+    bad = "land_area_tab628"
+    bad_env = {**env, "PYTHONPATH": str(hook), "REGIONSTAT_TEST_CORRUPT_SOURCE": bad}
+    forced = dags_test("regionstat_ingest", bad_env, conf={"force": True})
+    log = forced.log_path.read_text(encoding="utf-8", errors="replace")
+    assert forced.state == "failed" and forced.returncode != 0, forced.line()
+    index = [s.name for s in catalogue.sources].index(bad)
+    assert forced.failed_tasks == [f"source.validate[{index}]", "verdict"], forced.line()
+    assert re.search(rf"{bad} batch \S+ quarantined: \S", log), _tail(forced.log_path)
+    assert forced.task_states.get("success", 0) >= 2 * len(catalogue.sources)  # incl. the load
+    assert _live_loads(data)[bad] == live_before[bad]  # raw.land_area keeps its last good batch
+    assert "no raw table changed" in log  # identical content elsewhere: no asset event, marts untouched
+    assert json.loads((data / "marts" / "_index.json").read_text()) == airflow_index

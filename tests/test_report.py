@@ -1,0 +1,200 @@
+"""The HTML report: self-contained, offline, SYNTHETIC badges where the data is made up, robust to missing marts."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from extract.settings import Settings
+from warehouse.report import render_html, write_report
+
+MUNIS = {"0580": "Linköping", "0581": "Norrköping", "0583": "Motala", "0512": "Ydre"}
+CATEGORY = {"0580": "K1", "0581": "K3", "0583": "K2", "0512": "K3"}
+SECTORS = ["A", "B+C", "G", "P", "Q"]
+
+MARTS_SQL = """
+create schema if not exists marts;
+create schema if not exists ops;
+create table ops.loads (load_id varchar, source_name varchar, raw_table varchar, table_id varchar, rows bigint,
+    content_sha256 varchar, synthetic boolean, status varchar, reason varchar, loaded_at timestamp);
+insert into ops.loads values
+    ('l1', 'population_tab638', 'population', 'TAB638', 8, 'x', false, 'loaded', null, '2025-11-25 10:00:00'),
+    ('l2', 'employment_tab3204', 'employment_by_sector', 'TAB3204', 40, 'x', true, 'loaded', null,
+     '2025-11-25 10:00:00'),
+    ('l3', 'commuting_flows_tab1830', 'commuting_flows', 'TAB1830', 16, 'x', true, 'loaded', null,
+     '2025-11-25 10:00:00'),
+    ('l4', 'localities', 'localities', 'LandarealTatortN', 4, 'x', false, 'loaded', null, '2025-11-25 10:00:00');
+
+create table marts.dim_municipalities (municipality_code varchar, municipality_name varchar, county_code varchar,
+    is_study_area boolean, municipality_category varchar, category_basis varchar, minutes_by_car_to_k1 double);
+create table marts.fct_population (region_code varchar, region_level varchar, region_name varchar,
+    county_code varchar, year integer, population double, source_series varchar, is_synthetic boolean);
+create table marts.mart_population_growth_by_category (county_code varchar, group_type varchar,
+    group_code varchar, horizon_label varchar, horizon_years integer, start_year integer, end_year integer,
+    members bigint, population_start double, population_end double, growth_pct_pooled double,
+    growth_pct_unweighted_mean double, category varchar, category_basis varchar);
+create table marts.mart_top_sectors (region_code varchar, region_level varchar, year integer, basis varchar,
+    sector_rank bigint, sni_group_code varchar, sni_group_name_sv varchar, sni_group_name_en varchar,
+    employed double, share double, comparison_year integer, rank_change bigint, is_synthetic boolean);
+create table marts.mart_sector_location_quotients (region_code varchar, region_level varchar, county_code varchar,
+    year integer, basis varchar, sni_group_code varchar, employed double, lq_vs_county double,
+    lq_vs_reference double, is_synthetic boolean);
+create table marts.fct_commuting_flows (residence_code varchar, residence_name varchar, workplace_code varchar,
+    workplace_name varchar, is_stayer boolean, year integer, sex_code varchar, commuters double,
+    is_synthetic boolean);
+create table marts.mart_commuting_balance (municipality_code varchar, municipality_name varchar, year integer,
+    employed_residents double, jobs double, stayers double, in_commuters double, out_commuters double,
+    net_commuting double, job_ratio double, self_containment_supply double, largest_outflow_name varchar,
+    largest_outflow_share double, is_synthetic boolean);
+create table marts.mart_commuting_totals_series (municipality_code varchar, municipality_name varchar,
+    year integer, stayers double, out_commuters double, out_commuting_share double, source_series varchar,
+    is_synthetic boolean);
+create table marts.mart_locality_typology (locality_code varchar, locality_name varchar,
+    municipality_code varchar, year integer, typology_code varchar, typology_name_en varchar, size_class varchar,
+    population double, growth_class varchar, previous_year integer, growth_pct_per_year double,
+    density_class varchar, density_per_km2 double, function_class varchar, municipality_job_ratio double,
+    accessibility_class varchar, municipality_category varchar, category_basis varchar, rule_applied varchar);
+"""
+
+
+def _build_marts(settings: Settings) -> None:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(settings.warehouse_path))
+    con.execute(MARTS_SQL)
+    for i, (code, name) in enumerate(sorted(MUNIS.items())):
+        con.execute(
+            "insert into marts.dim_municipalities values (?, ?, '05', ?, ?, ?, null)",
+            [
+                code,
+                name,
+                code in ("0580", "0583"),
+                CATEGORY[code],
+                "largest_population" if code == "0580" else "commuting_proxy",
+            ],
+        )
+        for year in range(2014, 2025):
+            con.execute(
+                "insert into marts.fct_population values (?, 'municipality', ?, '05', ?, ?, 'rtb_1968_2024', false)",
+                [code, name, year, 10000.0 * (i + 1) + 50 * (year - 2014)],
+            )
+        con.execute(
+            "insert into marts.mart_population_growth_by_category values ('05', 'municipality', ?, "
+            "'2014-2024', 10, 2014, 2024, 1, 100, 105, 5.0, 5.0, ?, 'commuting_proxy')",
+            [code, CATEGORY[code]],
+        )
+        for rank, sni in enumerate(SECTORS, start=1):
+            con.execute(
+                "insert into marts.mart_top_sectors values (?, 'municipality', 2024, 'day', ?, ?, ?, ?, ?, "
+                "?, 2019, ?, true)",
+                [code, rank, sni, f"sv {sni}", f"Sector {sni}", 1000.0 / rank, 0.2 / rank, 1 - rank],
+            )
+            for basis in ("day", "night"):
+                con.execute(
+                    "insert into marts.mart_sector_location_quotients values (?, 'municipality', '05', "
+                    "2024, ?, ?, 100, 1.0, ?, true)",
+                    [code, basis, sni, 0.5 + 0.3 * rank],
+                )
+        for other in sorted(MUNIS):
+            for sex in ("1", "2", "total"):
+                value = (5000.0 if other == code else 100.0 * (i + 1)) * (2 if sex == "total" else 1)
+                con.execute(
+                    "insert into marts.fct_commuting_flows values (?, ?, ?, ?, ?, 2024, ?, ?, true)",
+                    [code, name, other, MUNIS[other], other == code, sex, value],
+                )
+        con.execute(
+            "insert into marts.mart_commuting_balance values (?, ?, 2024, 10000, ?, 7000, 2000, 3000, ?, "
+            "?, 0.7, 'Linköping', 0.12, true)",
+            [code, name, 9000.0 + 500 * i, -1000.0 + 500 * i, 0.9 + 0.05 * i],
+        )
+        for year in (1993, 2003, 2004, 2018, 2019, 2021):
+            series = "rams_1993_2003" if year < 2004 else "rams_2004_2018" if year < 2019 else "bas_2019"
+            con.execute(
+                "insert into marts.mart_commuting_totals_series values (?, ?, ?, 7000, 3000, 0.3, ?, false)",
+                [code, name, year, series],
+            )
+        con.execute(
+            "insert into marts.mart_locality_typology values (?, ?, ?, 2023, 'S3-G0-D2-F2-A2', "
+            "'town / growth unknown', 'S3', 6000, 'G0', null, null, 'D2', 800, 'F2', 0.9, 'A2', ?, "
+            "'commuting_proxy', 'size = 6000 -> S3 town; density = 800 -> D2')",
+            [f"{code}TC101", f"Ort {name}", code, CATEGORY[code]],
+        )
+    for t, c in (("county", "05"), ("category", "K1"), ("category", "K2"), ("category", "K3")):
+        con.execute(
+            "insert into marts.mart_population_growth_by_category values ('05', ?, ?, '2014-2024', 10, "
+            "2014, 2024, 2, 200, 210, 5.0, 4.5, ?, 'commuting_proxy')",
+            [t, c, None if t == "county" else c],
+        )
+    con.close()
+
+
+@pytest.fixture
+def settings(data_dir: Path) -> Settings:
+    return Settings.from_env()
+
+
+def _section(text: str, section_id: str) -> str:
+    m = re.search(rf'<section class="sec" id="{section_id}">(.*?)</section>', text, re.S)
+    assert m, f"section {section_id} missing"
+    return m.group(1)
+
+
+def test_report_is_self_contained_and_complete(settings: Settings) -> None:
+    _build_marts(settings)
+    path = write_report(settings=settings)
+    assert path == settings.reports_dir / "index.html"
+    assert path.exists()
+    text = path.read_text(encoding="utf-8")
+    # offline: no external scripts, stylesheets, fonts or images
+    assert not re.search(r"<script[^>]*\bsrc\s*=", text, re.I)
+    assert not re.search(r"<link[^>]*stylesheet[^>]*href\s*=\s*[\"']?https?:", text, re.I)
+    assert not re.search(r"<link[^>]*href\s*=\s*[\"']?https?:", text, re.I)
+    assert not re.search(r"@import|url\(\s*[\"']?https?:", text, re.I)
+    assert not re.search(r"<img[^>]*src\s*=\s*[\"']?https?:", text, re.I)
+    assert "<script" not in text.lower()
+    assert text.count("<svg") >= 4  # category growth, population trend, LQ heatmap, net commuting, series
+    for name in MUNIS.values():
+        assert name in text
+    # the sector section carries the SYNTHETIC badge; population does not
+    sectors = _section(text, "sectors")
+    assert 'class="badge synthetic"' in sectors and "SYNTHETIC" in sectors
+    assert "SYNTHETIC" in _section(text, "lq")
+    population = _section(text, "population")
+    assert "SYNTHETIC" not in population
+    assert "K1" in population and "commuting proxy" in population
+    commuting = _section(text, "commuting")
+    assert "SYNTHETIC" in commuting and "Out-commuting since 1993" in commuting
+    assert "note na" not in text  # no section fell back to a "not available" note
+    # header and footer
+    assert "Östergötland" in text and "CC0" in text
+    assert "../docs/gx/index.html" in text and "regionstat sql" in text
+    assert "raw.employment_by_sector" in text and "raw.commuting_flows" in text
+
+
+def test_report_is_deterministic_apart_from_timestamp(settings: Settings) -> None:
+    _build_marts(settings)
+    now = dt.datetime(2025, 1, 2, 3, 4, tzinfo=dt.UTC)
+    assert render_html(settings, now=now) == render_html(settings, now=now)
+
+
+def test_missing_marts_give_notes_not_crashes(settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
+    _build_marts(settings)
+    con = duckdb.connect(str(settings.warehouse_path))
+    con.execute("drop table marts.mart_top_sectors; drop table marts.mart_locality_typology")
+    con.execute("alter table marts.mart_commuting_balance drop column net_commuting")
+    con.close()
+    with caplog.at_level("WARNING", logger="warehouse.report"):
+        text = write_report(settings=settings).read_text(encoding="utf-8")
+    assert "not available: mart marts.mart_top_sectors" in _section(text, "sectors")
+    assert "not available" in _section(text, "localities")
+    assert "not available" in _section(text, "commuting")
+    assert "<svg" in _section(text, "lq")  # the rest still renders
+    assert any("mart_top_sectors" in r.getMessage() for r in caplog.records)
+
+
+def test_report_without_a_warehouse(settings: Settings) -> None:
+    text = write_report(settings=settings).read_text(encoding="utf-8")
+    assert "not available" in text and "regionstat run" in text
