@@ -4,7 +4,8 @@ SHELL := /bin/bash
 PYTHON_VERSION := 3.11
 VENV := .venv
 BIN := $(VENV)/bin
-UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+# uv from PATH if present, else bootstrapped with pip into .tools/ (pinned; nothing installed system-wide)
+UV ?= $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
 export DO_NOT_TRACK := 1
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
@@ -17,8 +18,9 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
 
-$(UV):
-	@command -v uv >/dev/null 2>&1 || python3 -m pip install --user --quiet "uv==0.13.8"
+$(CURDIR)/.tools/bin/uv:
+	python3 -m venv .tools
+	.tools/bin/python -m pip install --quiet "uv==0.13.8"
 
 $(VENV)/.installed: uv.lock pyproject.toml | $(UV)
 	$(UV) sync --frozen --compile-bytecode --python $(PYTHON_VERSION)
@@ -44,4 +46,4 @@ airflow: install  ## airflow standalone on 127.0.0.1:8080 with the project's DAG
 	$(BIN)/python -m regionstat_cli.airflow_local standalone
 
 clean:  ## remove data/ and local Airflow state (keeps .venv)
-	rm -rf data .airflow .lint.duckdb
+	rm -rf data .airflow .lint.duckdb .tools
