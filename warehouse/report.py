@@ -891,8 +891,9 @@ def block_category_growth(wh: Warehouse) -> Block:
             parts.append(
                 _note(
                     "Basis 'commuting proxy': no travel time is maintained in the seed for this "
-                    "municipality, so K2/K3 follows whether it shares K1's labour-market (LA) region "
-                    "— a commuting-based delineation — instead of the 45-minute rule.",
+                    "municipality, so it is K2 when at least the var k2_proxy_min_share_to_k1 (default 7.5 %) "
+                    "of its employed residents work in K1, or K1 takes its largest outflow, instead of the "
+                    "45-minute rule. Offline the commuting matrix is synthetic, and so is this proxy.",
                     kind="info",
                 )
             )

@@ -57,8 +57,9 @@ pivoted as (
         region_code,
         region_level,
         sni_group_code,
-        sum(case when year = {{ base_year }} then employed end) as employed_base,
-        sum(case when year = {{ end_year }} then employed end) as employed_end,
+        -- ordered aggregates: a fixed summation order keeps rebuilt marts byte-identical
+        sum(case when year = {{ base_year }} then employed end order by year) as employed_base,
+        sum(case when year = {{ end_year }} then employed end order by year) as employed_end,
         max(case when year = {{ base_year }} then source_series end) as source_series_base,
         max(case when year = {{ end_year }} then source_series end) as source_series_end,
         bool_or(is_synthetic) as is_synthetic
@@ -71,8 +72,8 @@ with_totals as (
 
     select
         *,
-        sum(employed_base) over (partition by region_code) as region_total_base,
-        sum(employed_end) over (partition by region_code) as region_total_end
+        sum(employed_base order by sni_group_code) over (partition by region_code) as region_total_base,
+        sum(employed_end order by sni_group_code) over (partition by region_code) as region_total_end
     from pivoted
 
 ),

@@ -13,7 +13,8 @@ aggregated as (
         residence_code,
         workplace_code,
         year,
-        sum(commuters) as commuters,
+        -- ordered aggregate: a fixed summation order keeps rebuilt marts byte-identical
+        sum(commuters order by sex_code) as commuters,
         max(source_series) as source_series,
         bool_or(is_synthetic) as is_synthetic
     from flows

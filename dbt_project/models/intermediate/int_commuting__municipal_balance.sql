@@ -22,8 +22,9 @@ by_residence as (
     select
         residence_code as municipality_code,
         year,
-        sum(commuters) as employed_residents,
-        sum(case when residence_code = workplace_code then commuters else 0 end) as stayers,
+        -- ordered aggregates: a fixed summation order keeps rebuilt marts byte-identical
+        sum(commuters order by workplace_code) as employed_residents,
+        sum(case when residence_code = workplace_code then commuters else 0 end order by workplace_code) as stayers,
         bool_or(is_synthetic) as is_synthetic,
         max(source_series) as source_series
     from flows
@@ -36,7 +37,7 @@ by_workplace as (
     select
         workplace_code as municipality_code,
         year,
-        sum(commuters) as jobs
+        sum(commuters order by residence_code) as jobs
     from flows
     group by workplace_code, year
 

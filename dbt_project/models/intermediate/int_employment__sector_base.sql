@@ -21,7 +21,8 @@ aggregated as (
         year,
         basis,
         sni_group_code,
-        sum(employed) as employed,
+        -- ordered aggregate: a fixed summation order keeps rebuilt marts byte-identical
+        sum(employed order by sex_code) as employed,
         max(source_series) as source_series,
         bool_or(is_synthetic) as is_synthetic
     from employment

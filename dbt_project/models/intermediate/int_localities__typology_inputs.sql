@@ -34,8 +34,9 @@ job_ratio_by_year as (
     select
         region_code as municipality_code,
         year as employment_year,
-        {{ safe_divide("sum(case when basis = 'day' then employed end)",
-                       "sum(case when basis = 'night' then employed end)") }} as job_ratio
+        -- ordered aggregates: a fixed summation order keeps rebuilt marts byte-identical
+        {{ safe_divide("sum(case when basis = 'day' then employed end order by sni_group_code)",
+                       "sum(case when basis = 'night' then employed end order by sni_group_code)") }} as job_ratio
     from employment
     group by region_code, year
 

@@ -1,7 +1,11 @@
 -- Municipality categories per county (DESIGN §4): K1 = the county's largest municipality (latest population),
 -- K2 = within var('k2_max_minutes') by car of K1, K3 = the rest. Travel times come from the maintained seed;
--- where one is missing the category falls back to a commuting proxy (same LA region as K1 in la_membership,
--- itself a commuting-based delineation) and says so in `category_basis`.
+-- where one is missing the category falls back to a commuting proxy from the OD matrix and says so in
+-- `category_basis` / `category_basis_note`:
+--   K2 if at least var('k2_proxy_min_share_to_k1') of the municipality's employed residents work in K1, or if
+--   K1 takes its largest out-commuting flow; else K3.
+-- The proxy uses the municipality's latest OD year, both sexes (int_commuting__flows). In the offline snapshot
+-- the OD destinations are synthetic, so the proxy is too: see `category_is_synthetic`.
 with
 
 regions as (
@@ -16,10 +20,9 @@ travel_time as (
 
 ),
 
-la_membership as (
+flows as (
 
-    select * from {{ ref('la_membership') }}
-    where vintage = {{ var('la_vintage') }}
+    select * from {{ ref('int_commuting__flows') }}
 
 ),
 
@@ -46,6 +49,39 @@ k1 as (
 
 ),
 
+od_latest as (
+
+    select *
+    from flows
+    qualify year = max(year) over (partition by residence_code)
+
+),
+
+od_residents as (
+
+    select
+        residence_code as municipality_code,
+        year as commuting_proxy_year,
+        -- ordered aggregate: fixed summation order keeps rebuilds byte-identical
+        sum(commuters order by workplace_code) as employed_residents,
+        bool_or(is_synthetic) as is_synthetic
+    from od_latest
+    group by residence_code, year
+
+),
+
+od_largest_outflow as (
+
+    select
+        residence_code as municipality_code,
+        workplace_code as largest_outflow_code
+    from od_latest
+    where residence_code != workplace_code
+    -- same tie-break as int_commuting__municipal_balance
+    qualify row_number() over (partition by residence_code order by commuters desc, workplace_code asc) = 1
+
+),
+
 joined as (
 
     select
@@ -56,8 +92,15 @@ joined as (
         k1.k1_municipality_code,
         travel_time.minutes_by_car,
         travel_time.source as travel_time_source,
-        own_la.la_region,
-        k1_la.la_region as k1_la_region
+        od_residents.commuting_proxy_year,
+        od_residents.employed_residents as commuting_employed_residents,
+        case
+            when od_residents.municipality_code is not null then coalesce(od_to_k1.commuters, 0)
+        end as commuters_to_k1,
+        {{ safe_divide('coalesce(od_to_k1.commuters, 0)', 'od_residents.employed_residents') }}
+            as commuting_share_to_k1,
+        od_largest_outflow.largest_outflow_code,
+        od_residents.is_synthetic as commuting_is_synthetic
     from latest_population
     inner join k1
         on latest_population.county_code = k1.county_code
@@ -65,10 +108,32 @@ joined as (
         on
             latest_population.municipality_code = travel_time.municipality_code
             and k1.k1_municipality_code = travel_time.k1_municipality_code
-    left join la_membership as own_la
-        on latest_population.municipality_code = own_la.municipality_code
-    left join la_membership as k1_la
-        on k1.k1_municipality_code = k1_la.municipality_code
+    left join od_residents
+        on latest_population.municipality_code = od_residents.municipality_code
+    left join od_latest as od_to_k1
+        on
+            latest_population.municipality_code = od_to_k1.residence_code
+            and k1.k1_municipality_code = od_to_k1.workplace_code
+    left join od_largest_outflow
+        on latest_population.municipality_code = od_largest_outflow.municipality_code
+
+),
+
+classified as (
+
+    select
+        *,
+        coalesce(
+            commuting_share_to_k1 >= {{ var('k2_proxy_min_share_to_k1') }}
+            or largest_outflow_code = k1_municipality_code,
+            false
+        ) as commuting_proxy_is_k2,
+        case
+            when municipality_code = k1_municipality_code then 'largest_population'
+            when minutes_by_car is not null then 'travel_time'
+            when commuting_share_to_k1 is not null then 'commuting_proxy'
+        end as category_basis
+    from joined
 
 ),
 
@@ -82,30 +147,45 @@ final as (
         population,
         minutes_by_car,
         travel_time_source,
-        la_region,
+        commuting_proxy_year,
+        commuting_employed_residents,
+        -- the proxy inputs are shown for every municipality but K1 itself
+        case when municipality_code != k1_municipality_code then commuters_to_k1 end as commuters_to_k1,
+        case when municipality_code != k1_municipality_code then commuting_share_to_k1 end as commuting_share_to_k1,
+        case when municipality_code != k1_municipality_code then largest_outflow_code end as largest_outflow_code,
         case
-            when municipality_code = k1_municipality_code then 'K1'
-            when minutes_by_car is not null and minutes_by_car <= {{ var('k2_max_minutes') }} then 'K2'
-            when minutes_by_car is not null then 'K3'
-            when la_region is not null and la_region = k1_la_region then 'K2'
-            when la_region is not null then 'K3'
+            when category_basis = 'largest_population' then 'K1'
+            when category_basis = 'travel_time' and minutes_by_car <= {{ var('k2_max_minutes') }} then 'K2'
+            when category_basis = 'travel_time' then 'K3'
+            when category_basis = 'commuting_proxy' and commuting_proxy_is_k2 then 'K2'
+            when category_basis = 'commuting_proxy' then 'K3'
         end as category,
+        category_basis,
         case
-            when municipality_code = k1_municipality_code then 'largest_population'
-            when minutes_by_car is not null then 'travel_time'
-            when la_region is not null then 'commuting_proxy'
-        end as category_basis,
-        case
-            when municipality_code = k1_municipality_code then 'Largest population in the county'
-            when minutes_by_car is not null
+            when category_basis = 'largest_population' then 'Largest population in the county'
+            when category_basis = 'travel_time'
                 then 'Travel time ' || cast(minutes_by_car as varchar) || ' min by car to K1 ('
                     || travel_time_source || ')'
-            when la_region is not null
+            when category_basis = 'commuting_proxy'
                 then 'Commuting proxy, not a travel time: '
-                    || case when la_region = k1_la_region then 'same' else 'other' end
-                    || ' LA region as K1 (la_membership vintage {{ var("la_vintage") }})'
-        end as category_basis_note
-    from joined
+                    || cast(round(100 * commuting_share_to_k1, 1) as varchar)
+                    || ' % of employed residents work in K1 (K2 from '
+                    || '{{ (var("k2_proxy_min_share_to_k1") * 100) | round(2) }} %)'
+                    || case
+                        when largest_outflow_code = k1_municipality_code
+                            then '; K1 is the largest out-commuting destination'
+                        else '; largest out-commuting destination ' || coalesce(largest_outflow_code, 'none')
+                    end
+                    || ' (OD ' || cast(commuting_proxy_year as varchar) || ', both sexes)'
+                    || case
+                        when commuting_is_synthetic
+                            then '; the OD matrix is SYNTHETIC in this snapshot, so this proxy is too'
+                        else ''
+                    end
+            else 'No travel time in the seed and no OD flows: category unknown'
+        end as category_basis_note,
+        coalesce(category_basis = 'commuting_proxy' and commuting_is_synthetic, false) as category_is_synthetic
+    from classified
 
 )
 

@@ -33,7 +33,8 @@ member_sums as (
         membership.area_type,
         membership.area_code,
         regions.year,
-        sum(regions.population) as population,
+        -- ordered aggregate: a fixed summation order keeps rebuilt marts byte-identical
+        sum(regions.population order by membership.municipality_code) as population,
         count(*) as members_with_data,
         max(regions.source_series) as source_series,
         bool_or(regions.is_synthetic) as is_synthetic

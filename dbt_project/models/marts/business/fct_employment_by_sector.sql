@@ -42,7 +42,8 @@ both_sexes as (
         'total' as sex_code,
         year,
         period_start,
-        sum(employed) as employed,
+        -- ordered aggregate: a fixed summation order keeps rebuilt marts byte-identical
+        sum(employed order by sex_code) as employed,
         cast(null as varchar) as status,
         max(source_series) as source_series,
         bool_or(is_synthetic) as is_synthetic
@@ -72,7 +73,7 @@ final as (
         unioned.sex_code,
         unioned.year,
         unioned.period_start,
-        unioned.employed,
+        cast(unioned.employed as bigint) as employed,
         unioned.status,
         unioned.source_series,
         unioned.is_synthetic

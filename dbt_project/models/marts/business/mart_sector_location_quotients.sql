@@ -12,8 +12,10 @@ shares as (
 
     select
         *,
-        sum(employed) over (partition by region_code, year, basis) as region_total,
-        {{ safe_divide('employed', 'sum(employed) over (partition by region_code, year, basis)') }}
+        -- ordered window aggregates: a fixed summation order keeps rebuilt marts byte-identical
+        sum(employed order by sni_group_code) over (partition by region_code, year, basis) as region_total,
+        {{ safe_divide('employed',
+                       'sum(employed order by sni_group_code) over (partition by region_code, year, basis)') }}
             as share_in_region
     from base
 
@@ -42,17 +44,17 @@ final as (
         shares.year,
         shares.basis,
         shares.sni_group_code,
-        shares.employed,
-        shares.region_total,
+        cast(shares.employed as bigint) as employed,
+        cast(shares.region_total as bigint) as region_total,
         shares.share_in_region,
-        county_reference.employed as county_employed,
-        county_reference.region_total as county_total,
+        cast(county_reference.employed as bigint) as county_employed,
+        cast(county_reference.region_total as bigint) as county_total,
         county_reference.share_in_region as county_share,
         {{ round_index(location_quotient('shares.employed', 'shares.region_total',
                                          'county_reference.employed', 'county_reference.region_total')) }}
             as lq_vs_county,
-        national_reference.employed as reference_employed,
-        national_reference.region_total as reference_total,
+        cast(national_reference.employed as bigint) as reference_employed,
+        cast(national_reference.region_total as bigint) as reference_total,
         national_reference.share_in_region as reference_share,
         {{ round_index(location_quotient('shares.employed', 'shares.region_total',
                                          'national_reference.employed', 'national_reference.region_total')) }}

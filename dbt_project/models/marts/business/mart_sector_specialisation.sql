@@ -12,7 +12,9 @@ shares as (
 
     select
         *,
-        {{ safe_divide('employed', 'sum(employed) over (partition by region_code, year, basis)') }}
+        -- ordered window aggregate: a fixed summation order keeps rebuilt marts byte-identical
+        {{ safe_divide('employed',
+                       'sum(employed order by sni_group_code) over (partition by region_code, year, basis)') }}
             as share_in_region
     from base
 
@@ -54,14 +56,16 @@ ranked as (
 
     select
         *,
+        -- ties in the LQ are ranked by SNI group and means are ordered aggregates, so rebuilds are byte-identical
         row_number() over (
-            partition by region_code, year, basis, lq_vs_county is null order by lq_vs_county
+            partition by region_code, year, basis, lq_vs_county is null order by lq_vs_county, sni_group_code
         ) as lq_vs_county_rank,
-        avg(lq_vs_county) over (partition by region_code, year, basis) as lq_vs_county_mean,
+        avg(lq_vs_county order by sni_group_code) over (partition by region_code, year, basis) as lq_vs_county_mean,
         row_number() over (
-            partition by region_code, year, basis, lq_vs_reference is null order by lq_vs_reference
+            partition by region_code, year, basis, lq_vs_reference is null order by lq_vs_reference, sni_group_code
         ) as lq_vs_reference_rank,
-        avg(lq_vs_reference) over (partition by region_code, year, basis) as lq_vs_reference_mean
+        avg(lq_vs_reference order by sni_group_code) over (partition by region_code, year, basis)
+            as lq_vs_reference_mean
     from with_reference
 
 ),
@@ -76,14 +80,15 @@ aggregated as (
         count(*) as n_industries,
         count(county_share) = count(*) as has_county_reference,
         count(reference_share) = count(*) as has_national_reference,
-        {{ krugman('share_in_region', 'county_share') }} as krugman_vs_county,
-        {{ krugman('share_in_region', 'reference_share') }} as krugman_vs_reference,
-        {{ hoover('share_in_region', 'county_share') }} as hoover_vs_county,
-        {{ hoover('share_in_region', 'reference_share') }} as hoover_vs_reference,
-        {{ gini_specialisation('lq_vs_county', 'lq_vs_county_rank', 'lq_vs_county_mean') }} as gini_vs_county,
-        {{ gini_specialisation('lq_vs_reference', 'lq_vs_reference_rank', 'lq_vs_reference_mean') }}
+        {{ krugman('share_in_region', 'county_share', 'sni_group_code') }} as krugman_vs_county,
+        {{ krugman('share_in_region', 'reference_share', 'sni_group_code') }} as krugman_vs_reference,
+        {{ hoover('share_in_region', 'county_share', 'sni_group_code') }} as hoover_vs_county,
+        {{ hoover('share_in_region', 'reference_share', 'sni_group_code') }} as hoover_vs_reference,
+        {{ gini_specialisation('lq_vs_county', 'lq_vs_county_rank', 'lq_vs_county_mean', 'sni_group_code') }}
+            as gini_vs_county,
+        {{ gini_specialisation('lq_vs_reference', 'lq_vs_reference_rank', 'lq_vs_reference_mean', 'sni_group_code') }}
             as gini_vs_reference,
-        {{ herfindahl('share_in_region') }} as herfindahl,
+        {{ herfindahl('share_in_region', 'sni_group_code') }} as herfindahl,
         max(source_series) as source_series,
         bool_or(is_synthetic) as is_synthetic
     from ranked

@@ -26,7 +26,9 @@ ranked as (
         basis,
         sni_group_code,
         employed,
-        {{ safe_divide('employed', 'sum(employed) over (partition by region_code, year)') }} as share,
+        -- ordered window aggregate: a fixed summation order keeps rebuilt marts byte-identical
+        {{ safe_divide('employed', 'sum(employed order by sni_group_code) over (partition by region_code, year)') }}
+            as share,
         row_number() over (partition by region_code, year order by employed desc, sni_group_code asc) as sector_rank,
         is_synthetic
     from base
@@ -44,10 +46,10 @@ final as (
         current_year.sni_group_code,
         sni_groups.name_sv as sni_group_name_sv,
         sni_groups.name_en as sni_group_name_en,
-        current_year.employed,
+        cast(current_year.employed as bigint) as employed,
         current_year.share,
         comparison.year as comparison_year,
-        comparison.employed as employed_comparison,
+        cast(comparison.employed as bigint) as employed_comparison,
         comparison.share as share_comparison,
         comparison.sector_rank as sector_rank_comparison,
         comparison.sector_rank - current_year.sector_rank as rank_change,

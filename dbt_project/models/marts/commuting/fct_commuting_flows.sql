@@ -34,7 +34,8 @@ both_sexes as (
         workplace_code,
         year,
         'total' as sex_code,
-        sum(commuters) as commuters,
+        -- ordered aggregate: a fixed summation order keeps rebuilt marts byte-identical
+        sum(commuters order by sex_code) as commuters,
         cast(null as varchar) as status,
         max(source_series) as source_series,
         bool_or(is_synthetic) as is_synthetic
@@ -61,7 +62,7 @@ final as (
         unioned.residence_code = unioned.workplace_code as is_stayer,
         unioned.year,
         unioned.sex_code,
-        unioned.commuters,
+        cast(unioned.commuters as bigint) as commuters,
         unioned.status,
         unioned.source_series,
         unioned.is_synthetic

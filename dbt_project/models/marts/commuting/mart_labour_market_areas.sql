@@ -96,7 +96,7 @@ final as (
         nodes.municipality_code,
         municipalities.municipality_name,
         nodes.year,
-        nodes.employed_residents,
+        cast(nodes.employed_residents as bigint) as employed_residents,
         nodes.out_commuting_share,
         nodes.largest_outflow_code,
         nodes.largest_outflow_share,

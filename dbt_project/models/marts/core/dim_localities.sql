@@ -38,7 +38,7 @@ final as (
         municipalities.is_study_area,
         municipalities.municipality_category,
         latest.year as latest_year,
-        latest.population as latest_population,
+        cast(latest.population as bigint) as latest_population,
         latest.land_area_ha,
         latest.land_area_km2,
         latest.density_per_km2,

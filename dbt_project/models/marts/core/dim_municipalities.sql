@@ -44,9 +44,11 @@ final as (
         categories.category as municipality_category,
         categories.category_basis,
         categories.category_basis_note,
+        categories.category_is_synthetic,
         categories.minutes_by_car as minutes_by_car_to_k1,
+        categories.commuting_share_to_k1,
         categories.population_year as latest_population_year,
-        categories.population as latest_population,
+        cast(categories.population as bigint) as latest_population,
         land_area.land_area_year,
         land_area.land_area_km2,
         {{ safe_divide('categories.population', 'land_area.land_area_km2') }} as density_per_km2

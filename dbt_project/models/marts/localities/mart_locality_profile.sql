@@ -33,10 +33,10 @@ final as (
         locality_values.locality_code,
         locality_names.locality_name,
         locality_values.year,
-        locality_values.population,
+        cast(locality_values.population as bigint) as population,
         locality_values.previous_year,
-        locality_values.previous_population,
-        locality_values.population - locality_values.previous_population as population_change,
+        cast(locality_values.previous_population as bigint) as previous_population,
+        cast(locality_values.population - locality_values.previous_population as bigint) as population_change,
         100.0 * {{ safe_divide('locality_values.population - locality_values.previous_population',
                                'locality_values.previous_population') }} as growth_pct,
         100.0 * (
@@ -54,7 +54,7 @@ final as (
         municipalities.la_region,
         municipalities.is_study_area,
         municipalities.municipality_category,
-        municipal_population.population as municipality_population,
+        cast(municipal_population.population as bigint) as municipality_population,
         {{ safe_divide('locality_values.population', 'municipal_population.population') }}
             as share_of_municipality_population,
         locality_values.is_synthetic

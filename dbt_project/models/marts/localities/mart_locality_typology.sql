@@ -122,7 +122,7 @@ final as (
         pivoted.typology_name_en,
         pivoted.typology_name_sv,
         pivoted.size_class,
-        inputs.population,
+        cast(inputs.population as bigint) as population,
         pivoted.growth_class,
         inputs.previous_year,
         inputs.growth_pct_per_year,

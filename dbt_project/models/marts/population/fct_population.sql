@@ -32,7 +32,7 @@ final as (
         regions.year,
         regions.period_start,
         regions.reference_date,
-        regions.population,
+        cast(regions.population as bigint) as population,
         regions.status,
         regions.source_series,
         regions.source_table,

@@ -39,8 +39,9 @@ employment as (
         region_code,
         region_level,
         year,
-        sum(case when basis = 'day' then employed end) as jobs,
-        sum(case when basis = 'night' then employed end) as employed_residents
+        -- ordered aggregates: a fixed summation order keeps rebuilt marts byte-identical
+        sum(case when basis = 'day' then employed end order by sni_group_code) as jobs,
+        sum(case when basis = 'night' then employed end order by sni_group_code) as employed_residents
     from {{ ref('int_employment__sector_base') }}
     group by region_code, region_level, year
 
@@ -67,7 +68,9 @@ area_land as (
     select
         membership.area_type,
         membership.area_code,
-        coalesce(any_value(direct.land_area_km2), sum(land_area.land_area_km2)) as land_area_km2
+        coalesce(
+            any_value(direct.land_area_km2), sum(land_area.land_area_km2 order by membership.municipality_code)
+        ) as land_area_km2
     from membership
     left join land_area
         on membership.municipality_code = land_area.region_code
@@ -85,8 +88,8 @@ area_employment as (
         membership.area_type,
         membership.area_code,
         employment.year,
-        sum(employment.jobs) as jobs,
-        sum(employment.employed_residents) as employed_residents
+        sum(employment.jobs order by membership.municipality_code) as jobs,
+        sum(employment.employed_residents order by membership.municipality_code) as employed_residents
     from membership
     inner join employment
         on membership.municipality_code = employment.region_code
@@ -113,9 +116,11 @@ area_commuting as (
         residence_member.area_type,
         residence_member.area_code,
         flows.year,
-        sum(flows.commuters) as od_employed_residents,
-        sum(case when workplace_member.municipality_code is not null then flows.commuters else 0 end)
-            as od_living_and_working_in_area
+        sum(flows.commuters order by flows.residence_code, flows.workplace_code) as od_employed_residents,
+        sum(
+            case when workplace_member.municipality_code is not null then flows.commuters else 0 end
+            order by flows.residence_code, flows.workplace_code
+        ) as od_living_and_working_in_area
     from flows
     inner join membership as residence_member
         on
@@ -138,16 +143,21 @@ final as (
         population.area_code,
         population.area_name,
         population.year,
-        population.population,
+        cast(population.population as bigint) as population,
         population.members_with_data,
         population.members_expected,
-        {{ safe_divide('population.population', 'county_population.county_population') }} as share_of_county_population,
+        case
+            -- at all-Sweden scale the other counties are areas too: their share of this county means nothing
+            when population.area_type = 'county' and population.area_code != '{{ var("county_code") }}' then null
+            else {{ safe_divide('population.population', 'county_population.county_population') }}
+        end as share_of_county_population,
         growth_5y.growth_pct as growth_pct_5y,
         growth_10y.growth_pct as growth_pct_10y,
         area_land.land_area_km2,
         {{ safe_divide('population.population', 'area_land.land_area_km2') }} as density_per_km2,
-        coalesce(direct_employment.jobs, area_employment.jobs) as jobs,
-        coalesce(direct_employment.employed_residents, area_employment.employed_residents) as employed_residents,
+        cast(coalesce(direct_employment.jobs, area_employment.jobs) as bigint) as jobs,
+        cast(coalesce(direct_employment.employed_residents, area_employment.employed_residents) as bigint)
+            as employed_residents,
         {{ safe_divide('coalesce(direct_employment.jobs, area_employment.jobs)',
                        'coalesce(direct_employment.employed_residents, area_employment.employed_residents)') }}
             as job_ratio,
