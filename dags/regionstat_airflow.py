@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -55,8 +55,10 @@ DBT_GROUPS: OrderedDict[str, tuple[str, tuple[str, ...]]] = OrderedDict(
         ("marts_business", ("marts.business", ("marts_core",))),
         ("marts_commuting", ("marts.commuting", ("marts_core",))),
         ("marts_localities", ("marts.localities", ("marts_core", "marts_population", "marts_commuting"))),
-        ("marts_study_area", ("marts.study_area", ("marts_population", "marts_business", "marts_commuting",
-                                                   "marts_localities"))),
+        (
+            "marts_study_area",
+            ("marts.study_area", ("marts_population", "marts_business", "marts_commuting", "marts_localities")),
+        ),
     ]
 )
 
@@ -151,8 +153,7 @@ def log_dag_failure(context: Mapping[str, Any]) -> None:
         failed = f" (failed: {', '.join(names)})" if names else ""
     except Exception:
         pass
-    log.error("regionstat DAG run failed: %s: %s%s", run, first_line(context.get("reason") or "a task failed"),
-              failed)
+    log.error("regionstat DAG run failed: %s: %s%s", run, first_line(context.get("reason") or "a task failed"), failed)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -167,14 +168,18 @@ def describe_extract(result: Mapping[str, Any]) -> str:
     if status == "landed":
         requests, bound = int(result.get("requests") or 0), int(result.get("lower_bound") or 0)
         ratio = f"{requests / bound:.2f}x" if bound else "n/a"
-        return (f"{name}: fetched {table}: {int(result.get('rows') or 0):,} rows, {int(result.get('cells') or 0):,} "
-                f"cells in {requests} data request(s) (lower bound {bound}, {ratio}) -> {result.get('manifest_path')}")
+        return (
+            f"{name}: fetched {table}: {int(result.get('rows') or 0):,} rows, {int(result.get('cells') or 0):,} "
+            f"cells in {requests} data request(s) (lower bound {bound}, {ratio}) -> {result.get('manifest_path')}"
+        )
     if status == "skipped_fresh":
         message = str(result.get("message") or "")
         since = message if message.startswith("unchanged upstream") else "unchanged upstream"
         return f"{name}: {table} {since}, 0 data requests"
     if status == "skipped_seen":
         return f"{name}: {table} already processed, 0 data requests"
+    if status == "quarantined":
+        return f"{name}: {table} quarantined at extract: {first_line(result.get('message') or 'unreadable')}"
     return f"{name}: {table}: {status} {result.get('message') or ''}".rstrip()
 
 
@@ -223,6 +228,14 @@ def validate_one(result: Mapping[str, Any]) -> dict[str, Any] | None:
     """Validate the batch an extract produced. None = nothing to validate; raises Quarantined on failure."""
     from expectations.validate import validate_batch
 
+    if result.get("status") == "quarantined":
+        message = (
+            f"{result.get('source_name')} {result.get('table_id')} quarantined: "
+            f"{first_line(result.get('message') or 'could not be read')} (kept in {result.get('manifest_path')}; "
+            "the warehouse and marts are unchanged)"
+        )
+        log.error(message)
+        raise Quarantined(message)
     if not needs_validation(result):
         log.info("%s: nothing new to validate (%s)", result.get("source_name"), result.get("status"))
         return None
@@ -239,80 +252,42 @@ def validate_one(result: Mapping[str, Any]) -> dict[str, Any] | None:
         log.warning("%s %s: warning: %s", outcome.source_name, outcome.load_id, w)
     if not outcome.success:
         reason = summary["failures"][0] if summary["failures"] else "failed validation"
-        message = (f"{outcome.source_name} batch {outcome.load_id} quarantined: {reason} "
-                   f"(kept in {summary['quarantined_to']}; the warehouse and marts are unchanged)")
+        message = (
+            f"{outcome.source_name} batch {outcome.load_id} quarantined: {reason} "
+            f"(kept in {summary['quarantined_to']}; the warehouse and marts are unchanged)"
+        )
         log.error(message)
         raise Quarantined(message)
-    log.info("%s %s: validation passed (%d warning(s))", outcome.source_name, outcome.load_id,
-             len(summary["warnings"]))
+    log.info("%s %s: validation passed (%d warning(s))", outcome.source_name, outcome.load_id, len(summary["warnings"]))
     return summary
-
-
-def changed_raw_tables(loaded_load_ids: Iterable[str], landing_dir: Path,
-                       previous_sha: Mapping[str, str | None] | None = None) -> dict[str, dict[str, Any]]:
-    """raw_table -> {load_ids, sources, rows} for the batches a load just made live.
-
-    ``previous_sha`` maps a source to the content hash of the batch that was live before this load; a batch with
-    the same content (a forced refetch of unchanged data) is not a change and is left out.
-    """
-    from extract.landing import manifests
-
-    wanted = set(loaded_load_ids)
-    out: dict[str, dict[str, Any]] = {}
-    if not wanted:
-        return out
-    previous_sha = previous_sha or {}
-    for m in manifests(landing_dir):
-        if m.load_id not in wanted:
-            continue
-        if previous_sha.get(m.source_name) == m.content_sha256:
-            log.info("%s: reloaded %s with unchanged content: not a change", m.source_name, m.load_id)
-            continue
-        entry = out.setdefault(m.raw_table, {"load_ids": [], "sources": [], "rows": 0})
-        entry["load_ids"].append(m.load_id)
-        entry["sources"].append(m.source_name)
-        entry["rows"] += int(m.rows)
-    return out
-
-
-def live_content_hashes(s: Any) -> dict[str, str | None]:
-    """source -> content hash of its live (latest loaded) batch, from the ledger; {} before the first load."""
-    if not s.warehouse_path.exists():
-        return {}
-    from warehouse.db import connect_reader
-
-    con = connect_reader(s)
-    try:
-        rows = con.execute(
-            "select source_name, content_sha256 from ops.loads where status = 'loaded' "
-            "qualify row_number() over (partition by source_name order by loaded_at desc, load_id desc) = 1"
-        ).fetchall()
-    except Exception as exc:  # no ledger yet
-        log.debug("no ledger: %s", exc)
-        return {}
-    finally:
-        con.close()
-    return {str(name): sha for name, sha in rows}
 
 
 def load_and_announce(outlet_events: Any) -> dict[str, Any]:
     """Load every validated batch not yet live; emit one asset event per raw table whose content changed."""
     from warehouse.load import load_validated
 
-    s = settings()
-    before = live_content_hashes(s)  # runs in the writer pool: nobody writes in between
-    summary = load_validated(settings=s)
+    summary = load_validated(settings=settings())
     log.info("load: %s", summary.line())
-    changed = changed_raw_tables(summary.loaded, s.landing_dir, before)
+    changed = summary.changed
     for raw_table, extra in sorted(changed.items()):
         asset = RAW_ASSETS.get(raw_table) or raw_asset(raw_table)
         outlet_events[RAW_ALIAS].add(asset, extra=extra)
-        log.info("raw.%s changed (%s rows from %s): asset event %s", raw_table, f"{extra['rows']:,}",
-                 ", ".join(extra["sources"]), asset.uri)
+        log.info(
+            "raw.%s changed (%s rows from %s): asset event %s",
+            raw_table,
+            f"{extra['rows']:,}",
+            ", ".join(extra["sources"]),
+            asset.uri,
+        )
     if not changed:
         log.info("no raw table changed: no asset events, downstream transform not triggered")
-    return {"loaded": summary.loaded, "unchanged": summary.unchanged, "quarantined": summary.quarantined,
-            "rows": summary.rows, "changed_raw_tables": sorted(changed)}
+    return {
+        "loaded": summary.loaded,
+        "unchanged": summary.unchanged,
+        "quarantined": summary.quarantined,
+        "rows": summary.rows,
+        "changed_raw_tables": sorted(changed),
+    }
 
 
 def quarantined_since(since: datetime | None) -> list[str]:
@@ -325,18 +300,18 @@ def quarantined_since(since: datetime | None) -> list[str]:
     for reason in sorted(qdir.rglob("*.reason.txt")):
         if reason.stat().st_mtime >= cutoff:
             text = reason.read_text(encoding="utf-8").strip().splitlines()
-            lines.append(f"{reason.parent.name} {reason.name.removesuffix('.reason.txt')}: "
-                         f"{text[0] if text else 'no reason recorded'}")
+            lines.append(
+                f"{reason.parent.name} {reason.name.removesuffix('.reason.txt')}: "
+                f"{text[0] if text else 'no reason recorded'}"
+            )
     return lines
 
 
 def inbox_has_new_files() -> bool:
-    """True if the inbox holds a file that matches the catalogue and has not been landed or quarantined yet.
-
-    A file that matches no (or several) catalogue patterns is reported in one warning line and does not count.
-    """
+    """True if the inbox holds a file not landed or quarantined yet (a file matching no catalogue pattern counts:
+    ``extract_inbox`` quarantines it with its reason, and the run says so)."""
     from extract.files import file_sha256, scan_inbox
-    from extract.pipeline import _seen_file_hashes
+    from extract.pipeline import processed_file_hashes
 
     s = settings()
     if not s.inbox_dir.exists():
@@ -345,36 +320,18 @@ def inbox_has_new_files() -> bool:
     new = []
     for path, hit in scan_inbox(s.inbox_dir, list(CATALOGUE.files)):
         if isinstance(hit, Exception):
-            log.warning("inbox: ignoring %s", first_line(hit))
-        elif file_sha256(path) not in _seen_file_hashes(s, hit):
-            new.append(f"{path.name} ({hit.name} -> raw.{hit.raw_table})")
+            raw_table = source_name = "_unmatched"
+            what = f"{path.name} (matches no catalogue pattern: will be quarantined)"
+        else:
+            raw_table, source_name = hit.raw_table, hit.name
+            what = f"{path.name} ({hit.name} -> raw.{hit.raw_table})"
+        if file_sha256(path) not in processed_file_hashes(s, raw_table, source_name):
+            new.append(what)
     if new:
         log.info("inbox: %d new file(s): %s", len(new), "; ".join(new))
     else:
         log.info("inbox %s: nothing new", s.inbox_dir)
     return bool(new)
-
-
-def reset_dbt_duckdb() -> None:
-    """Drop dbt-duckdb's process-wide DuckDB handle.
-
-    dbt-duckdb caches one DuckDB environment per process and reuses it while the profile is unchanged. dbt writes
-    into a work copy that ``warehouse.db.work_copy`` renames into place afterwards, so a second dbt invocation in
-    the same process (``airflow dags test`` runs every task in one process) would write through the stale handle
-    into the previous file and its changes would be lost. Each Airflow worker task is a fresh process, but be safe.
-    """
-    try:
-        from dbt.adapters.duckdb.connections import DuckDBConnectionManager
-    except ImportError:  # pragma: no cover - dbt-duckdb is a dependency
-        return
-    with DuckDBConnectionManager._LOCK:
-        env = DuckDBConnectionManager._ENV
-        DuckDBConnectionManager._ENV = None
-    if env is not None:
-        try:
-            env.close()
-        except Exception as exc:  # closing a handle whose file was moved is harmless
-            log.debug("closing the previous dbt-duckdb environment: %s", exc)
 
 
 def dbt_group(group: str) -> dict[str, Any]:
@@ -391,29 +348,28 @@ def dbt_group(group: str) -> dict[str, Any]:
     selector = DBT_GROUPS[group][0]
     previous = os.environ.get("DBT_INDIRECT_SELECTION")
     os.environ["DBT_INDIRECT_SELECTION"] = "buildable"
-    reset_dbt_duckdb()
     try:
         result = run_dbt(settings=settings(), select=selector)
     finally:
-        reset_dbt_duckdb()
         if previous is None:
             os.environ.pop("DBT_INDIRECT_SELECTION", None)
         else:
             os.environ["DBT_INDIRECT_SELECTION"] = previous
     log.info("%s (--select %s)", result.line(), selector)
-    return {"group": group, "select": selector, "passed": result.passed, "failed": result.failed,
-            "skipped": result.skipped}
+    return {
+        "group": group,
+        "select": selector,
+        "passed": result.passed,
+        "failed": result.failed,
+        "skipped": result.skipped,
+    }
 
 
 def dbt_test_all() -> dict[str, Any]:
     """``dbt test`` over the whole project: catches the tests whose parents live in different groups."""
     from warehouse.build import run_dbt
 
-    reset_dbt_duckdb()
-    try:
-        result = run_dbt(settings=settings(), command="test")
-    finally:
-        reset_dbt_duckdb()
+    result = run_dbt(settings=settings(), command="test")
     log.info(result.line())
     return {"passed": result.passed, "failed": result.failed, "skipped": result.skipped}
 
@@ -435,8 +391,13 @@ def publish(outlet_events: Any) -> dict[str, Any]:
     before = _read_index(s.marts_dir / "_index.json")
     checksums = publish_marts(settings=s)
     changed = sorted(k for k, v in checksums.items() if before.get(k) != v)
-    log.info("published %d mart(s) to %s; %d changed: %s", len(checksums), s.marts_dir, len(changed),
-             ", ".join(changed) or "none")
+    log.info(
+        "published %d mart(s) to %s; %d changed: %s",
+        len(checksums),
+        s.marts_dir,
+        len(changed),
+        ", ".join(changed) or "none",
+    )
     outlet_events[MARTS_ASSET].extra = {"marts": len(checksums), "changed": changed}
     return {"marts_dir": str(s.marts_dir), "marts": len(checksums), "changed": changed}
 
@@ -455,10 +416,6 @@ def docs() -> dict[str, str]:
     from warehouse.build import generate_docs
 
     s = settings()
-    reset_dbt_duckdb()
-    try:
-        out = {"gx": str(build_data_docs(s)), "dbt": str(generate_docs(settings=s))}
-    finally:
-        reset_dbt_duckdb()
+    out = {"gx": str(build_data_docs(s)), "dbt": str(generate_docs(settings=s))}
     log.info("GX Data Docs: %s; dbt docs: %s", out["gx"], out["dbt"])
     return out

@@ -28,7 +28,8 @@ All DuckDB work is in the one-slot pool `duckdb_writer`.
 {_GROUPS}
 
 **dbt_tests** then runs `dbt test` over everything (tests whose parents span groups, e.g. relationships to
-the dimensions). Then **publish_marts** writes `data/marts/<model>.parquet` atomically (+ `_index.json` checksums) and emits
+the dimensions). Then **publish_marts** writes `data/marts/<model>.parquet` atomically (+ `_index.json`
+checksums) and emits
 `{ra.MARTS_ASSET.uri}` (extra: which marts changed); **write_report** writes `data/reports/index.html`
 (`{ra.REPORT_ASSET.uri}`); **build_docs** writes GX Data Docs (`data/docs/gx/`) and dbt docs (`data/docs/dbt/`).
 """

@@ -94,3 +94,7 @@ class SchemaError(RegionstatError):
 
 class WriterBusyError(RegionstatError):
     """Another process holds the warehouse writer lock."""
+
+
+class WarehouseWriteError(RegionstatError):
+    """The warehouse could not be written (disk full, read-only data directory); the last good one is unchanged."""

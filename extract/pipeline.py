@@ -183,7 +183,8 @@ def extract_all(
     return results
 
 
-def _seen_file_hashes(settings: Settings, raw_table: str, source_name: str) -> set[str]:
+def processed_file_hashes(settings: Settings, raw_table: str, source_name: str) -> set[str]:
+    """Hashes of the files already landed or quarantined for one catalogue file entry."""
     seen: set[str] = set()
     for root in (settings.landing_dir, settings.quarantine_dir):
         for m in manifests(root / raw_table / source_name):
@@ -209,7 +210,7 @@ def extract_inbox(*, settings: Settings, catalogue: Catalogue | None = None) -> 
             entry_name, raw_table, columns = "_unmatched", "_unmatched", {}
         else:
             entry_name, raw_table, columns = entry.name, entry.raw_table, entry.columns
-        if digest in _seen_file_hashes(settings, raw_table, entry_name):
+        if digest in processed_file_hashes(settings, raw_table, entry_name):
             results.append(
                 ExtractResult(entry_name, raw_table, path.name, "skipped_seen", message="file already processed")
             )

@@ -101,15 +101,21 @@ def airflow_exe() -> str:
     return str(exe) if exe.exists() else "airflow"
 
 
-def run_airflow(args: Iterable[str], env: Mapping[str, str], *, capture: bool = True, check: bool = True,
-                timeout: float | None = None) -> subprocess.CompletedProcess[str]:
+def run_airflow(
+    args: Iterable[str],
+    env: Mapping[str, str],
+    *,
+    capture: bool = True,
+    check: bool = True,
+    timeout: float | None = None,
+) -> subprocess.CompletedProcess[str]:
     cmd = [airflow_exe(), *args]
-    proc = subprocess.run(cmd, env=dict(env), capture_output=capture, text=True, timeout=timeout,
-                          cwd=PROJECT_ROOT)
+    proc = subprocess.run(cmd, env=dict(env), capture_output=capture, text=True, timeout=timeout, cwd=PROJECT_ROOT)
     if check and proc.returncode != 0:
         tail = (proc.stderr or proc.stdout or "").strip().splitlines()[-1:] if capture else []
-        raise AirflowSetupError(f"`airflow {' '.join(args)}` exited {proc.returncode}"
-                                + (f": {tail[0]}" if tail else ""))
+        raise AirflowSetupError(
+            f"`airflow {' '.join(args)}` exited {proc.returncode}" + (f": {tail[0]}" if tail else "")
+        )
     return proc
 
 
@@ -137,8 +143,13 @@ def setup(env: Mapping[str, str] | None = None, *, echo: Callable[[str], None] |
         ["dags", "reserialize"],
     ]
     start = time.perf_counter()
-    proc = subprocess.run([str(VENV_BIN / "python"), "-c", _SETUP_SCRIPT, json.dumps(commands)], env=env,
-                          capture_output=True, text=True, cwd=PROJECT_ROOT)
+    proc = subprocess.run(
+        [str(VENV_BIN / "python"), "-c", _SETUP_SCRIPT, json.dumps(commands)],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_ROOT,
+    )
     log = home / "setup.log"
     log.write_text(proc.stdout + proc.stderr, encoding="utf-8")
     if proc.returncode != 0:
@@ -151,8 +162,10 @@ def setup(env: Mapping[str, str] | None = None, *, echo: Callable[[str], None] |
         first = next(iter(errors.items()))
         raise AirflowSetupError(f"DAG import error in {first[0]}: {first[1].strip().splitlines()[-1]}")
     if echo:
-        echo(f"airflow: AIRFLOW_HOME={home}, DB migrated, pool {POOL}={POOL_SLOTS}, DAGs serialised "
-             f"({time.perf_counter() - start:.1f} s; log {log})")
+        echo(
+            f"airflow: AIRFLOW_HOME={home}, DB migrated, pool {POOL}={POOL_SLOTS}, DAGs serialised "
+            f"({time.perf_counter() - start:.1f} s; log {log})"
+        )
     return env
 
 
@@ -163,7 +176,7 @@ def _db_path(env: Mapping[str, str]) -> Path | None:
     return Path(conn.removeprefix("sqlite:///"))
 
 
-def _query(env: Mapping[str, str], sql: str, params: tuple = ()) -> list[tuple]:
+def metadata_query(env: Mapping[str, str], sql: str, params: tuple = ()) -> list[tuple]:
     path = _db_path(env)
     if path is None or not path.exists():
         return []
@@ -178,11 +191,11 @@ def _query(env: Mapping[str, str], sql: str, params: tuple = ()) -> list[tuple]:
 
 def import_errors(env: Mapping[str, str]) -> dict[str, str]:
     """DAG import errors recorded by the last parse (SQLite metadata DB only)."""
-    return {str(f): str(e) for f, e in _query(env, "select filename, stacktrace from import_error")}
+    return {str(f): str(e) for f, e in metadata_query(env, "select filename, stacktrace from import_error")}
 
 
 def pools(env: Mapping[str, str]) -> dict[str, int]:
-    return {str(p): int(s) for p, s in _query(env, "select pool, slots from slot_pool")}
+    return {str(p): int(s) for p, s in metadata_query(env, "select pool, slots from slot_pool")}
 
 
 @dataclass
@@ -208,12 +221,15 @@ class DagRunSummary:
 
 def latest_run(env: Mapping[str, str], dag_id: str) -> tuple[str | None, str, dict[str, int], list[str]]:
     """(run_id, state, task state counts, failed task ids) of a DAG's latest run, from the metadata DB."""
-    rows = _query(env, "select run_id, state from dag_run where dag_id = ? order by id desc limit 1", (dag_id,))
+    rows = metadata_query(env, "select run_id, state from dag_run where dag_id = ? order by id desc limit 1", (dag_id,))
     if not rows:
         return None, "unknown", {}, []
     run_id, state = rows[0]
-    tis = _query(env, "select task_id, map_index, coalesce(state, 'none') from task_instance "
-                      "where dag_id = ? and run_id = ?", (dag_id, run_id))
+    tis = metadata_query(
+        env,
+        "select task_id, map_index, coalesce(state, 'none') from task_instance where dag_id = ? and run_id = ?",
+        (dag_id, run_id),
+    )
     counts: dict[str, int] = {}
     failed = []
     for task_id, map_index, ti_state in tis:
@@ -223,8 +239,14 @@ def latest_run(env: Mapping[str, str], dag_id: str) -> tuple[str | None, str, di
     return run_id, str(state), counts, sorted(failed)
 
 
-def dags_test(dag_id: str, env: Mapping[str, str], *, log_path: Path | None = None,
-              on_line: Callable[[str], None] | None = None, conf: dict | None = None) -> DagRunSummary:
+def dags_test(
+    dag_id: str,
+    env: Mapping[str, str],
+    *,
+    log_path: Path | None = None,
+    on_line: Callable[[str], None] | None = None,
+    conf: dict | None = None,
+) -> DagRunSummary:
     """``airflow dags test DAG_ID``: one DagRun in this machine's processes, output to ``log_path``."""
     args = [airflow_exe(), "dags", "test", dag_id]
     if conf:
@@ -233,8 +255,15 @@ def dags_test(dag_id: str, env: Mapping[str, str], *, log_path: Path | None = No
     log_path.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     with log_path.open("w", encoding="utf-8") as log_fh:
-        proc = subprocess.Popen(args, env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                cwd=PROJECT_ROOT, bufsize=1)
+        proc = subprocess.Popen(
+            args,
+            env=dict(env),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            cwd=PROJECT_ROOT,
+            bufsize=1,
+        )
         assert proc.stdout is not None
         for line in proc.stdout:
             log_fh.write(line)
@@ -254,8 +283,10 @@ def dags_test(dag_id: str, env: Mapping[str, str], *, log_path: Path | None = No
 
 
 def admin_password(env: Mapping[str, str]) -> str | None:
-    """The simple auth manager's generated admin password (AIRFLOW_HOME/simple_auth_manager_passwords.json.generated)."""
-    path = Path(env.get("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE") or Path(env["AIRFLOW_HOME"]) / PASSWORD_FILE)
+    """The simple auth manager's generated admin password (``PASSWORD_FILE`` in AIRFLOW_HOME)."""
+    path = Path(
+        env.get("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE") or Path(env["AIRFLOW_HOME"]) / PASSWORD_FILE
+    )
     try:
         return json.loads(path.read_text(encoding="utf-8")).get("admin")
     except (OSError, ValueError, AttributeError):
@@ -303,28 +334,61 @@ def standalone(env: Mapping[str, str] | None = None, *, port: int = PORT) -> int
     if port_in_use(port):
         raise AirflowSetupError(f"port {port} on {HOST} is already in use (another Airflow?); stop it or pass --port")
     setup(env)
-    print(f"starting airflow standalone on http://{HOST}:{port} (AIRFLOW_HOME={env['AIRFLOW_HOME']}) ...",
-          flush=True)
-    proc = subprocess.Popen([airflow_exe(), "standalone"], env=env, cwd=PROJECT_ROOT)
+    print(f"starting airflow standalone on http://{HOST}:{port} (AIRFLOW_HOME={env['AIRFLOW_HOME']}) ...", flush=True)
+    # Own process group, SIGINT at its default even if we were started in the background: stopping sends
+    # SIGINT to the whole group (what Ctrl-C does), so every component shuts down cleanly.
+    proc = subprocess.Popen(
+        [airflow_exe(), "standalone"],
+        env=env,
+        cwd=PROJECT_ROOT,
+        start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     stop = threading.Event()
     watcher = threading.Thread(target=_announce_when_ready, args=(env, port, proc, stop), daemon=True)
     watcher.start()
+
+    def on_term(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_term)
     try:
         return proc.wait()
     except KeyboardInterrupt:
-        proc.send_signal(signal.SIGINT)
-        try:
-            return proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.terminate()
-            return proc.wait()
+        print("stopping airflow standalone ...", flush=True)
+        return _stop_group(proc)
     finally:
+        signal.signal(signal.SIGTERM, previous)
         stop.set()
 
 
+def _stop_group(proc: subprocess.Popen) -> int:
+    """SIGINT the standalone process group, then SIGTERM, then SIGKILL, waiting in between."""
+    for sig, grace in ((signal.SIGINT, 20), (signal.SIGTERM, 15), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            proc.wait(timeout=grace)
+            # the group may outlive its leader for a moment: give the components the same grace
+            deadline = time.monotonic() + grace
+            while time.monotonic() < deadline:
+                os.killpg(proc.pid, 0)
+                time.sleep(0.5)
+        except subprocess.TimeoutExpired:
+            continue
+        except ProcessLookupError:
+            break
+    return proc.wait()
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m regionstat_cli.airflow_local", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m regionstat_cli.airflow_local",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("setup", help="migrate the metadata DB, create the duckdb_writer pool, serialise the DAGs")
     p = sub.add_parser("standalone", help="setup + airflow standalone on 127.0.0.1 (prints the login)")

@@ -17,7 +17,14 @@ import sys
 import time
 from pathlib import Path
 
-from regionstat_cli.airflow_local import AirflowSetupError, DagRunSummary, airflow_env, dags_test, setup
+from regionstat_cli.airflow_local import (
+    AirflowSetupError,
+    DagRunSummary,
+    airflow_env,
+    dags_test,
+    metadata_query,
+    setup,
+)
 
 INGEST = "regionstat_ingest"
 INBOX = "regionstat_inbox"
@@ -32,17 +39,23 @@ _INTERESTING = re.compile(
 )
 
 EXAMPLE_QUERIES = [
-    ("mart_population_growth",
-     "select area_name, population_end, round(growth_pct, 1) as growth_pct from marts.mart_population_growth "
-     "where area_type = 'municipality' and horizon_label = '2014-2024' order by growth_pct desc"),
-    ("mart_commuting_balance",
-     "select municipality_name, year::varchar as year, jobs, employed_residents, net_commuting, "
-     "round(job_ratio, 2) as job_ratio from marts.mart_commuting_balance "
-     "where year = (select max(year) from marts.mart_commuting_balance) order by net_commuting desc"),
-    ("mart_sector_location_quotients",
-     "select sni_group_code, employed, round(lq_vs_reference, 2) as lq_vs_sweden "
-     "from marts.mart_sector_location_quotients where region_code = '0580' and basis = 'day' "
-     "and year = (select max(year) from marts.mart_sector_location_quotients) order by lq_vs_sweden desc limit 5"),
+    (
+        "mart_population_growth",
+        "select area_name, population_end, round(growth_pct, 1) as growth_pct from marts.mart_population_growth "
+        "where area_type = 'municipality' and horizon_label = '2014-2024' order by growth_pct desc",
+    ),
+    (
+        "mart_commuting_balance",
+        "select municipality_name, year::varchar as year, jobs, employed_residents, net_commuting, "
+        "round(job_ratio, 2) as job_ratio from marts.mart_commuting_balance "
+        "where year = (select max(year) from marts.mart_commuting_balance) order by net_commuting desc",
+    ),
+    (
+        "mart_sector_location_quotients",
+        "select sni_group_code, employed, round(lq_vs_reference, 2) as lq_vs_sweden "
+        "from marts.mart_sector_location_quotients where region_code = '0580' and basis = 'day' "
+        "and year = (select max(year) from marts.mart_sector_location_quotients) order by lq_vs_sweden desc limit 5",
+    ),
     ("dim_municipalities", "select * from marts.dim_municipalities where is_in_region_set"),
 ]
 
@@ -158,7 +171,17 @@ def main(argv: list[str] | None = None) -> int:
     except AirflowSetupError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    runs = [_run(INGEST, env)]
+    # one ingest DAG per catalogue schedule (today just regionstat_ingest), as serialised by setup
+    ingest_ids = sorted(
+        {
+            str(r[0])
+            for r in metadata_query(
+                env, "select dag_id from dag where dag_id like 'regionstat_ingest%' and not is_stale"
+            )
+        }
+        | {INGEST}
+    )
+    runs = [_run(dag_id, env) for dag_id in ingest_ids]
     if _inbox_has_files(data_dir):
         runs.append(_run(INBOX, env))
     if (data_dir / "warehouse.duckdb").exists():

@@ -364,6 +364,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FileNotFoundError as exc:
         err_console.print(f"error: {exc}", markup=False)
         return 1
+    except OSError as exc:  # disk full, read-only data directory, ...: one line, not a traceback
+        where = f"{exc.filename}: " if exc.filename else ""
+        err_console.print(f"error: {where}{exc.strerror or exc}", markup=False)
+        return 1
     except KeyboardInterrupt:
         err_console.print("error: interrupted", markup=False)
         return 130

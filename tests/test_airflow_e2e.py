@@ -55,8 +55,10 @@ def _live_loads(data: Path) -> dict[str, str]:
 
     con = duckdb.connect(str(data / "warehouse.duckdb"), read_only=True)
     try:
-        rows = con.execute("select source_name, load_id from ops.loads where status = 'loaded' "
-                           "qualify row_number() over (partition by source_name order by loaded_at desc) = 1")
+        rows = con.execute(
+            "select source_name, load_id from ops.loads where status = 'loaded' "
+            "qualify row_number() over (partition by source_name order by loaded_at desc) = 1"
+        )
         return dict(rows.fetchall())
     finally:
         con.close()
@@ -79,8 +81,10 @@ def test_airflow_dags_test_matches_regionstat_run(tmp_path: Path) -> None:
 
     con = duckdb.connect(str(data / "warehouse.duckdb"), read_only=True)
     try:
-        counts = {t: con.execute(f'select count(*) from raw."{t}"').fetchone()[0]
-                  for t in dict.fromkeys(s.raw_table for s in catalogue.sources)}
+        counts = {
+            t: con.execute(f'select count(*) from raw."{t}"').fetchone()[0]
+            for t in dict.fromkeys(s.raw_table for s in catalogue.sources)
+        }
         loaded = {r[0] for r in con.execute("select source_name from ops.loads where status = 'loaded'").fetchall()}
     finally:
         con.close()
@@ -95,8 +99,14 @@ def test_airflow_dags_test_matches_regionstat_run(tmp_path: Path) -> None:
 
     # the same pipeline without a scheduler gives byte-identical marts
     ref = tmp_path / "run-data"
-    run = subprocess.run([str(BIN / "regionstat"), "run", "--no-docs"], env=_clean_env(ref), capture_output=True,
-                         text=True, cwd=ROOT, timeout=1800)
+    run = subprocess.run(
+        [str(BIN / "regionstat"), "run", "--no-docs"],
+        env=_clean_env(ref),
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=1800,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     assert json.loads((ref / "marts" / "_index.json").read_text()) == airflow_index
 

@@ -130,7 +130,7 @@ def test_secrets_are_shared_by_all_airflow_containers():
         assert len({_env(s)[key] for s in AIRFLOW_SERVICES}) == 1, key
 
 
-@pytest.mark.parametrize("service", TASK_RUNNERS + ["airflow-init"])
+@pytest.mark.parametrize("service", [*TASK_RUNNERS, "airflow-init"])
 def test_task_runners_share_the_data_volume(service):
     assert f"./data:{DATA_DIR}" in SERVICES[service]["volumes"]
 
@@ -170,7 +170,9 @@ def test_celery_profile():
     for service in AIRFLOW_COMMANDS:
         if service != "airflow-worker":
             assert "profiles" not in SERVICES[service], service
-    assert "AIRFLOW_EXECUTOR=CeleryExecutor docker compose --profile celery" in (ROOT / "docker-compose.yml").read_text()
+    assert (
+        "AIRFLOW_EXECUTOR=CeleryExecutor docker compose --profile celery" in (ROOT / "docker-compose.yml").read_text()
+    )
 
 
 def test_postgres_has_a_persistent_volume():
@@ -188,8 +190,10 @@ def test_dockerfile_installs_from_the_lock():
     # deployment extras are pinned and constrained by the lock
     deploy = re.search(r'ARG DEPLOY_PACKAGES="([^"]+)"', DOCKERFILE).group(1).split()
     assert deploy and all("==" in p for p in deploy)
-    assert {p.split("==")[0] for p in deploy} == {"apache-airflow-providers-postgres",
-                                                  "apache-airflow-providers-celery"}
+    assert {p.split("==")[0] for p in deploy} == {
+        "apache-airflow-providers-postgres",
+        "apache-airflow-providers-celery",
+    }
     assert "-c /tmp/constraints.txt" in DOCKERFILE
 
 

@@ -37,8 +37,8 @@ CATALOGUE = load_catalogue()
 WRITER_TASKS = {
     "regionstat_ingest": {"load"},
     "regionstat_inbox": {"load"},
-    "regionstat_transform": {f"dbt_{g}" for g in ra.DBT_GROUPS} | {"dbt_tests", "publish_marts", "write_report",
-                                                                    "build_docs"},
+    "regionstat_transform": {f"dbt_{g}" for g in ra.DBT_GROUPS}
+    | {"dbt_tests", "publish_marts", "write_report", "build_docs"},
 }
 
 
@@ -102,12 +102,14 @@ def test_ingest_dags_cover_every_source_once():
 
 
 def test_ingest_groups_split_by_schedule():
-    fake = SimpleNamespace(sources=[
-        SimpleNamespace(name="a", schedule="@monthly"),
-        SimpleNamespace(name="b", schedule="@weekly"),
-        SimpleNamespace(name="c", schedule="@monthly"),
-        SimpleNamespace(name="d", schedule="0 6 * * 1"),
-    ])
+    fake = SimpleNamespace(
+        sources=[
+            SimpleNamespace(name="a", schedule="@monthly"),
+            SimpleNamespace(name="b", schedule="@weekly"),
+            SimpleNamespace(name="c", schedule="@monthly"),
+            SimpleNamespace(name="d", schedule="0 6 * * 1"),
+        ]
+    )
     groups = ra.ingest_groups(fake)  # type: ignore[arg-type]
     assert groups == {
         "regionstat_ingest": ("@monthly", ["a", "c"]),
@@ -189,8 +191,16 @@ def test_every_dbt_model_is_in_a_group_and_refs_point_upstream():
 
 
 def test_describe_extract_says_what_was_fetched():
-    landed = {"source_name": "population_tab638", "table_id": "TAB638", "status": "landed", "rows": 1234,
-              "cells": 1234, "requests": 2, "lower_bound": 2, "manifest_path": "/d/m.json"}
+    landed = {
+        "source_name": "population_tab638",
+        "table_id": "TAB638",
+        "status": "landed",
+        "rows": 1234,
+        "cells": 1234,
+        "requests": 2,
+        "lower_bound": 2,
+        "manifest_path": "/d/m.json",
+    }
     line = ra.describe_extract(landed)
     assert "1,234 rows" in line and "2 data request(s) (lower bound 2, 1.00x)" in line
     fresh = {"source_name": "x", "table_id": "TAB1", "status": "skipped_fresh", "message": "unchanged upstream since t"}
@@ -201,9 +211,23 @@ def test_describe_extract_says_what_was_fetched():
 def _manifest(directory: Path, load_id: str, raw_table: str, source: str, rows: int = 3) -> Path:
     d = directory / raw_table / source
     d.mkdir(parents=True, exist_ok=True)
-    fields = dict(load_id=load_id, source_name=source, raw_table=raw_table, kind="pxweb", table_id="TAB1",
-                  source_url="u", query={}, updated="2025-01-01", fetched_at="t", rows=rows, cells=rows,
-                  requests=1, content_sha256="0" * 64, synthetic=False, region_set="ostergotland")
+    fields = dict(
+        load_id=load_id,
+        source_name=source,
+        raw_table=raw_table,
+        kind="pxweb",
+        table_id="TAB1",
+        source_url="u",
+        query={},
+        updated="2025-01-01",
+        fetched_at="t",
+        rows=rows,
+        cells=rows,
+        requests=1,
+        content_sha256="0" * 64,
+        synthetic=False,
+        region_set="ostergotland",
+    )
     path = d / f"{load_id}.manifest.json"
     path.write_text(json.dumps(fields))
     return path
@@ -216,21 +240,6 @@ def test_needs_validation(tmp_path):
     m.with_name("20250101T000000000000Z-aaaaaaaa.validation.parquet").write_bytes(b"x")
     assert not ra.needs_validation({"status": "skipped_fresh", "manifest_path": str(m)})
     assert not ra.needs_validation({"status": "skipped_seen", "manifest_path": None})
-
-
-def test_changed_raw_tables_groups_loaded_batches(tmp_path):
-    _manifest(tmp_path, "20250101T000000000000Z-aaaaaaaa", "population", "population_tab638", rows=10)
-    _manifest(tmp_path, "20250101T000000000001Z-bbbbbbbb", "population", "population_tab5557", rows=5)
-    _manifest(tmp_path, "20250101T000000000002Z-cccccccc", "land_area", "land_area_tab628", rows=7)
-    changed = ra.changed_raw_tables(
-        ["20250101T000000000000Z-aaaaaaaa", "20250101T000000000001Z-bbbbbbbb"], tmp_path)
-    assert changed == {"population": {"load_ids": ["20250101T000000000000Z-aaaaaaaa",
-                                                   "20250101T000000000001Z-bbbbbbbb"],
-                                      "sources": ["population_tab638", "population_tab5557"], "rows": 15}}
-    assert ra.changed_raw_tables([], tmp_path) == {}
-    # a forced refetch of identical content is not a change
-    same = ra.changed_raw_tables(["20250101T000000000000Z-aaaaaaaa"], tmp_path, {"population_tab638": "0" * 64})
-    assert same == {}
 
 
 class _Accessor:
@@ -253,17 +262,32 @@ def test_load_emits_asset_events_only_for_changed_raw_tables(tmp_path, monkeypat
 
     landing = data_dir / "landing"
     _manifest(landing, "20250101T000000000000Z-aaaaaaaa", "population", "population_tab638", rows=10)
-    summary = SimpleNamespace(loaded=["20250101T000000000000Z-aaaaaaaa"], unchanged=["x"], quarantined=[], rows=10,
-                              line=lambda: "loaded 1 batch(es)")
+    summary = SimpleNamespace(
+        loaded=["20250101T000000000000Z-aaaaaaaa"],
+        unchanged=["x"],
+        quarantined=[],
+        rows=10,
+        changed={
+            "population": {
+                "load_ids": ["20250101T000000000000Z-aaaaaaaa"],
+                "sources": ["population_tab638"],
+                "rows": 10,
+            }
+        },
+        line=lambda: "loaded 1 batch(es)",
+    )
     monkeypatch.setattr(warehouse.load, "load_validated", lambda **kw: summary)
-    monkeypatch.setattr(ra, "live_content_hashes", lambda s: {})
     events = _OutletEvents()
     out = ra.load_and_announce(events)
     assert out["changed_raw_tables"] == ["population"]
-    assert events[ra.RAW_ALIAS].added == [("regionstat://raw/population", {
-        "load_ids": ["20250101T000000000000Z-aaaaaaaa"], "sources": ["population_tab638"], "rows": 10})]
+    assert events[ra.RAW_ALIAS].added == [
+        (
+            "regionstat://raw/population",
+            {"load_ids": ["20250101T000000000000Z-aaaaaaaa"], "sources": ["population_tab638"], "rows": 10},
+        )
+    ]
 
-    nothing = SimpleNamespace(loaded=[], unchanged=["x"], quarantined=[], rows=0, line=lambda: "loaded 0")
+    nothing = SimpleNamespace(loaded=[], unchanged=["x"], quarantined=[], rows=0, changed={}, line=lambda: "loaded 0")
     monkeypatch.setattr(warehouse.load, "load_validated", lambda **kw: nothing)
     events = _OutletEvents()
     assert ra.load_and_announce(events)["changed_raw_tables"] == []
@@ -275,9 +299,14 @@ def test_validate_quarantine_raises_one_readable_line(tmp_path, monkeypatch, dat
     import expectations.validate
 
     m = _manifest(data_dir / "landing", "20250101T000000000000Z-aaaaaaaa", "population", "population_tab638")
-    outcome = SimpleNamespace(success=False, failures=["column value: 3 null(s)\nmore detail"], warnings=[],
-                              load_id="20250101T000000000000Z-aaaaaaaa", source_name="population_tab638",
-                              quarantined_to=data_dir / "quarantine" / "population")
+    outcome = SimpleNamespace(
+        success=False,
+        failures=["column value: 3 null(s)\nmore detail"],
+        warnings=[],
+        load_id="20250101T000000000000Z-aaaaaaaa",
+        source_name="population_tab638",
+        quarantined_to=data_dir / "quarantine" / "population",
+    )
     monkeypatch.setattr(expectations.validate, "validate_batch", lambda path, settings: outcome)
     with caplog.at_level(logging.ERROR, logger="regionstat.airflow"), pytest.raises(ra.Quarantined) as exc:
         ra.validate_one({"status": "landed", "manifest_path": str(m), "source_name": "population_tab638"})
@@ -300,22 +329,56 @@ def test_quarantined_since_lists_reasons_of_this_run(data_dir):
     assert ra.quarantined_since(datetime(2999, 1, 1, tzinfo=UTC)) == []
 
 
-def test_inbox_scan_is_false_without_new_files(data_dir):
+def test_inbox_scan_finds_new_files_only(data_dir):
     assert ra.inbox_has_new_files() is False  # no inbox folder
-    (data_dir / "inbox" / "commuting").mkdir(parents=True)
-    (data_dir / "inbox" / "commuting" / "notes.txt").write_text("not a catalogue file")
+    inbox = data_dir / "inbox" / "commuting"
+    inbox.mkdir(parents=True)
     assert ra.inbox_has_new_files() is False
+    (inbox / "PE12.px").write_bytes(b"px file")
+    assert ra.inbox_has_new_files() is True
+    # once landed (a manifest with its hash exists), it is no longer new
+    from extract.files import file_sha256
+
+    m = _manifest(
+        data_dir / "landing", "20250101T000000000000Z-aaaaaaaa", "municipal_commuting", "linkoping_commuting_districts"
+    )
+    fields = json.loads(m.read_text())
+    fields["file_sha256"] = file_sha256(inbox / "PE12.px")
+    m.write_text(json.dumps(fields))
+    assert ra.inbox_has_new_files() is False
+    (inbox / "notes.txt").write_text("matches no pattern: extract_inbox quarantines it")
+    assert ra.inbox_has_new_files() is True
+
+
+def test_extract_level_quarantine_fails_validate_with_one_line():
+    result = {
+        "status": "quarantined",
+        "source_name": "_unmatched",
+        "table_id": "notes.txt",
+        "message": "notes.txt: matches no catalogue file pattern\nmore",
+        "manifest_path": "/q/x.manifest.json",
+    }
+    with pytest.raises(
+        ra.Quarantined,
+        match=r"^_unmatched notes.txt quarantined: notes.txt: matches no catalogue "
+        r"file pattern \(kept in /q/x.manifest.json",
+    ):
+        ra.validate_one(result)
+    assert "quarantined at extract" in ra.describe_extract(result)
 
 
 def test_failure_callback_logs_one_line(caplog):
     ti = SimpleNamespace(dag_id="regionstat_ingest", task_id="source.validate", map_index=2)
     with caplog.at_level(logging.ERROR, logger="regionstat.airflow"):
         ra.log_task_failure({"ti": ti, "exception": ValueError("bad batch: 3 nulls\ntraceback...")})
-        ra.log_dag_failure({"dag_run": SimpleNamespace(dag_id="regionstat_ingest", run_id="r1"),
-                            "reason": "task_failure"})
+        ra.log_dag_failure(
+            {"dag_run": SimpleNamespace(dag_id="regionstat_ingest", run_id="r1"), "reason": "task_failure"}
+        )
     lines = [r.getMessage() for r in caplog.records]
-    assert lines == ["regionstat task failed: regionstat_ingest.source.validate[2]: bad batch: 3 nulls",
-                     "regionstat DAG run failed: regionstat_ingest run r1: task_failure"]
+    assert lines == [
+        "regionstat task failed: regionstat_ingest.source.validate[2]: bad batch: 3 nulls",
+        "regionstat DAG run failed: regionstat_ingest run r1: task_failure",
+    ]
 
 
 def test_pool_name_is_the_same_everywhere():
@@ -333,27 +396,11 @@ def test_airflow_env_is_project_local(tmp_path):
     assert env["AIRFLOW__CORE__DAGS_FOLDER"] == str(DAGS)
     assert env["AIRFLOW__CORE__LOAD_EXAMPLES"] == "False"
     assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("sqlite:///") and env[
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].endswith("/.airflow/airflow.db")
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"
+    ].endswith("/.airflow/airflow.db")
     assert env["AIRFLOW__API__HOST"] == "127.0.0.1" and env["AIRFLOW__API__PORT"] == "8080"
     assert env["REGIONSTAT_DATA_DIR"] == str((tmp_path / "d").resolve())
     assert env["DO_NOT_TRACK"] == "1" and env["DBT_SEND_ANONYMOUS_USAGE_STATS"] == "false"
     assert env["PATH"].split(os.pathsep)[0] == str(Path(sys.executable).parent)
     kept = airflow_env(base={"AIRFLOW_HOME": str(tmp_path / "h"), "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor"})
     assert kept["AIRFLOW_HOME"] == str(tmp_path / "h") and kept["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
-
-
-def test_live_content_hashes_reads_the_ledger(data_dir):
-    from extract.settings import Settings
-    from warehouse.db import connect_writer, work_copy
-
-    s = Settings.from_env()
-    assert ra.live_content_hashes(s) == {}
-    with work_copy(s) as path:
-        con = connect_writer(path)
-        for load_id, sha, at in (("L1", "old", "2025-01-01"), ("L2", "new", "2025-02-01")):
-            con.execute("insert into ops.loads values (?, 'src', 'population', 'T', 1, ?, false, 'loaded', null, ?)",
-                        [load_id, sha, at])
-        con.execute("insert into ops.loads values ('L3', 'src', 'population', 'T', 1, 'bad', false, 'quarantined', "
-                    "'r', '2025-03-01')")
-        con.close()
-    assert ra.live_content_hashes(s) == {"src": "new"}

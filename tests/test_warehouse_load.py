@@ -86,6 +86,19 @@ def test_load_is_idempotent_and_replaces(data_dir: Path) -> None:
     assert _rows(settings, "select count(*) from ops.validation_results") == [(2,)]
 
 
+def test_only_new_content_counts_as_a_change(data_dir: Path) -> None:
+    """Orchestrators announce raw-table changes; a refetch of identical content is loaded but is not one."""
+    settings = Settings.from_env()
+    first = _land(settings, [1.0, 2.0])
+    assert load_validated(settings=settings).changed == {
+        "population": {"load_ids": [first.load_id], "sources": ["population_tab638"], "rows": 2}
+    }
+    time.sleep(0.01)
+    same = _land(settings, [1.0, 2.0])
+    summary = load_validated(settings=settings)
+    assert summary.loaded == [same.load_id] and summary.changed == {}
+
+
 def test_failed_validation_never_reaches_raw(data_dir: Path) -> None:
     settings = Settings.from_env()
     good = _land(settings, [1.0, 2.0])

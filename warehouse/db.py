@@ -9,6 +9,7 @@ file until they reconnect; a crash or a failed dbt test leaves the last good war
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -19,7 +20,7 @@ from collections.abc import Iterator
 import duckdb
 from filelock import FileLock, Timeout
 
-from extract.errors import WriterBusyError
+from extract.errors import WarehouseWriteError, WriterBusyError
 from extract.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -61,14 +62,14 @@ def writer_lock_timeout() -> float:
 @contextlib.contextmanager
 def writer(settings: Settings, *, wait: float | None = None, purpose: str = "write") -> Iterator[None]:
     """Hold the one warehouse writer slot for the duration of the block."""
-    settings.state_dir.mkdir(parents=True, exist_ok=True)
     lock_path = settings.state_dir / "warehouse.lock"
     holder_path = settings.state_dir / "warehouse.lock.holder"
     lock = FileLock(str(lock_path))
     wait = writer_lock_timeout() if wait is None else wait
     try:
+        settings.state_dir.mkdir(parents=True, exist_ok=True)
         lock.acquire(timeout=0)
-    except Timeout:
+    except Timeout:  # filelock's Timeout is an OSError too: it must be caught first
         holder = holder_path.read_text() if holder_path.exists() else "{}"
         log.warning("warehouse is busy (held by %s); waiting up to %.0f s", holder, wait)
         print(f"warehouse {settings.warehouse_path} is being written by another run {holder}; waiting ...", flush=True)
@@ -79,12 +80,38 @@ def writer(settings: Settings, *, wait: float | None = None, purpose: str = "wri
                 f"{settings.warehouse_path}: another run {holder} is still writing after {wait:.0f} s; "
                 "try again later (only one writer at a time)"
             ) from None
+    except OSError as exc:  # read-only or full data directory: say so, the warehouse is untouched
+        raise _write_error(settings, exc) from exc
     try:
-        holder_path.write_text(json.dumps({"pid": os.getpid(), "purpose": purpose, "since": time.time()}))
+        try:
+            holder_path.write_text(json.dumps({"pid": os.getpid(), "purpose": purpose, "since": time.time()}))
+        except OSError as exc:
+            raise _write_error(settings, exc) from exc
         yield
     finally:
-        holder_path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            holder_path.unlink(missing_ok=True)
         lock.release()
+
+
+#: errors that mean "this file system will not take the write", as opposed to a bug
+_STORAGE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EFBIG}
+
+
+def _write_error(settings: Settings, exc: BaseException) -> WarehouseWriteError:
+    reason = getattr(exc, "strerror", None) or str(exc).splitlines()[0][:200]
+    return WarehouseWriteError(
+        f"{settings.warehouse_path}: cannot write the warehouse ({reason}); the last good warehouse is unchanged"
+    )
+
+
+def _is_storage_error(exc: BaseException) -> bool:
+    if isinstance(exc, OSError):
+        return exc.errno in _STORAGE_ERRNOS
+    if isinstance(exc, duckdb.IOException):  # DuckDB writing its file: "No space left on device", read-only, ...
+        text = str(exc).lower()
+        return any(k in text for k in ("no space left", "read-only", "permission denied", "disk quota"))
+    return False
 
 
 META_COLUMNS = {
@@ -132,13 +159,17 @@ def connect_writer(path: os.PathLike[str] | str) -> duckdb.DuckDBPyConnection:
 def work_copy(settings: Settings, *, wait: float | None = None, purpose: str = "write") -> Iterator[str]:
     """Hold the writer lock, yield the path of a private copy of the warehouse, publish it atomically on success."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _write_error(settings, exc) from exc
     with writer(settings, wait=wait, purpose=purpose):
         work = settings.state_dir / "warehouse.next.duckdb"
-        for stale in (work, work.with_name(work.name + ".wal")):
-            stale.unlink(missing_ok=True)
-        if settings.warehouse_path.exists():
-            shutil.copyfile(settings.warehouse_path, work)
         try:
+            for stale in (work, work.with_name(work.name + ".wal")):
+                stale.unlink(missing_ok=True)
+            if settings.warehouse_path.exists():
+                shutil.copyfile(settings.warehouse_path, work)  # a partial copy (disk full) is removed below
             yield str(work)
             con = duckdb.connect(str(work))
             con.execute("checkpoint")  # fold the WAL into the file before it goes live
@@ -146,9 +177,14 @@ def work_copy(settings: Settings, *, wait: float | None = None, purpose: str = "
             with open(work, "rb") as fh:
                 os.fsync(fh.fileno())
             os.replace(work, settings.warehouse_path)
+        except (OSError, duckdb.IOException) as exc:
+            if _is_storage_error(exc):
+                raise _write_error(settings, exc) from exc
+            raise
         finally:
             for leftover in (work, work.with_name(work.name + ".wal")):
-                leftover.unlink(missing_ok=True)
+                with contextlib.suppress(OSError):
+                    leftover.unlink(missing_ok=True)
 
 
 def connect_reader(settings: Settings) -> duckdb.DuckDBPyConnection:

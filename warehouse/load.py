@@ -10,6 +10,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pyarrow.parquet as pq
@@ -31,6 +32,9 @@ class LoadSummary:
     quarantined: list[str] = field(default_factory=list)
     unvalidated: list[str] = field(default_factory=list)
     rows: int = 0
+    # raw table -> {load_ids, sources, rows} for batches whose content differs from what was live before
+    # (a forced refetch of identical data is loaded but is not a change; orchestrators announce only changes)
+    changed: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def line(self) -> str:
         return (
@@ -126,8 +130,8 @@ def _record_quarantined(con: duckdb.DuckDBPyConnection, settings: Settings, summ
         summary.quarantined.append(m.load_id)
 
 
-def _live_state(settings: Settings) -> tuple[dict[str, str], set[str]]:
-    """From the live warehouse (read-only): current load id per source, and quarantines already recorded."""
+def _live_state(settings: Settings) -> tuple[dict[str, tuple[str, str]], set[str]]:
+    """From the live warehouse (read-only): (load id, content hash) per source, and quarantines recorded."""
     if not settings.warehouse_path.exists():
         return {}, set()
     con = connect_reader(settings)
@@ -136,12 +140,13 @@ def _live_state(settings: Settings) -> tuple[dict[str, str], set[str]]:
             "select count(*) from information_schema.tables where table_schema = 'ops' and table_name = 'loads'"
         ).fetchone()[0]:
             return {}, set()
-        current = dict(
-            con.execute(
-                "select source_name, load_id from ops.loads where status = 'loaded' "
+        current = {
+            name: (load_id, sha)
+            for name, load_id, sha in con.execute(
+                "select source_name, load_id, content_sha256 from ops.loads where status = 'loaded' "
                 "qualify row_number() over (partition by source_name order by loaded_at desc, load_id desc) = 1"
             ).fetchall()
-        )
+        }
         quarantined = {
             r[0] for r in con.execute("select load_id from ops.loads where status = 'quarantined'").fetchall()
         }
@@ -164,8 +169,9 @@ def load_validated(*, settings: Settings, wait: float | None = None) -> LoadSumm
         elif verdict:
             newest[m.source_name] = m  # manifests() is oldest first
     current, recorded = _live_state(settings)
-    todo = [m for m in newest.values() if current.get(m.source_name) != m.load_id]
-    summary.unchanged = [m.load_id for m in newest.values() if current.get(m.source_name) == m.load_id]
+    live_id = {name: load_id for name, (load_id, _) in current.items()}
+    todo = [m for m in newest.values() if live_id.get(m.source_name) != m.load_id]
+    summary.unchanged = [m.load_id for m in newest.values() if live_id.get(m.source_name) == m.load_id]
     new_quarantine = any(m.load_id not in recorded for m in manifests(settings.quarantine_dir))
     if not todo and not new_quarantine and settings.warehouse_path.exists():
         return summary
@@ -177,6 +183,11 @@ def load_validated(*, settings: Settings, wait: float | None = None) -> LoadSumm
                 _load_batch(con, m)
                 summary.loaded.append(m.load_id)
                 summary.rows += m.rows
+                if current.get(m.source_name, (None, None))[1] != m.content_sha256:
+                    change = summary.changed.setdefault(m.raw_table, {"load_ids": [], "sources": [], "rows": 0})
+                    change["load_ids"].append(m.load_id)
+                    change["sources"].append(m.source_name)
+                    change["rows"] += m.rows
                 log.info("loaded %s rows of %s into raw.%s (load %s)", m.rows, m.source_name, m.raw_table, m.load_id)
         finally:
             con.close()
