@@ -15,6 +15,7 @@ import tempfile
 import time
 import uuid
 import warnings as _warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -403,14 +404,20 @@ def _finish(
     return outcome
 
 
-def validate_pending(settings: Any, *, build_docs: bool = True) -> list[ValidationOutcome]:
-    """Validate every landing batch that has no ``.validation.parquet`` yet, oldest first."""
+def validate_pending(
+    settings: Any, *, build_docs: bool = True, sources: Sequence[str] | None = None
+) -> list[ValidationOutcome]:
+    """Validate every landing batch that has no ``.validation.parquet`` yet, oldest first.
+
+    ``sources`` limits it to those catalogue sources (folder names under ``landing/<raw_table>/``).
+    """
     landing = Path(settings.landing_dir)
     pending = (
         [
             m
             for m in landing.glob(f"*/*/*{MANIFEST_SUFFIX}")
             if not m.with_name(_load_id_of(m) + VALIDATION_SUFFIX).exists()
+            and (not sources or m.parent.name in sources)
         ]
         if landing.exists()
         else []

@@ -87,7 +87,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from expectations.validate import validate_pending
 
     settings = _settings(args)
-    outcomes = validate_pending(settings)
+    sources = None
+    if args.table:
+        from extract.catalogue import load_catalogue
+
+        sources = [load_catalogue().source(t).name for t in args.table]
+    outcomes = validate_pending(settings, sources=sources)
     _print_validation(outcomes)
     console.print(f"data docs: {settings.docs_dir / 'gx' / 'index.html'}")
     return 1 if any(not o.success for o in outcomes) and args.strict else 0
@@ -322,6 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--table", action="append", help="catalogue source name or SCB table id (repeatable)")
     p.add_argument("--force", action="store_true", help="fetch even if upstream 'updated' is unchanged")
     p = add("validate", cmd_validate, "validate every landed, not yet validated batch; quarantine failures")
+    p.add_argument("--table", action="append", help="only this catalogue source or SCB table id (repeatable)")
     p.add_argument("--strict", action="store_true", help="exit 1 if any batch was quarantined")
     add("load", cmd_load, "load validated batches into raw.* in DuckDB (one transaction per batch)")
     p = add("build", cmd_build, "run dbt build (seeds, models, tests) on the warehouse")
