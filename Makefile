@@ -42,6 +42,9 @@ lint: install  ## ruff + sqlfluff (dbt templater)
 bench: install  ## benchmarks against peers; results in bench/results/*.json
 	$(BIN)/python -m bench.run
 
+drills: install  ## long fault drills: kill -9 during extract/load/dbt, two runs at once, changed upstream
+	$(BIN)/pytest -q -m drill tests/drills/
+
 airflow: install  ## airflow standalone on 127.0.0.1:8080 with the project's DAGs
 	$(BIN)/python -m regionstat_cli.airflow_local standalone
 

@@ -558,8 +558,16 @@ class Warehouse:
                     return t
         return None
 
-    def read(self, table: str) -> pd.DataFrame:
-        return self.con.execute(f'select * from {MART_SCHEMA}."{table}" order by all').df()
+    def read(self, table: str, *, latest_year: bool = False) -> pd.DataFrame:
+        """A whole mart as a DataFrame; ``latest_year`` keeps only the rows of its latest ``year`` (filtered in
+        DuckDB: the all-Sweden OD fact has 1.26 M rows, which as pandas objects cost ~0.5 GB of RSS)."""
+        rel = f'{MART_SCHEMA}."{table}"'
+        where = ""
+        if latest_year:
+            cols = [d[0] for d in self.con.execute(f"select * from {rel} limit 0").description]
+            if "year" in cols:
+                where = f" where year = (select max(year) from {rel})"
+        return self.con.execute(f"select * from {rel}{where} order by all").df()
 
     def missing_reason(self, names: Sequence[str]) -> str:
         if self.error:
@@ -1319,7 +1327,7 @@ def block_top_flows(wh: Warehouse) -> Block:
     table = wh.find(FLOW_NAMES, (r"commuting_flows",))
     if table is None:
         return _unavailable(title, wh.missing_reason(FLOW_NAMES))
-    df = wh.read(table)
+    df = wh.read(table, latest_year=True)  # only the latest year is shown
     df, notes = _narrow_dimensions(df)
     cols = df.columns
     res = pick(

@@ -1,0 +1,212 @@
+"""Benchmark contestants, each run in its own process (``python -m bench.workers KIND ...``) so that peak memory
+and imports of one do not leak into another. Every worker prints one JSON line with its measurements.
+
+    decode NAME PAYLOAD REPEATS [--tracemalloc]   NAME in orjson | ours | pyjstat | pxwebpy
+    dbt COMMAND DATA_DIR                          COMMAND in build | parse
+    dagbag DAGS_DIR
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import math
+import os
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+BOM = b"\xef\xbb\xbf"
+
+
+def _maxrss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _status_kb(field: str) -> float | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return float(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def _reset_peak_rss() -> bool:
+    """Reset the kernel's RSS high-water mark (VmHWM) of this process (Linux >= 4.0: clear_refs 5)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+# ------------------------------------------------------------------------------------------------ decode
+def _contestant(name: str):
+    """A function payload bytes -> (table-like, rows, value sum) for one contestant, imports done up front."""
+    if name == "orjson":
+        import orjson
+
+        def run(payload: bytes):
+            doc = orjson.loads(payload[3:] if payload[:3] == BOM else payload)
+            return doc, len(doc["value"]), None
+
+        return run
+    if name == "ours":
+        import pyarrow.compute as pc
+
+        from extract.jsonstat import decode_jsonstat2
+
+        def run(payload: bytes):
+            table = decode_jsonstat2(payload)
+            return table, table.num_rows, pc.sum(table.column("value")).as_py()
+
+        return run
+    if name == "pyjstat":
+        from pyjstat import pyjstat
+
+        def run(payload: bytes):
+            # pyjstat takes text; the BOM must go first (json.loads rejects it), as with SCB's responses
+            df = pyjstat.Dataset.read(payload.decode("utf-8-sig")).write("dataframe", naming="id")
+            return df, len(df), float(df["value"].sum())
+
+        return run
+    if name == "pxwebpy":
+        import pandas as pd
+        from pxweb._internal.functions import unpack_table_data
+
+        def run(payload: bytes):
+            # what PxApi.get_table_data does with a response: requests' .json() (stdlib json), then
+            # unpack_table_data (a list of dicts, one per cell) -> a DataFrame as its docs suggest
+            doc = json.loads(payload.decode("utf-8-sig"))
+            rows = unpack_table_data(doc, show="code")
+            df = pd.DataFrame(rows)
+            return df, len(df), float(pd.to_numeric(df["value"]).sum())
+
+        return run
+    raise SystemExit(f"unknown contestant {name}")
+
+
+def decode(name: str, payload_path: str, repeats: int, use_tracemalloc: bool) -> dict[str, Any]:
+    payload = Path(payload_path).read_bytes()
+    run = _contestant(name)
+    gc.collect()
+    out: dict[str, Any] = {"contestant": name, "payload_bytes": len(payload)}
+    if use_tracemalloc:
+        import tracemalloc
+
+        tracemalloc.start()
+        result = run(payload)
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        out["tracemalloc_peak_mb"] = round(peak / 2**20, 1)
+        del result
+        return out
+    result = run(payload)  # warm-up (lazy imports, first-call kernel setup), not timed
+    del result
+    gc.collect()
+    exact = _reset_peak_rss()
+    base_kb = _status_kb("VmRSS") if exact else _maxrss_mb() * 1024
+    times = []
+    rows = value_sum = None
+    for i in range(repeats):
+        gc.collect()
+        t0 = time.perf_counter()
+        result, rows, value_sum = run(payload)
+        times.append(time.perf_counter() - t0)
+        if i == 0:
+            peak_kb = _status_kb("VmHWM") if exact else _maxrss_mb() * 1024
+            out["peak_rss_delta_mb"] = round(((peak_kb or 0) - (base_kb or 0)) / 1024, 1)
+            out["peak_rss_method"] = "VmHWM after clear_refs" if exact else "ru_maxrss (approximate)"
+        del result
+    out.update(
+        {
+            "times_s": [round(t, 4) for t in times],
+            "min_s": round(min(times), 4),
+            "median_s": round(statistics.median(times), 4),
+            "rows": rows,
+            "value_sum": value_sum if value_sum is None or math.isfinite(value_sum) else None,
+            "baseline_rss_mb": round((base_kb or 0) / 1024, 1),
+        }
+    )
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ dbt
+def dbt(command: str, data_dir: str) -> dict[str, Any]:
+    from extract.settings import Settings
+    from warehouse.build import invoke_dbt, run_dbt
+
+    settings = Settings.from_env(data_dir=data_dir)
+    t0 = time.perf_counter()
+    res = run_dbt(settings=settings) if command == "build" else invoke_dbt(command, settings)
+    elapsed = time.perf_counter() - t0
+    return {
+        "command": command,
+        "elapsed_s": round(elapsed, 3),
+        "success": res.success,
+        "passed": res.passed,
+        "failed": res.failed,
+        "skipped": res.skipped,
+    }
+
+
+# ------------------------------------------------------------------------------------------------ DagBag
+def dagbag(dags_dir: str) -> dict[str, Any]:
+    dags = Path(dags_dir).resolve()
+    if str(dags) not in sys.path:
+        sys.path.append(str(dags))
+    os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(dags))
+    t0 = time.perf_counter()
+    import airflow  # noqa: F401
+
+    import_s = time.perf_counter() - t0
+    from airflow.dag_processing.dagbag import BundleDagBag
+
+    parses = []
+    bag = None
+    for _ in range(2):  # cold (first import of the DAG files' dependencies), then warm
+        t0 = time.perf_counter()
+        bag = BundleDagBag(dag_folder=str(dags), bundle_path=dags, bundle_name="dags-folder")
+        parses.append(time.perf_counter() - t0)
+    assert bag is not None
+    stats = [
+        {"file": Path(str(s.file)).name, "duration_s": round(_seconds(s.duration), 4), "dags": s.dag_num}
+        for s in getattr(bag, "dagbag_stats", []) or []
+    ]
+    return {
+        "import_airflow_s": round(import_s, 3),
+        "parse_cold_s": round(parses[0], 3),
+        "parse_warm_s": round(parses[1], 3),
+        "dags": sorted(bag.dag_ids),
+        "tasks": sum(len(d.tasks) for d in bag.dags.values()),
+        "import_errors": {str(k): str(v)[:300] for k, v in bag.import_errors.items()},
+        "files": stats,
+    }
+
+
+def _seconds(d: Any) -> float:
+    return d.total_seconds() if hasattr(d, "total_seconds") else float(d)
+
+
+def main(argv: list[str]) -> int:
+    kind = argv[0]
+    if kind == "decode":
+        res = decode(argv[1], argv[2], int(argv[3]), "--tracemalloc" in argv)
+    elif kind == "dbt":
+        res = dbt(argv[1], argv[2])
+    elif kind == "dagbag":
+        res = dagbag(argv[1])
+    else:
+        raise SystemExit(f"unknown worker {kind}")
+    res["process_peak_rss_mb"] = round(_maxrss_mb(), 1)
+    print(json.dumps(res, default=str), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
