@@ -132,6 +132,24 @@ def _status_line(path: Path, what: str = "") -> str:
     return f"{path}{' ' + what if what else ''}" if path.exists() else f"{path} (not written)"
 
 
+def _validation_summary(data_dir: Path) -> str:
+    """One line from the ledger: how many sources are live, passed validation, were quarantined, warned."""
+    from extract.settings import Settings
+    from warehouse.status import status_rows
+
+    try:
+        rows = status_rows(Settings(data_dir=data_dir))
+    except Exception as exc:  # the summary must not hide the run's own outcome
+        return f"ledger not readable ({exc})"
+    loaded = [r for r in rows if r["status"] == "loaded"]
+    passed = [r for r in loaded if str(r["validation"]).startswith("passed")]
+    warned = sum(1 for r in loaded if "warning" in str(r["validation"]))
+    quarantined = [r["source_name"] for r in rows if r["status"] == "quarantined"]
+    line = f"{len(loaded)} loaded, {len(passed)} passed validation, {warned} with warnings"
+    line += f", {len(quarantined)} quarantined" + (f" ({', '.join(quarantined)})" if quarantined else "")
+    return line + "  [details: regionstat status, regionstat quarantine list]"
+
+
 def summary(env: dict[str, str], runs: list[DagRunSummary]) -> None:
     data_dir = Path(env["REGIONSTAT_DATA_DIR"])
     marts_dir = data_dir / "marts"
@@ -146,6 +164,7 @@ def summary(env: dict[str, str], runs: list[DagRunSummary]) -> None:
     print("DAG runs:")
     for r in runs:
         print(f"  {'ok    ' if r.ok else 'FAILED'} {r.line()}")
+    print(f"\nSources (validated by Great Expectations before loading): {_validation_summary(data_dir)}")
     print("\nWhere things are:")
     print(f"  DuckDB warehouse   {_status_line(data_dir / 'warehouse.duckdb', '(raw.*, staging, marts.*, ops.*)')}")
     print(f"  Parquet marts      {marts_dir}/ ({len(marts)} files, checksums in _index.json)")

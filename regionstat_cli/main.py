@@ -25,6 +25,8 @@ from extract.errors import RegionstatError
 from extract.settings import Settings
 
 console = Console(stderr=False, highlight=False, soft_wrap=True)
+if not console.is_terminal and "COLUMNS" not in os.environ:
+    console.width = 160  # piped or captured output: wide tables instead of 80-column wrapping
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 EPILOG = """\
@@ -207,7 +209,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             r["raw_table"],
             r["status"],
             f"{r['rows'] or 0:,}",
-            str(r["loaded_at"] or ""),
+            f"{r['loaded_at']:%Y-%m-%d %H:%M}" if r["loaded_at"] else "",
             r["validation"],
             "" if r["age_days"] is None else f"{r['age_days']:.1f}",
             r["freshness"],
