@@ -15,12 +15,7 @@ renamed as (
         period,
         try_cast(left(period, 4) as integer) as year,
         cast(value as double) as persons,
-        status,
-        _source_name as source_name,
-        _source_table as source_table,
-        _load_id as load_id,
-        _synthetic as is_synthetic,
-        _loaded_at as loaded_at
+        {{ raw_lineage_columns() }}
     from source
 
 )

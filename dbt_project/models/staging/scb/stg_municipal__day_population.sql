@@ -15,12 +15,7 @@ renamed as (
         sex as sex_label,
         sni_group as sni_group_label,
         cast(value as double) as employed,
-        status,
-        _source_name as source_name,
-        _source_table as source_table,
-        _load_id as load_id,
-        _synthetic as is_synthetic,
-        _loaded_at as loaded_at
+        {{ raw_lineage_columns() }}
     from source
 
 )

@@ -28,26 +28,14 @@ renamed as (
         cast(tid as integer) as year,
         make_date(cast(tid as integer), 1, 1) as period_start,
         cast(value as double) as persons,
-        status,
-        _source_name as source_name,
-        _source_table as source_table,
-        _load_id as load_id,
-        _synthetic as is_synthetic,
-        _loaded_at as loaded_at
+        {{ raw_lineage_columns() }}
     from source
 
 ),
 
 final as (
 
-    select
-        renamed.*,
-        series_breaks.source_series
-    from renamed
-    left join series_breaks
-        on
-            renamed.source_table = series_breaks.source_table
-            and renamed.year between series_breaks.year_from and coalesce(series_breaks.year_to, 9999)
+    {{ select_with_source_series('renamed') }}
 
 )
 

@@ -22,13 +22,8 @@ renamed as (
         make_date(cast(tid as integer), 1, 1) as period_start,
         make_date(cast(tid as integer), 12, 31) as reference_date,
         cast(value as double) as value,
-        status,
         'tatort_delineation_' || tid as source_series,
-        _source_name as source_name,
-        _source_table as source_table,
-        _load_id as load_id,
-        _synthetic as is_synthetic,
-        _loaded_at as loaded_at
+        {{ raw_lineage_columns() }}
     from source
 
 )
