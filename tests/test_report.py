@@ -8,8 +8,9 @@ from pathlib import Path
 
 import duckdb
 import pytest
+import yaml
 
-from extract.settings import Settings
+from extract.settings import PROJECT_ROOT, Settings
 from warehouse.report import render_html, write_report
 
 MUNIS = {"0580": "Linköping", "0581": "Norrköping", "0583": "Motala", "0512": "Ydre"}
@@ -81,6 +82,12 @@ def _build_marts(settings: Settings) -> None:
                 "insert into marts.fct_population values (?, 'municipality', ?, '05', ?, ?, 'rtb_1968_2024', false)",
                 [code, name, year, 10000.0 * (i + 1) + 50 * (year - 2014)],
             )
+            if i == 0:  # the county itself: not a panel of the trend chart
+                con.execute(
+                    "insert into marts.fct_population values ('05', 'county', 'Östergötlands län', '05', ?, "
+                    "500000, 'rtb_1968_2024', false)",
+                    [year],
+                )
         con.execute(
             "insert into marts.mart_population_growth_by_category values ('05', 'municipality', ?, "
             "'2014-2024', 10, 2014, 2024, 1, 100, 105, 5.0, 5.0, ?, 'commuting_proxy')",
@@ -92,11 +99,11 @@ def _build_marts(settings: Settings) -> None:
                 "?, 2019, ?, true)",
                 [code, rank, sni, f"sv {sni}", f"Sector {sni}", 1000.0 / rank, 0.2 / rank, 1 - rank],
             )
-            for basis in ("day", "night"):
+            for basis, lq in (("day", 0.5 + 0.3 * rank), ("night", 3.9)):
                 con.execute(
                     "insert into marts.mart_sector_location_quotients values (?, 'municipality', '05', "
                     "2024, ?, ?, 100, 1.0, ?, true)",
-                    [code, basis, sni, 0.5 + 0.3 * rank],
+                    [code, basis, sni, lq],
                 )
         for other in sorted(MUNIS):
             for sex in ("1", "2", "total"):
@@ -142,6 +149,32 @@ def _section(text: str, section_id: str) -> str:
     return m.group(1)
 
 
+def _block(text: str, block_id: str) -> str:
+    m = re.search(rf'<div class="block" id="{block_id}">(.*?)(?=<div class="block"|</section>)', text, re.S)
+    assert m, f"block {block_id} missing"
+    return m.group(1)
+
+
+def _contract() -> dict[str, set[str]]:
+    """mart -> its columns, from the dbt models' YAML."""
+    out: dict[str, set[str]] = {}
+    for path in sorted((PROJECT_ROOT / "dbt_project" / "models" / "marts").glob("**/_*__models.yml")):
+        for model in yaml.safe_load(path.read_text(encoding="utf-8")).get("models", []):
+            out[model["name"]] = {c["name"] for c in model.get("columns", [])}
+    return out
+
+
+def test_fixture_marts_follow_the_dbt_contract(settings: Settings) -> None:
+    _build_marts(settings)
+    contract = _contract()
+    con = duckdb.connect(str(settings.warehouse_path), read_only=True)
+    rows = con.execute("select table_name, column_name from information_schema.columns where table_schema = 'marts'")
+    for table, column in rows.fetchall():
+        assert table in contract, f"marts.{table} is not a dbt mart"
+        assert column in contract[table], f"marts.{table}.{column} is not in the dbt contract"
+    con.close()
+
+
 def test_report_is_self_contained_and_complete(settings: Settings) -> None:
     _build_marts(settings)
     path = write_report(settings=settings)
@@ -155,7 +188,7 @@ def test_report_is_self_contained_and_complete(settings: Settings) -> None:
     assert not re.search(r"@import|url\(\s*[\"']?https?:", text, re.I)
     assert not re.search(r"<img[^>]*src\s*=\s*[\"']?https?:", text, re.I)
     assert "<script" not in text.lower()
-    assert text.count("<svg") >= 4  # category growth, population trend, LQ heatmap, net commuting, series
+    assert text.count("<svg") == 5  # category growth, population trend, LQ heatmap, net commuting, series
     for name in MUNIS.values():
         assert name in text
     # the sector section carries the SYNTHETIC badge; population does not
@@ -165,8 +198,13 @@ def test_report_is_self_contained_and_complete(settings: Settings) -> None:
     population = _section(text, "population")
     assert "SYNTHETIC" not in population
     assert "K1" in population and "commuting proxy" in population
+    assert "4 municipalities, 2014–2024" in population  # the county row is not a municipality
+    assert ">3.9<" not in _section(text, "lq")  # day basis only
     commuting = _section(text, "commuting")
     assert "SYNTHETIC" in commuting and "Out-commuting since 1993" in commuting
+    flows = _block(text, "commuting-2")
+    assert flows.count("<tr>") == 1 + 12  # header + the 12 pairs of different municipalities, both sexes only
+    assert "4 localities in the county; 2 in the study area" in _section(text, "localities")
     assert "note na" not in text  # no section fell back to a "not available" note
     # header and footer
     assert "Östergötland" in text and "CC0" in text
