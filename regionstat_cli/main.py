@@ -357,6 +357,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:2] == ["snapshot", "serve"]:  # the server has its own parser (and --help); pass everything through
+        from extract.snapshot.server import main as serve_main
+
+        return int(serve_main(argv[2:]) or 0)
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
