@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shlex
 import signal
 import socket
@@ -177,8 +178,11 @@ def _db_path(env: Mapping[str, str]) -> Path | None:
 
 
 def metadata_query(env: Mapping[str, str], sql: str, params: tuple = ()) -> list[tuple]:
+    """Rows of a read-only query (``?`` placeholders) on the metadata DB; [] if it is missing or the query fails."""
     path = _db_path(env)
-    if path is None or not path.exists():
+    if path is None:
+        return _sqlalchemy_query(env.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", ""), sql, params)
+    if not path.exists():
         return []
     con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
@@ -189,8 +193,29 @@ def metadata_query(env: Mapping[str, str], sql: str, params: tuple = ()) -> list
         con.close()
 
 
+def _sqlalchemy_query(url: str, sql: str, params: tuple) -> list[tuple]:
+    """The same on another metadata DB (PostgreSQL, as in docker-compose.yml), through SQLAlchemy."""
+    if not url:
+        return []
+    import sqlalchemy as sa
+
+    names = iter(range(len(params)))
+    stmt = sa.text(re.sub(r"\?", lambda _: f":p{next(names)}", sql))
+    try:
+        engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    except (sa.exc.SQLAlchemyError, ImportError):
+        return []
+    try:
+        with engine.connect() as con:
+            return [tuple(row) for row in con.execute(stmt, {f"p{i}": v for i, v in enumerate(params)})]
+    except sa.exc.SQLAlchemyError:
+        return []
+    finally:
+        engine.dispose()
+
+
 def import_errors(env: Mapping[str, str]) -> dict[str, str]:
-    """DAG import errors recorded by the last parse (SQLite metadata DB only)."""
+    """DAG import errors recorded by the last parse."""
     return {str(f): str(e) for f, e in metadata_query(env, "select filename, stacktrace from import_error")}
 
 
