@@ -444,6 +444,36 @@ def build_tab3267(tab638: dict) -> dict:
     return write_table("TAB3267", meta, f.cols, prov)
 
 
+def contents_dimension(units: dict[str, tuple[str, str]]) -> dict:
+    """A ContentsCode dimension as SCB's metadata shapes it; ``units`` maps code -> (unit base, reference period)."""
+    return {
+        "label": "tabellinnehåll",
+        "category": {
+            "index": {},
+            "label": {},
+            "unit": {code: {"base": base, "decimals": 0} for code, (base, _) in units.items()},
+        },
+        "extension": {
+            "elimination": False,
+            "refperiod": {code: period for code, (_, period) in units.items()},
+            "show": "value",
+            "codelists": [],
+            "measuringType": dict.fromkeys(units, "Stock"),
+            "priceType": dict.fromkeys(units, "NotApplicable"),
+            "adjustment": dict.fromkeys(units, "None"),
+        },
+    }
+
+
+def time_dimension() -> dict:
+    """The yearly Tid dimension (never eliminable)."""
+    return {
+        "label": "år",
+        "category": {"index": {}, "label": {}},
+        "extension": {"elimination": False, "show": "code", "codelists": []},
+    }
+
+
 def build_localities() -> dict:
     rows = read_csv(REF / "tatorter_2023_scb_subset.csv")
     rows.sort(key=lambda r: r["tatort_code"])
@@ -470,31 +500,10 @@ def build_localities() -> dict:
                 "category": {"index": {}, "label": {}},
                 "extension": {"elimination": False, "show": "code_value", "codelists": []},
             },
-            "ContentsCode": {
-                "label": "tabellinnehåll",
-                "category": {
-                    "index": {},
-                    "label": {},
-                    "unit": {
-                        "000003F7": {"base": "antal", "decimals": 0},
-                        "000003F9": {"base": "hektar", "decimals": 0},
-                    },
-                },
-                "extension": {
-                    "elimination": False,
-                    "refperiod": {"000003F7": "31 december", "000003F9": "31 december"},
-                    "show": "value",
-                    "codelists": [],
-                    "measuringType": {"000003F7": "Stock", "000003F9": "Stock"},
-                    "priceType": {"000003F7": "NotApplicable", "000003F9": "NotApplicable"},
-                    "adjustment": {"000003F7": "None", "000003F9": "None"},
-                },
-            },
-            "Tid": {
-                "label": "år",
-                "category": {"index": {}, "label": {}},
-                "extension": {"elimination": False, "show": "code", "codelists": []},
-            },
+            "ContentsCode": contents_dimension(
+                {"000003F7": ("antal", "31 december"), "000003F9": ("hektar", "31 december")}
+            ),
+            "Tid": time_dimension(),
         },
         "extension": {
             "px": {
@@ -905,31 +914,8 @@ def build_tab3204(tab638: dict, pop, ksi, tab5839) -> tuple[dict, dict[str, dict
                 "category": {"index": {}, "label": {}},
                 "extension": {"elimination": True, "eliminationValueCode": "1+2", "show": "value", "codelists": []},
             },
-            "ContentsCode": {
-                "label": "tabellinnehåll",
-                "category": {
-                    "index": {},
-                    "label": {},
-                    "unit": {
-                        "000002XH": {"base": "antal", "decimals": 0},
-                        "000002XI": {"base": "antal", "decimals": 0},
-                    },
-                },
-                "extension": {
-                    "elimination": False,
-                    "refperiod": {"000002XH": "november", "000002XI": "november"},
-                    "show": "value",
-                    "codelists": [],
-                    "measuringType": {"000002XH": "Stock", "000002XI": "Stock"},
-                    "priceType": {"000002XH": "NotApplicable", "000002XI": "NotApplicable"},
-                    "adjustment": {"000002XH": "None", "000002XI": "None"},
-                },
-            },
-            "Tid": {
-                "label": "år",
-                "category": {"index": {}, "label": {}},
-                "extension": {"elimination": False, "show": "code", "codelists": []},
-            },
+            "ContentsCode": contents_dimension({"000002XH": ("antal", "november"), "000002XI": ("antal", "november")}),
+            "Tid": time_dimension(),
         },
         "extension": {
             "px": {
@@ -1085,24 +1071,8 @@ def build_tab1830(tab638: dict, pop, tab5839, popm: dict[str, float], night_men:
                 "category": {"index": {}, "label": {}},
                 "extension": {"elimination": True, "show": "value", "codelists": []},
             },
-            "ContentsCode": {
-                "label": "tabellinnehåll",
-                "category": {"index": {}, "label": {}, "unit": {"000001RX": {"base": "antal", "decimals": 0}}},
-                "extension": {
-                    "elimination": False,
-                    "refperiod": {"000001RX": "november"},
-                    "show": "value",
-                    "codelists": [],
-                    "measuringType": {"000001RX": "Stock"},
-                    "priceType": {"000001RX": "NotApplicable"},
-                    "adjustment": {"000001RX": "None"},
-                },
-            },
-            "Tid": {
-                "label": "år",
-                "category": {"index": {}, "label": {}},
-                "extension": {"elimination": False, "show": "code", "codelists": []},
-            },
+            "ContentsCode": contents_dimension({"000001RX": ("antal", "november")}),
+            "Tid": time_dimension(),
         },
         "extension": {
             "px": {
