@@ -158,7 +158,6 @@ def connect_writer(path: os.PathLike[str] | str) -> duckdb.DuckDBPyConnection:
 @contextlib.contextmanager
 def work_copy(settings: Settings, *, wait: float | None = None, purpose: str = "write") -> Iterator[str]:
     """Hold the writer lock, yield the path of a private copy of the warehouse, publish it atomically on success."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
     try:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
