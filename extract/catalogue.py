@@ -66,6 +66,7 @@ class Source:
     series: str | None = None
     region_filter: dict[str, Any] | None = None
     verify_live: str | None = None
+    closed: str | None = None  # a series SCB no longer updates (why, or what continues it): no freshness alarm
 
     def resolved_selection(self, region_set: RegionSet) -> Selection:
         """The selection with region placeholders replaced by the region set's codes."""

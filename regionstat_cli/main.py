@@ -201,7 +201,18 @@ def cmd_status(args: argparse.Namespace) -> int:
         console.print_json(json.dumps(rows, default=str))
         return 0
     table = Table(title=f"regionstat status ({settings.data_dir})")
-    for col in ("source", "raw table", "status", "rows", "loaded at", "validation", "age (days)", "freshness"):
+    cols = (
+        "source",
+        "raw table",
+        "status",
+        "rows",
+        "loaded at",
+        "validation",
+        "upstream updated",
+        "age (days)",
+        "freshness",
+    )
+    for col in cols:
         table.add_column(col)
     for r in rows:
         table.add_row(
@@ -211,7 +222,8 @@ def cmd_status(args: argparse.Namespace) -> int:
             f"{r['rows'] or 0:,}",
             f"{r['loaded_at']:%Y-%m-%d %H:%M}" if r["loaded_at"] else "",
             r["validation"],
-            "" if r["age_days"] is None else f"{r['age_days']:.1f}",
+            f"{r['upstream_updated']:%Y-%m-%d}" if r["upstream_updated"] else "",
+            "" if r["age_days"] is None else f"{r['age_days']:.0f}",
             r["freshness"],
         )
     console.print(table)

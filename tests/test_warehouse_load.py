@@ -160,3 +160,17 @@ def test_an_analyst_session_does_not_block_loading(data_dir: Path) -> None:
         reader.join(20)
     assert _rows(settings, "select sum(value) from raw.population") == [(30.0,)]
     assert not list(settings.state_dir.glob("warehouse.next*"))
+
+
+def test_status_reports_ledger_validation_and_upstream_freshness(data_dir: Path) -> None:
+    from warehouse.status import status_rows
+
+    settings = Settings.from_env()
+    _land(settings, [1.0, 2.0])
+    load_validated(settings=settings)
+    rows = {r["source_name"]: r for r in status_rows(settings)}
+    pop = rows["population_tab638"]
+    assert (pop["status"], pop["rows"], pop["validation"]) == ("loaded", 2, "passed")
+    assert f"{pop['upstream_updated']:%Y-%m-%d}" == "2025-02-21"
+    assert pop["freshness"] == "closed series"  # TAB638 ends with 2024: no alarm for a series SCB closed
+    assert rows["population_tab5557"]["freshness"] == "never loaded"

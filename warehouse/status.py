@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from extract.catalogue import load_catalogue
 from extract.landing import manifests
 from extract.settings import Settings
 from warehouse.db import connect_reader
+
+
+def _parse_time(text: str) -> datetime | None:
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def status_rows(settings: Settings) -> list[dict[str, Any]]:
@@ -38,25 +46,31 @@ def status_rows(settings: Settings) -> list[dict[str, Any]]:
         finally:
             con.close()
     rows = []
-    entries = [(s.name, s.raw_table, s.freshness) for s in catalogue.sources]
-    entries += [(f.name, f.raw_table, {}) for f in catalogue.files]
-    now = datetime.now()
-    for name, raw_table, freshness in entries:
+    entries = [(s.name, s.raw_table, s.freshness, s.closed) for s in catalogue.sources]
+    entries += [(f.name, f.raw_table, {}, None) for f in catalogue.files]
+    now = datetime.now(UTC)
+    for name, raw_table, freshness, closed in entries:
         led = ledger.get(name, {})
         loaded_at = led.get("loaded_at")
-        age = (now - loaded_at).total_seconds() / 86400 if loaded_at else None
-        fresh = "n/a"
-        if age is not None and freshness:
-            fresh = (
-                "error"
-                if age > freshness.get("error_after_days", 1e9)
-                else "warn"
-                if age > freshness.get("warn_after_days", 1e9)
-                else "fresh"
-            )
-        elif age is None:
+        newest = landed.get(name)
+        updated = _parse_time(newest.updated) if newest and newest.updated else None
+        # freshness is the age of the data upstream (the table's `updated`), the thresholds in the catalogue;
+        # sources without an upstream date (files) fall back to the time they were loaded
+        since = updated or (loaded_at.replace(tzinfo=UTC) if loaded_at else None)
+        age = (now - since).total_seconds() / 86400 if since else None
+        if age is None:
             fresh = "never loaded"
-        pending = landed.get(name)
+        elif closed:
+            fresh = "closed series"
+        elif not freshness:
+            fresh = "n/a"
+        elif age > freshness.get("error_after_days", 1e9):
+            fresh = "error"
+        elif age > freshness.get("warn_after_days", 1e9):
+            fresh = "warn"
+        else:
+            fresh = "fresh"
+        pending = newest
         rows.append(
             {
                 "source_name": name,
@@ -65,6 +79,7 @@ def status_rows(settings: Settings) -> list[dict[str, Any]]:
                 "rows": led.get("rows"),
                 "loaded_at": loaded_at,
                 "validation": validation.get(name, "-"),
+                "upstream_updated": updated,
                 "age_days": age,
                 "freshness": fresh,
                 "reason": led.get("reason"),
