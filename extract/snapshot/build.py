@@ -474,6 +474,35 @@ def time_dimension() -> dict:
     }
 
 
+def px_extension(
+    *,
+    infofile: str,
+    tableid: str,
+    matrix: str,
+    official: bool,
+    contents: str,
+    stub: list[str],
+    subject: tuple[str, str],
+) -> dict:
+    """The ``extension.px`` block SCB's metadata carries, for metadata we reconstruct."""
+    return {
+        "infofile": infofile,
+        "tableid": tableid,
+        "decimals": 0,
+        "official-statistics": official,
+        "aggregallowed": False,
+        "copyright": False,
+        "language": "sv",
+        "contents": contents,
+        "descriptiondefault": False,
+        "heading": ["ContentsCode", "Tid"],
+        "stub": stub,
+        "matrix": matrix,
+        "subject-code": subject[0],
+        "subject-area": subject[1],
+    }
+
+
 def build_localities() -> dict:
     rows = read_csv(REF / "tatorter_2023_scb_subset.csv")
     rows.sort(key=lambda r: r["tatort_code"])
@@ -506,22 +535,15 @@ def build_localities() -> dict:
             "Tid": time_dimension(),
         },
         "extension": {
-            "px": {
-                "infofile": "MI0810",
-                "tableid": "LandarealTatortN",
-                "decimals": 0,
-                "official-statistics": True,
-                "aggregallowed": False,
-                "copyright": False,
-                "language": "sv",
-                "contents": "Tätorter",
-                "descriptiondefault": False,
-                "heading": ["ContentsCode", "Tid"],
-                "stub": ["Tatort"],
-                "matrix": "LandarealTatortN",
-                "subject-code": "MI",
-                "subject-area": "Miljö",
-            },
+            "px": px_extension(
+                infofile="MI0810",
+                tableid="LandarealTatortN",
+                matrix="LandarealTatortN",
+                official=True,
+                contents="Tätorter",
+                stub=["Tatort"],
+                subject=("MI", "Miljö"),
+            ),
             "regionstat": {
                 "synthetic": False,
                 "metadataReconstructed": True,
@@ -918,22 +940,15 @@ def build_tab3204(tab638: dict, pop, ksi, tab5839) -> tuple[dict, dict[str, dict
             "Tid": time_dimension(),
         },
         "extension": {
-            "px": {
-                "infofile": "AM0207",
-                "tableid": "TAB3204",
-                "decimals": 0,
-                "official-statistics": False,
-                "aggregallowed": False,
-                "copyright": False,
-                "language": "sv",
-                "contents": "Förvärvsarbetande",
-                "descriptiondefault": False,
-                "heading": ["ContentsCode", "Tid"],
-                "stub": ["Region", "SNI2007", "Kon"],
-                "matrix": "TAB3204",
-                "subject-code": "AM",
-                "subject-area": "Arbetsmarknad",
-            }
+            "px": px_extension(
+                infofile="AM0207",
+                tableid="TAB3204",
+                matrix="TAB3204",
+                official=False,
+                contents="Förvärvsarbetande",
+                stub=["Region", "SNI2007", "Kon"],
+                subject=("AM", "Arbetsmarknad"),
+            )
         },
         "value": [],
     }
@@ -1075,22 +1090,15 @@ def build_tab1830(tab638: dict, pop, tab5839, popm: dict[str, float], night_men:
             "Tid": time_dimension(),
         },
         "extension": {
-            "px": {
-                "infofile": "AM0210",
-                "tableid": "TAB1830",
-                "decimals": 0,
-                "official-statistics": False,
-                "aggregallowed": False,
-                "copyright": False,
-                "language": "sv",
-                "contents": "Förvärvsarbetande",
-                "descriptiondefault": False,
-                "heading": ["ContentsCode", "Tid"],
-                "stub": ["Bostadskommun", "Arbetsstallekommun", "Kon"],
-                "matrix": "ArRegPend2",
-                "subject-code": "AM",
-                "subject-area": "Arbetsmarknad",
-            }
+            "px": px_extension(
+                infofile="AM0210",
+                tableid="TAB1830",
+                matrix="ArRegPend2",
+                official=False,
+                contents="Förvärvsarbetande",
+                stub=["Bostadskommun", "Arbetsstallekommun", "Kon"],
+                subject=("AM", "Arbetsmarknad"),
+            )
         },
         "value": [],
     }
