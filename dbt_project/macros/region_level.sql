@@ -7,3 +7,11 @@
         else 'other'
     end
 {%- endmacro %}
+
+{#- County of an SCB region code: a municipality's first two digits, a county itself; null for Sweden. -#}
+{% macro county_code(code) -%}
+    case
+        when length({{ code }}) = 4 then left({{ code }}, 2)
+        when length({{ code }}) = 2 and {{ code }} != '00' then {{ code }}
+    end
+{%- endmacro %}

@@ -14,10 +14,7 @@ aggregated as (
     select
         region_code,
         region_level,
-        case
-            when region_level = 'municipality' then left(region_code, 2)
-            when region_level = 'county' then region_code
-        end as county_code,
+        {{ county_code('region_code') }} as county_code,
         year,
         basis,
         sni_group_code,

@@ -13,10 +13,7 @@ totals as (
     select
         region_code,
         region_level,
-        case
-            when region_level = 'municipality' then left(region_code, 2)
-            when region_level = 'county' then region_code
-        end as county_code,
+        {{ county_code('region_code') }} as county_code,
         year,
         period_start,
         reference_date,
