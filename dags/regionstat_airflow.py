@@ -375,12 +375,9 @@ def dbt_test_all() -> dict[str, Any]:
 
 
 def _read_index(path: Path) -> dict[str, str]:
-    import json
+    from warehouse.publish import read_index_checksums
 
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
+    return read_index_checksums(path)
 
 
 def publish(outlet_events: Any) -> dict[str, Any]:

@@ -1,4 +1,10 @@
-"""Publish every mart as Parquet, atomically, sorted, so that unchanged data gives byte-identical files."""
+"""Publish every mart as Parquet, atomically, sorted, so that unchanged data gives byte-identical files.
+
+Each file describes itself, so a BI tool shows more than bare names: every field carries its dbt ``description``
+and ``unit`` (Arrow field metadata), and the file carries the mart's description, source tables, their upstream
+``updated`` and its synthetic status (Parquet key-value metadata, ``regionstat.*``). ``_index.json`` lists per
+mart its checksum, row count and the same provenance.
+"""
 
 from __future__ import annotations
 
@@ -7,24 +13,109 @@ import json
 import logging
 import os
 from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from extract.settings import Settings
 from warehouse.db import connect_reader, writer
+from warehouse.provenance import (
+    ColumnDoc,
+    ModelDoc,
+    Provenance,
+    catalog_comments,
+    from_lineage,
+    mart_provenance,
+    read_model_docs,
+    source_vintages,
+)
 
 log = logging.getLogger(__name__)
 
 MART_SCHEMA = "marts"
+INDEX_NAME = "_index.json"
+ROW_GROUP_SIZE = 100_000
+#: Parquet key-value metadata keys written per file (docs/CONTRACTS.md, "Published marts").
+META_PREFIX = "regionstat."
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _replace_atomically(tmp: Path, final: Path) -> None:
+    """fsync the finished temp file, rename it over ``final``, fsync the directory: all or nothing on disk."""
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, final)
+    _fsync_dir(final.parent)
+
+
+def column_docs(model: ModelDoc | None, comments: dict[str, str], columns: list[str]) -> dict[str, ColumnDoc]:
+    """Per column its description (the DuckDB comment dbt persisted, else the manifest) and unit (manifest)."""
+    docs = model.columns if model else {}
+    out = {}
+    for name in columns:
+        doc = docs.get(name, ColumnDoc())
+        out[name] = ColumnDoc(description=comments.get(name) or doc.description, unit=doc.unit)
+    return out
+
+
+def file_metadata(name: str, description: str, provenance: Provenance, columns: dict[str, ColumnDoc]) -> dict[str, str]:
+    """The ``regionstat.*`` key-value metadata of a mart's Parquet file (values are text)."""
+    return {
+        f"{META_PREFIX}model": name,
+        f"{META_PREFIX}description": description,
+        f"{META_PREFIX}source_tables": provenance.source_tables_text,
+        f"{META_PREFIX}source_updated": provenance.source_updated_text,
+        f"{META_PREFIX}synthetic": provenance.synthetic,
+        f"{META_PREFIX}synthetic_inputs": provenance.synthetic_inputs_text,
+        f"{META_PREFIX}provenance_basis": provenance.basis,
+        # the field metadata again, as one JSON object: DuckDB's parquet_kv_metadata() shows file-level keys only
+        f"{META_PREFIX}columns": json.dumps(
+            {c: {k: v for k, v in (("description", d.description), ("unit", d.unit)) if v} for c, d in columns.items()},
+            ensure_ascii=False,
+            sort_keys=True,
+        ),
+    }
+
+
+def describe_table(table: pa.Table, columns: dict[str, ColumnDoc], metadata: dict[str, str]) -> pa.Table:
+    """``table`` with field metadata (``description``, ``unit``) and file metadata added, existing keys kept.
+
+    A field is declared not-null when it holds no null, as DuckDB's own COPY does, so the schema a reader sees
+    is the one it saw before the metadata was added."""
+    fields = []
+    for f, column in zip(table.schema, table.columns, strict=True):
+        doc = columns.get(f.name, ColumnDoc())
+        extra = {k: v for k, v in (("description", doc.description), ("unit", doc.unit)) if v}
+        fields.append(
+            f.with_metadata({**(f.metadata or {}), **{k.encode(): v.encode() for k, v in extra.items()}}).with_nullable(
+                column.null_count > 0
+            )
+        )
+    existing = table.schema.metadata or {}
+    schema = pa.schema(fields, metadata={**existing, **{k.encode(): v.encode() for k, v in metadata.items()}})
+    # one chunk per column: page boundaries (and so the bytes) must not depend on how DuckDB batched the rows
+    return pa.Table.from_arrays(table.combine_chunks().columns, schema=schema)
 
 
 def publish_marts(*, settings: Settings, wait: float | None = None) -> dict[str, str]:
-    """Write ``data/marts/<model>.parquet`` for every table in schema ``marts``; returns name -> sha256."""
+    """Write ``data/marts/<model>.parquet`` for every table in schema ``marts`` and ``_index.json`` (checksum,
+    rows, description, provenance per mart); returns name -> sha256."""
     out = settings.marts_dir
     out.mkdir(parents=True, exist_ok=True)
-    checksums: dict[str, str] = {}
+    index: dict[str, dict[str, Any]] = {}
+    models = read_model_docs(settings)
     with writer(settings, wait=wait, purpose="publish"):
         con = connect_reader(settings)
         try:
-            con.execute("set preserve_insertion_order = true")
+            con.execute("set preserve_insertion_order = true").fetchall()
             names = [
                 r[0]
                 for r in con.execute(
@@ -33,25 +124,47 @@ def publish_marts(*, settings: Settings, wait: float | None = None) -> dict[str,
                     [MART_SCHEMA],
                 ).fetchall()
             ]
+            vintages = source_vintages(con, settings)
             for name in names:
+                relation = f'{MART_SCHEMA}."{name}"'
+                table = con.sql(f"select * from {relation} order by all").to_arrow_table()
+                model = models.get(name)
+                table_comment, comments = catalog_comments(con, MART_SCHEMA, name)
+                description = table_comment or (model.description if model else "")
+                docs = column_docs(model, comments, table.column_names)
+                missing = [c for c, d in docs.items() if not d.description]
+                if missing:
+                    log.warning("publish: %s has no description for column(s) %s", name, ", ".join(missing))
+                lineage = from_lineage(model.raw_tables if model else (), vintages)
+                provenance = mart_provenance(con, relation, table.column_names, lineage)
+                table = describe_table(table, docs, file_metadata(name, description, provenance, docs))
                 final = out / f"{name}.parquet"
                 tmp = out / f".{name}.parquet.tmp"
-                con.execute(
-                    f"copy (select * from {MART_SCHEMA}.\"{name}\" order by all) to '{tmp}' "
-                    "(format parquet, compression zstd, row_group_size 100000)"
-                )
-                with open(tmp, "rb") as fh:
-                    os.fsync(fh.fileno())
-                os.replace(tmp, final)
-                checksums[name] = hashlib.sha256(final.read_bytes()).hexdigest()
+                pq.write_table(table, tmp, compression="zstd", row_group_size=ROW_GROUP_SIZE)
+                _replace_atomically(tmp, final)
+                index[name] = {
+                    "file": final.name,
+                    "sha256": hashlib.sha256(final.read_bytes()).hexdigest(),
+                    "rows": table.num_rows,
+                    "description": description,
+                    **provenance.as_json(),
+                }
         finally:
             con.close()
-    index = out / "_index.json"
-    tmp_index = out / "._index.json.tmp"
-    tmp_index.write_text(json.dumps(checksums, indent=2, sort_keys=True))
-    os.replace(tmp_index, index)
-    log.info("published %d marts to %s", len(checksums), out)
-    return checksums
+    tmp_index = out / f".{INDEX_NAME}.tmp"
+    tmp_index.write_text(json.dumps(index, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+    _replace_atomically(tmp_index, out / INDEX_NAME)
+    log.info("published %d marts to %s", len(index), out)
+    return {name: entry["sha256"] for name, entry in index.items()}
+
+
+def read_index_checksums(path: Path) -> dict[str, str]:
+    """mart -> sha256 from an ``_index.json`` (also the older flat ``{mart: sha256}`` form); empty if unreadable."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return {k: v["sha256"] if isinstance(v, dict) else v for k, v in data.items()}
 
 
 def mart_paths(settings: Settings) -> list[Path]:
