@@ -236,3 +236,58 @@ def test_missing_marts_give_notes_not_crashes(settings: Settings, caplog: pytest
 def test_report_without_a_warehouse(settings: Settings) -> None:
     text = write_report(settings=settings).read_text(encoding="utf-8")
     assert "not available" in text and "regionstat run" in text
+
+
+def _vintage_line(text: str) -> str:
+    m = re.search(r"<dt>Data vintage</dt><dd>(.*?)</dd>", text, re.S)
+    assert m, "no data vintage in the header"
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", m.group(1)))
+
+
+def test_vintage_line_shows_upstream_updated_from_the_landing_manifests(settings: Settings) -> None:
+    """Marts without provenance columns: the upstream `updated` comes from the manifest of the live load."""
+    _build_marts(settings)
+    manifest = settings.landing_dir / "population" / "population_tab638" / "l1.manifest.json"
+    manifest.parent.mkdir(parents=True)
+    manifest.write_text('{"load_id": "l1", "updated": "2025-02-21T07:00:00Z"}', encoding="utf-8")
+    text = write_report(settings=settings).read_text(encoding="utf-8")
+    assert "population 2014–2024 · updated TAB638 2025-02-21" in _vintage_line(text)
+    assert "Updated upstream</b> TAB638 2025-02-21" in _block(text, "population-2")
+    assert re.search(r"<td>TAB638</td><td>2025-02-21</td>", text)  # the footer's loaded sources
+    assert "updated TAB3204" not in _vintage_line(text)  # no manifest for it: no date is made up
+
+
+def test_blocks_take_flag_and_vintage_from_the_rows_shown(settings: Settings) -> None:
+    """Marts with the contract's provenance columns: each block's badge and vintage come from its rows."""
+    _build_marts(settings)
+    con = duckdb.connect(str(settings.warehouse_path))
+    for mart in ("fct_population", "mart_top_sectors"):
+        con.execute(
+            f"alter table marts.{mart} add column synthetic_inputs varchar; "
+            f"alter table marts.{mart} add column source_tables varchar; "
+            f"alter table marts.{mart} add column source_updated varchar"
+        )
+    con.execute(
+        "update marts.fct_population set source_tables = 'TAB5557,TAB638', "
+        "source_updated = 'TAB5557=2026-02-24T07:00:00Z,TAB638=2025-02-21T07:00:00Z'"
+    )
+    # only Linköping's sector rows are synthetic: the block is partly synthetic, 5 of 20 rows
+    con.execute(
+        "update marts.mart_top_sectors set is_synthetic = region_code = '0580', "
+        "synthetic_inputs = case when region_code = '0580' then 'TAB3204' end, source_tables = 'TAB3204', "
+        "source_updated = 'TAB3204=2025-06-01T06:00:00Z'"
+    )
+    con.close()
+    text = write_report(settings=settings).read_text(encoding="utf-8")
+    trend = _block(text, "population-2")
+    assert "SCB data" in trend and "SYNTHETIC" not in trend
+    assert "Updated upstream</b> TAB5557 2026-02-24, TAB638 2025-02-21" in trend
+    assert "fct_population ← TAB5557; TAB638 (population)" in trend  # the ledger knows only TAB638's raw table
+    sectors = _section(text, "sectors")
+    assert "PARTLY SYNTHETIC" in sectors
+    assert "5 of 20 rows shown derive from synthetic inputs: raw.employment_by_sector (TAB3204)" in sectors
+    assert "Updated upstream</b> TAB3204 2025-06-01" in sectors
+    line = _vintage_line(text)
+    assert "updated TAB5557 2026-02-24, TAB638 2025-02-21" in line
+    assert "employment 2024 (synthetic) · updated TAB3204 2025-06-01" in line  # the LQ block is all synthetic
+    assert "commuting matrix 2024 (synthetic) commuting" in line  # no vintage known there: none is made up

@@ -150,7 +150,7 @@ def iso_utc(text: str | None) -> str | None:
     return parsed.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _manifest_updated(settings: Settings, raw_table: str, source_name: str, load_id: str) -> str | None:
+def landing_updated(settings: Settings, raw_table: str, source_name: str, load_id: str) -> str | None:
     """The upstream ``updated`` from the landing manifest of a load (raw tables before ``_source_updated``)."""
     path = settings.landing_dir / raw_table / source_name / f"{load_id}{MANIFEST_SUFFIX}"
     try:
@@ -182,7 +182,7 @@ def source_vintages(con: duckdb.DuckDBPyConnection, settings: Settings) -> dict[
         for source_name, table_id, load_id, synthetic, updated in rows:
             if table_id is None:
                 continue
-            vintage = iso_utc(updated) if updated else _manifest_updated(settings, table, source_name, load_id)
+            vintage = iso_utc(updated) if updated else landing_updated(settings, table, source_name, load_id)
             known = by_id.get(table_id)
             by_id[table_id] = SourceVintage(
                 raw_table=table,

@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import html
-import json
 import logging
 import os
 import re
@@ -26,6 +25,17 @@ from markupsafe import Markup
 
 from extract.settings import PROJECT_ROOT, Settings
 from warehouse.db import connect_reader
+from warehouse.provenance import (
+    PROVENANCE_COLUMNS,
+    SYNTHETIC_FALSE,
+    SYNTHETIC_PARTIAL,
+    SourceVintage,
+    combine,
+    from_lineage,
+    landing_updated,
+    read_model_docs,
+    source_vintages,
+)
 
 log = logging.getLogger(__name__)
 
@@ -227,6 +237,9 @@ class Warehouse:
         self.loads = pd.DataFrame()
         self.raw_synthetic: dict[str, bool] = {}
         self.lineage: dict[str, set[str]] = {}
+        self.columns: dict[str, set[str]] = {}  # mart -> its columns
+        #: raw table -> the source tables live in it, with their upstream `updated` and synthetic flag
+        self.vintages: dict[str, list[SourceVintage]] = {}
         self.munis: dict[str, dict] = {}
         self._names = _load_region_names()
         try:
@@ -240,6 +253,10 @@ class Warehouse:
                 "select table_name from information_schema.tables where table_schema = ?", [MART_SCHEMA]
             ).fetchall()
             self.tables = {r[0] for r in rows}
+            for table, column in self.con.execute(
+                "select table_name, column_name from information_schema.columns where table_schema = ?", [MART_SCHEMA]
+            ).fetchall():
+                self.columns.setdefault(table, set()).add(column)
         except Exception as exc:
             log.warning("report: cannot list marts: %s", exc)
         self._read_ledger()
@@ -253,13 +270,16 @@ class Warehouse:
     # -- marts ------------------------------------------------------------------------------------------------
     def read(self, mart: str, sql: str, **params: object) -> pd.DataFrame:
         """Run ``sql`` against ``marts.<mart>`` (written ``{mart}`` in the query, parameters as ``$name``).
+        ``{prov}`` in a select list becomes the mart's provenance columns (``, is_synthetic, source_tables, ...``,
+        those it has), so each block can show the flag and vintage of exactly the rows it displays.
         Raises ``Unavailable`` when the mart is missing or the query returns no rows."""
         if mart not in self.tables:
             have = ", ".join(sorted(self.tables)) or "none"
             raise Unavailable(
                 self.error or f"mart {MART_SCHEMA}.{mart} not found in the warehouse (marts present: {have})"
             )
-        df = self.con.execute(sql.format(mart=f'{MART_SCHEMA}."{mart}"'), params).df()
+        prov = "".join(f", {c}" for c in PROVENANCE_COLUMNS if c in self.columns.get(mart, ()))
+        df = self.con.execute(sql.format(mart=f'{MART_SCHEMA}."{mart}"', prov=prov), params).df()
         if df.empty:
             raise Unavailable(f"{MART_SCHEMA}.{mart} has no rows for county {COUNTY_CODE}")
         return df
@@ -303,13 +323,16 @@ class Warehouse:
     def _read_ledger(self) -> None:
         try:
             self.loads = self.con.execute(
-                "select source_name, raw_table, table_id, synthetic, loaded_at from ops.loads "
+                "select source_name, raw_table, table_id, synthetic, loaded_at, load_id from ops.loads "
                 "where status = 'loaded' qualify row_number() over (partition by source_name "
                 "order by loaded_at desc, load_id desc) = 1 order by raw_table, source_name"
             ).df()
         except Exception as exc:
             log.info("report: no load ledger (%s)", str(exc).splitlines()[0])
-            self.loads = pd.DataFrame(columns=["source_name", "raw_table", "table_id", "synthetic", "loaded_at"])
+            self.loads = pd.DataFrame(
+                columns=["source_name", "raw_table", "table_id", "synthetic", "loaded_at", "load_id"]
+            )
+        self._read_vintages()
         for raw_table, grp in self.loads.groupby("raw_table", sort=True):
             if grp["synthetic"].notna().any():
                 self.raw_synthetic[str(raw_table)] = _any(grp["synthetic"])
@@ -333,40 +356,30 @@ class Warehouse:
             if flag is not None:
                 self.raw_synthetic[t] = bool(flag)
 
+    def _read_vintages(self) -> None:
+        """Source tables per raw table with their upstream ``updated``: from the raw lineage columns, else (a
+        warehouse without them) from the ledger and the landing manifests of its loads."""
+        if self.con is not None:
+            try:
+                self.vintages = source_vintages(self.con, self.settings)
+            except Exception as exc:
+                log.info("report: cannot read raw lineage columns: %s", str(exc).splitlines()[0])
+        for raw_table, grp in self.loads.groupby("raw_table", sort=True):
+            if self.vintages.get(str(raw_table)):
+                continue
+            found = {}
+            for r in grp.itertuples(index=False):
+                if pd.isna(r.table_id):
+                    continue
+                updated = landing_updated(self.settings, str(raw_table), str(r.source_name), str(r.load_id))
+                found[str(r.table_id)] = SourceVintage(
+                    str(raw_table), str(r.table_id), updated, bool(r.synthetic) if pd.notna(r.synthetic) else False
+                )
+            self.vintages[str(raw_table)] = [found[k] for k in sorted(found)]
+
     def _read_lineage(self) -> None:
         """model name -> raw tables it depends on, from dbt's manifest (when a build has written one)."""
-        candidates = [
-            self.settings.state_dir / "dbt" / "target" / "manifest.json",
-            PROJECT_ROOT / "dbt_project" / "target" / "manifest.json",
-        ]
-        manifest = next((p for p in candidates if p.exists()), None)
-        if manifest is None:
-            return
-        try:
-            data = json.loads(manifest.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            log.info("report: cannot read dbt manifest %s: %s", manifest, exc)
-            return
-        nodes = {**data.get("nodes", {}), **data.get("sources", {})}
-        cache: dict[str, set[str]] = {}
-
-        def sources_of(uid: str, seen: frozenset[str] = frozenset()) -> set[str]:
-            if uid in cache:
-                return cache[uid]
-            node = nodes.get(uid) or {}
-            if node.get("resource_type") == "source":
-                out = {str(node.get("name"))}
-            else:
-                out = set()
-                for parent in (node.get("depends_on") or {}).get("nodes", []):
-                    if parent not in seen:
-                        out |= sources_of(parent, seen | {uid})
-            cache[uid] = out
-            return out
-
-        for uid, node in data.get("nodes", {}).items():
-            if node.get("resource_type") == "model":
-                self.lineage[str(node.get("alias") or node.get("name"))] = sources_of(uid)
+        self.lineage = {name: doc.raw_tables for name, doc in read_model_docs(self.settings).items()}
 
     # -- provenance -------------------------------------------------------------------------------------------
     def raw_tables_of(self, mart: str, default: Sequence[str]) -> list[str]:
@@ -384,14 +397,22 @@ class Warehouse:
                 out.append(t)
         return out
 
-    def source_label(self, raw_tables: Sequence[str]) -> str:
-        parts = []
-        for t in raw_tables:
-            ids = []
-            if not self.loads.empty:
-                ids = sorted({str(x) for x in self.loads.loc[self.loads["raw_table"] == t, "table_id"].dropna()})
-            parts.append(f"{' + '.join(ids) if ids else RAW_SOURCES.get(t, t)} ({t})")
-        return "; ".join(parts)
+    def raw_table_of(self, table_id: str) -> str | None:
+        return next((raw for raw, vs in self.vintages.items() for v in vs if v.table_id == table_id), None)
+
+    def source_label(self, raw_tables: Sequence[str], table_ids: Sequence[str] = ()) -> str:
+        """``TAB5557 + TAB638 (population); ...``: the source tables behind a block, grouped by raw table."""
+        if table_ids:
+            groups: dict[str, list[str]] = {}
+            for t in table_ids:
+                groups.setdefault(self.raw_table_of(t) or "", []).append(t)
+            return "; ".join(f"{' + '.join(ids)} ({raw})" if raw else " + ".join(ids) for raw, ids in groups.items())
+        return "; ".join(f"{RAW_SOURCES.get(t, t)} ({t})" for t in raw_tables)
+
+    def updated_of(self, table_ids: Sequence[str] = ()) -> dict[str, str]:
+        """table id -> upstream ``updated`` of the live batch (all known source tables when none are named)."""
+        known = {v.table_id: v.updated for vs in self.vintages.values() for v in vs if v.updated}
+        return {t: known[t] for t in (table_ids or sorted(known)) if t in known}
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -410,6 +431,12 @@ class Block:
     unavailable: str | None = None
     intro: str = ""
     domain: str = ""
+    #: source table id -> upstream `updated` (ISO-8601 UTC) of the rows shown, in source-table order
+    updated: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def updated_text(self) -> str:
+        return format_updated(self.updated)
 
 
 @dataclass
@@ -437,25 +464,59 @@ class Section:
         return any(b.unavailable is None for b in self.blocks)
 
 
-def _provenance(wh: Warehouse, mart: str, synthetic: bool | None, default_raw: Sequence[str]) -> dict:
-    """Source line and synthetic flags of a block. ``synthetic`` is the mart's own ``is_synthetic`` over the rows
-    shown, or None for a mart without that column: then the synthetic raw tables it is built from decide."""
+def format_updated(updated: dict[str, str]) -> str:
+    """``TAB638 2025-02-21, TAB5557 2026-02-24``: upstream ``updated`` dates per source table, for reading."""
+    return ", ".join(f"{t} {u[:10]}" for t, u in updated.items())
+
+
+def _provenance(wh: Warehouse, mart: str, rows: pd.DataFrame, default_raw: Sequence[str]) -> dict:
+    """Source line, upstream vintage and synthetic flags of a block, from the mart's provenance columns over the
+    rows it shows (``is_synthetic``, ``synthetic_inputs``, ``source_tables``, ``source_updated``, selected with
+    ``{prov}``). Whatever the mart lacks comes from dbt's lineage: the raw tables it is built from (``default_raw``
+    when no manifest says) and the batches live in them."""
     raw = wh.raw_tables_of(mart, default_raw)
-    syn_inputs = wh.synthetic_inputs(raw)
-    if synthetic is None:
-        synthetic = bool(syn_inputs)
-    partly = bool(synthetic and syn_inputs and len(syn_inputs) < len(raw))
-    if partly:
-        note = "partly synthetic: built in part from " + ", ".join(f"raw.{t}" for t in syn_inputs)
+    syn_raw = wh.synthetic_inputs(raw)  # raw tables, with the offline fallback when nothing is recorded
+    lineage = from_lineage(raw, wh.vintages)
+
+    def column(name: str) -> list | None:
+        return list(rows[name]) if name in rows.columns else None
+
+    syn_rows = int(rows["is_synthetic"].fillna(False).astype(bool).sum()) if "is_synthetic" in rows.columns else None
+    prov = combine(
+        rows=len(rows),
+        synthetic_rows=syn_rows,
+        source_tables=column("source_tables"),
+        source_updated=column("source_updated"),
+        synthetic_inputs=column("synthetic_inputs"),
+        lineage=lineage,
+    )
+    # without row flags, the synthetic raw tables the mart is built from decide
+    synthetic = bool(syn_raw) if syn_rows is None else prov.synthetic != SYNTHETIC_FALSE
+    if "synthetic_inputs" in rows.columns and "source_tables" in rows.columns:
+        syn_ids = set(prov.synthetic_inputs)
+        built_in_part = synthetic and bool(syn_ids) and syn_ids < set(prov.source_tables)
+        inputs = ", ".join(
+            f"raw.{wh.raw_table_of(t)} ({t})" if wh.raw_table_of(t) else t for t in prov.synthetic_inputs
+        )
+    else:
+        built_in_part = bool(synthetic and syn_raw and len(syn_raw) < len(raw))
+        inputs = ", ".join(f"raw.{t}" for t in syn_raw)
+    partly = prov.synthetic == SYNTHETIC_PARTIAL or built_in_part
+    if prov.synthetic == SYNTHETIC_PARTIAL:
+        note = f"partly synthetic: {syn_rows} of {len(rows)} rows shown derive from synthetic inputs: {inputs}"
+    elif partly:
+        note = "partly synthetic: built in part from " + inputs
     elif synthetic:
         note = "synthetic data (offline snapshot), not SCB figures"
     else:
         note = ""
+    updated = (prov.source_updated or wh.updated_of(prov.source_tables)) if prov.source_tables else {}
     return {
-        "source": f"{MART_SCHEMA}.{mart} ← {wh.source_label(raw)}",
+        "source": f"{MART_SCHEMA}.{mart} ← {wh.source_label(raw, prov.source_tables)}",
         "synthetic": synthetic,
         "synthetic_note": note,
         "partly_synthetic": partly,
+        "updated": updated,
     }
 
 
@@ -487,7 +548,7 @@ def block_category_growth(wh: Warehouse) -> Block:
         mart,
         """
         select group_type, group_code, category, category_basis, members, horizon_label, start_year, end_year,
-               growth_pct_pooled, growth_pct_unweighted_mean
+               growth_pct_pooled, growth_pct_unweighted_mean{prov}
         from {mart}
         where county_code = $county
           and (horizon_label like '%-%'
@@ -497,7 +558,7 @@ def block_category_growth(wh: Warehouse) -> Block:
         """,
         county=COUNTY_CODE,
     )
-    prov = _provenance(wh, mart, None, ["population"])
+    prov = _provenance(wh, mart, df, ["population"])
     periods: dict[tuple[int, int], str] = {}  # (start, end) -> label, at most 4
     growth: dict[tuple[str, str, int, int], tuple[float | None, float | None]] = {}
     for r in df.itertuples(index=False):
@@ -647,14 +708,15 @@ def block_population_trend(wh: Warehouse) -> Block:
     d = wh.read(
         mart,
         """
-        select region_name as municipality, year, population, is_synthetic
+        select region_name as municipality, year, population{prov}
         from {mart}
         where region_level = 'municipality' and starts_with(region_code, $county) and population is not null
         order by municipality, year
         """,
         county=COUNTY_CODE,
     )
-    prov = _provenance(wh, mart, _any(d.pop("is_synthetic")), ["population"])
+    prov = _provenance(wh, mart, d, ["population"])
+    d = d[["municipality", "year", "population"]]
     first, last = int(d["year"].min()), int(d["year"].max())
     latest = d[d["year"] == last].sort_values("population", ascending=False)
     order = list(latest["municipality"])
@@ -702,14 +764,14 @@ def block_top_sectors(wh: Warehouse) -> Block:
         mart,
         """
         select region_code, year, sector_rank, sni_group_code, sni_group_name_en, employed, share, comparison_year,
-               rank_change, is_synthetic
+               rank_change{prov}
         from {mart}
         where year = (select max(year) from {mart}) and starts_with(region_code, $county)
         order by length(region_code) desc, region_code, sector_rank
         """,
         county=COUNTY_CODE,
     )
-    prov = _provenance(wh, mart, _any(df["is_synthetic"]), ["employment_by_sector"])
+    prov = _provenance(wh, mart, df, ["employment_by_sector"])
     comparison = df["comparison_year"].dropna()
     rank_change = f"Rank change since {int(comparison.max())}" if len(comparison) else "Rank change"
     parts = []
@@ -756,7 +818,7 @@ def block_lq(wh: Warehouse) -> Block:
     d = wh.read(
         mart,
         """
-        select region_code, year, sni_group_code, lq_vs_reference as lq, is_synthetic
+        select region_code, year, sni_group_code, lq_vs_reference as lq{prov}
         from {mart}
         where basis = 'day' and region_level = 'municipality' and starts_with(region_code, $county)
           and sni_group_code <> 'A-U+US'
@@ -765,7 +827,7 @@ def block_lq(wh: Warehouse) -> Block:
         """,
         county=COUNTY_CODE,
     )
-    prov = _provenance(wh, mart, _any(d["is_synthetic"]), ["employment_by_sector"])
+    prov = _provenance(wh, mart, d, ["employment_by_sector"])
     year = int(d["year"].max())
     sni = wh.seed("sni2007_groups", ["sort_order"]).set_index("sni_group_code")
     d["municipality"] = d["region_code"].map(wh.name_of)
@@ -825,15 +887,14 @@ def block_commuting_balance(wh: Warehouse) -> Block:
         mart,
         """
         select municipality_name as municipality, year, employed_residents, jobs, out_commuters, in_commuters,
-               net_commuting, job_ratio, self_containment_supply, largest_outflow_name, largest_outflow_share,
-               is_synthetic
+               net_commuting, job_ratio, self_containment_supply, largest_outflow_name, largest_outflow_share{prov}
         from {mart}
         where year = (select max(year) from {mart}) and starts_with(municipality_code, $county)
         order by municipality_code
         """,
         county=COUNTY_CODE,
     )
-    prov = _provenance(wh, mart, _any(df["is_synthetic"]), ["commuting_flows"])
+    prov = _provenance(wh, mart, df, ["commuting_flows"])
     year = int(df["year"].max())
     d = df[["municipality", "net_commuting"]].rename(columns={"net_commuting": "net"})
     d["direction"] = d["net"].map(lambda v: "net in-commuting" if v >= 0 else "net out-commuting")
@@ -901,14 +962,14 @@ def block_top_flows(wh: Warehouse) -> Block:
         mart,
         """
         with flows as (
-            select year, residence_code, residence_name, workplace_code, workplace_name, commuters, is_synthetic
+            select year, residence_code, residence_name, workplace_code, workplace_name, commuters{prov}
             from {mart}
             where sex_code = 'total' and year = (select max(year) from {mart})
         ), residents as (
             select residence_code, sum(commuters) as employed_residents from flows group by residence_code
         )
         select year, residence_name, workplace_name, commuters,
-               commuters / nullif(employed_residents, 0) * 100 as share_of_residents, is_synthetic
+               commuters / nullif(employed_residents, 0) * 100 as share_of_residents{prov}
         from flows join residents using (residence_code)
         where residence_code <> workplace_code
           and (starts_with(residence_code, $county) or starts_with(workplace_code, $county))
@@ -917,7 +978,7 @@ def block_top_flows(wh: Warehouse) -> Block:
         """,
         county=COUNTY_CODE,
     )
-    prov = _provenance(wh, mart, _any(df["is_synthetic"]), ["commuting_flows"])
+    prov = _provenance(wh, mart, df, ["commuting_flows"])
     df.insert(0, "rank", range(1, len(df) + 1))
     body = html_table(
         df,
@@ -945,15 +1006,14 @@ def block_commuting_series(wh: Warehouse) -> Block:
     df = wh.read(
         mart,
         """
-        select municipality_name as municipality, year, out_commuting_share * 100 as rate, source_series,
-               is_synthetic
+        select municipality_name as municipality, year, out_commuting_share * 100 as rate, source_series{prov}
         from {mart}
         where starts_with(municipality_code, $county)
         order by municipality_code, year
         """,
         county=COUNTY_CODE,
     )
-    prov = _provenance(wh, mart, _any(df["is_synthetic"]), ["commuting_totals"])
+    prov = _provenance(wh, mart, df, ["commuting_totals"])
     breaks = [int(y) for y in df.groupby("source_series")["year"].min().sort_values().iloc[1:]]
     d = df[["municipality", "year", "rate"]].dropna()
     first, last = int(d["year"].min()), int(d["year"].max())
@@ -1028,13 +1088,13 @@ def block_typology(wh: Warehouse) -> Block:
         select locality_code, locality_name, municipality_code, year, typology_code, typology_name_en,
                size_class, population, growth_class, previous_year, growth_pct_per_year, density_class,
                density_per_km2, function_class, municipality_job_ratio, accessibility_class, municipality_category,
-               category_basis, rule_applied
+               category_basis, rule_applied{prov}
         from {mart}
         where year = (select max(year) from {mart}) and starts_with(municipality_code, $county)
         """,
         county=COUNTY_CODE,
     )
-    prov = _provenance(wh, mart, None, ["localities", "population", "employment_by_sector"])
+    prov = _provenance(wh, mart, df, ["localities", "population", "employment_by_sector"])
     df["_muni_name"] = df["municipality_code"].map(wh.name_of)
     df["_study"] = df["municipality_code"].map(wh.in_study_area)
     df["_muni_key"] = df["_muni_name"].map(sv_key)
@@ -1178,6 +1238,7 @@ def build_sections(wh: Warehouse) -> list[Section]:
 def _header_facts(wh: Warehouse, settings: Settings, sections: list[Section]) -> dict:
     spans: dict[str, list[int]] = {}
     synthetic_domains: set[str] = set()
+    updated: dict[str, dict[str, str]] = {}  # domain -> source table -> upstream updated
     for s in sections:
         for b in s.blocks:
             if b.vintage and b.unavailable is None:
@@ -1187,8 +1248,16 @@ def _header_facts(wh: Warehouse, settings: Settings, sections: list[Section]) ->
                     span[0], span[1] = min(span[0], *years), max(span[1], *years)
                 if b.synthetic and not b.partly_synthetic:
                     synthetic_domains.add(b.domain or b.title)
+                for table_id, when in b.updated.items():
+                    seen = updated.setdefault(b.domain or b.title, {})
+                    seen[table_id] = max(seen.get(table_id, ""), when)
+    # (domain, data years, upstream `updated` of the source tables behind the figures shown)
     vintages = [
-        (d, (str(a) if a == b else f"{a}–{b}") + (" (synthetic)" if d in synthetic_domains else ""))
+        (
+            d,
+            (str(a) if a == b else f"{a}–{b}") + (" (synthetic)" if d in synthetic_domains else ""),
+            format_updated(dict(sorted(updated.get(d, {}).items()))),
+        )
         for d, (a, b) in spans.items()
     ]
     synthetic_tables = sorted(
@@ -1206,6 +1275,7 @@ def _header_facts(wh: Warehouse, settings: Settings, sections: list[Section]) ->
                     "raw_table": r["raw_table"],
                     "table_id": r["table_id"],
                     "synthetic": bool(r["synthetic"]) if pd.notna(r["synthetic"]) else False,
+                    "updated": wh.updated_of([str(r["table_id"])]).get(str(r["table_id"]), "")[:10],
                     "loaded_at": "" if pd.isna(r["loaded_at"]) else pd.Timestamp(r["loaded_at"]).strftime("%Y-%m-%d"),
                 }
             )
