@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -85,24 +86,51 @@ def file_metadata(name: str, description: str, provenance: Provenance, columns: 
     }
 
 
-def describe_table(table: pa.Table, columns: dict[str, ColumnDoc], metadata: dict[str, str]) -> pa.Table:
-    """``table`` with field metadata (``description``, ``unit``) and file metadata added, existing keys kept.
+def describe_schema(
+    schema: pa.Schema, columns: dict[str, ColumnDoc], metadata: dict[str, str], nulls: dict[str, int]
+) -> pa.Schema:
+    """``schema`` with field metadata (``description``, ``unit``) and file metadata added, existing keys kept.
 
-    A field is declared not-null when it holds no null, as DuckDB's own COPY does, so the schema a reader sees
-    is the one it saw before the metadata was added."""
+    A field is declared not-null when it holds no null (``nulls`` per column), as DuckDB's own COPY does, so a
+    reader sees the schema it saw before the metadata was added."""
     fields = []
-    for f, column in zip(table.schema, table.columns, strict=True):
+    for f in schema:
         doc = columns.get(f.name, ColumnDoc())
-        extra = {k: v for k, v in (("description", doc.description), ("unit", doc.unit)) if v}
-        fields.append(
-            f.with_metadata({**(f.metadata or {}), **{k.encode(): v.encode() for k, v in extra.items()}}).with_nullable(
-                column.null_count > 0
-            )
-        )
-    existing = table.schema.metadata or {}
-    schema = pa.schema(fields, metadata={**existing, **{k.encode(): v.encode() for k, v in metadata.items()}})
-    # one chunk per column: page boundaries (and so the bytes) must not depend on how DuckDB batched the rows
-    return pa.Table.from_arrays(table.combine_chunks().columns, schema=schema)
+        extra = {k.encode(): v.encode() for k, v in (("description", doc.description), ("unit", doc.unit)) if v}
+        fields.append(f.with_metadata({**(f.metadata or {}), **extra}).with_nullable(nulls.get(f.name, 1) > 0))
+    existing = schema.metadata or {}
+    return pa.schema(fields, metadata={**existing, **{k.encode(): v.encode() for k, v in metadata.items()}})
+
+
+def write_parquet(
+    batches: Iterable[pa.RecordBatch], schema: pa.Schema, path: Path, row_group_size: int = ROW_GROUP_SIZE
+) -> int:
+    """Stream ``batches`` into ``path`` in row groups of exactly ``row_group_size`` rows (the last one shorter),
+    each written from one contiguous chunk: the bytes depend only on the rows, not on how DuckDB batched them,
+    and memory stays at about one row group. Returns the number of rows written."""
+    rows = 0
+    pending: list[pa.RecordBatch] = []
+    pending_rows = 0
+
+    def flush(group: pa.Table) -> None:
+        writer.write_table(pa.Table.from_arrays(group.combine_chunks().columns, schema=schema), row_group_size)
+
+    with pq.ParquetWriter(path, schema, compression="zstd") as writer:
+        for batch in batches:
+            if not batch.num_rows:
+                continue
+            pending.append(batch)
+            pending_rows += batch.num_rows
+            while pending_rows >= row_group_size:
+                table = pa.Table.from_batches(pending)
+                flush(table.slice(0, row_group_size))
+                rest = table.slice(row_group_size).combine_chunks()
+                pending, pending_rows = rest.to_batches(), rest.num_rows
+                rows += row_group_size
+        if pending_rows:
+            flush(pa.Table.from_batches(pending))
+            rows += pending_rows
+    return rows
 
 
 def publish_marts(*, settings: Settings, wait: float | None = None) -> dict[str, str]:
@@ -127,25 +155,42 @@ def publish_marts(*, settings: Settings, wait: float | None = None) -> dict[str,
             vintages = source_vintages(con, settings)
             for name in names:
                 relation = f'{MART_SCHEMA}."{name}"'
-                table = con.sql(f"select * from {relation} order by all").to_arrow_table()
+                columns = [
+                    r[0]
+                    for r in con.execute(
+                        "select column_name from information_schema.columns where table_schema = ? "
+                        "and table_name = ? order by ordinal_position",
+                        [MART_SCHEMA, name],
+                    ).fetchall()
+                ]
+                null_counts = con.execute(
+                    "select " + ", ".join(f'count(*) - count("{c}")' for c in columns) + f" from {relation}"
+                ).fetchall()[0]
                 model = models.get(name)
                 table_comment, comments = catalog_comments(con, MART_SCHEMA, name)
                 description = table_comment or (model.description if model else "")
-                docs = column_docs(model, comments, table.column_names)
+                docs = column_docs(model, comments, columns)
                 missing = [c for c, d in docs.items() if not d.description]
                 if missing:
                     log.warning("publish: %s has no description for column(s) %s", name, ", ".join(missing))
                 lineage = from_lineage(model.raw_tables if model else (), vintages)
-                provenance = mart_provenance(con, relation, table.column_names, lineage)
-                table = describe_table(table, docs, file_metadata(name, description, provenance, docs))
+                provenance = mart_provenance(con, relation, columns, lineage)
                 final = out / f"{name}.parquet"
                 tmp = out / f".{name}.parquet.tmp"
-                pq.write_table(table, tmp, compression="zstd", row_group_size=ROW_GROUP_SIZE)
+                # the last query on this connection until the file is written: the stream must stay open
+                reader = con.sql(f"select * from {relation} order by all").to_arrow_reader(ROW_GROUP_SIZE)
+                schema = describe_schema(
+                    reader.schema,
+                    docs,
+                    file_metadata(name, description, provenance, docs),
+                    dict(zip(columns, null_counts, strict=True)),
+                )
+                rows = write_parquet(reader, schema, tmp)
                 _replace_atomically(tmp, final)
                 index[name] = {
                     "file": final.name,
                     "sha256": hashlib.sha256(final.read_bytes()).hexdigest(),
-                    "rows": table.num_rows,
+                    "rows": rows,
                     "description": description,
                     **provenance.as_json(),
                 }
