@@ -185,8 +185,12 @@ def publish_marts(*, settings: Settings, wait: float | None = None) -> dict[str,
                     file_metadata(name, description, provenance, docs),
                     dict(zip(columns, null_counts, strict=True)),
                 )
-                rows = write_parquet(reader, schema, tmp)
-                _replace_atomically(tmp, final)
+                try:
+                    rows = write_parquet(reader, schema, tmp)
+                    _replace_atomically(tmp, final)
+                except BaseException:
+                    tmp.unlink(missing_ok=True)  # the published file stays as it was
+                    raise
                 index[name] = {
                     "file": final.name,
                     "sha256": hashlib.sha256(final.read_bytes()).hexdigest(),
