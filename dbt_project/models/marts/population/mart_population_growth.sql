@@ -24,7 +24,7 @@ final as (
         source_series_start,
         source_series_end,
         crosses_series_break,
-        is_synthetic
+        {{ provenance_columns('lineage') }}
     from growth
 
 )
