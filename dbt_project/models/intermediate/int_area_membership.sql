@@ -97,12 +97,12 @@ members as (
         municipalities.municipality_name,
         municipalities.county_code,
         municipalities.study_area,
-        la_membership.la_region
+        la_real_members.la_region
     from municipalities
     inner join region_set
         on municipalities.municipality_code = region_set.municipality_code
-    left join la_membership
-        on municipalities.municipality_code = la_membership.municipality_code
+    left join la_real_members
+        on municipalities.municipality_code = la_real_members.municipality_code
 
 ),
 
