@@ -24,6 +24,9 @@ final as (
         source_series_start,
         source_series_end,
         crosses_series_break,
+        members_with_data,
+        members_expected,
+        is_complete,
         {{ provenance_columns('lineage') }}
     from growth
 
