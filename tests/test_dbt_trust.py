@@ -111,6 +111,8 @@ def test_docs_overview_and_synthetic_sources(manifest: dict) -> None:
     for needed in ("stg_", "int_", "mart", "synthetic", "TAB3204", "TAB1830"):
         assert needed in text, needed
     by_name = {(s["source_name"], s["name"]): s for s in manifest["sources"].values()}
+    for key, source in by_name.items():
+        assert isinstance(source["meta"].get("synthetic_offline"), bool), f"{key}: meta.synthetic_offline missing"
     for table in ("employment_by_sector", "commuting_flows"):
         source = by_name[("scb", table)]
         assert source["meta"].get("synthetic_offline") is True, table
