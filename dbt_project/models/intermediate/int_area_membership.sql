@@ -2,7 +2,7 @@
 -- from vars), the study area (seed flag), its county and Sweden. Only municipalities with population data
 -- (the active region set) are members; `members_expected` is the area's real member count (all municipalities
 -- of the county or of Sweden, the LA's seed members plus its centre, the seed's study area), so an aggregate
--- can say how complete it is. An LA whose known members lie mostly outside the region set is left out: its
+-- can say how complete it is. An LA with at most half of its real members in the region set is left out: its
 -- few loaded members would otherwise be presented as the LA (e.g. Ydre alone as "LA Aneby").
 with
 
