@@ -15,7 +15,7 @@ from extract.errors import WriterBusyError
 from extract.landing import Manifest, write_batch
 from extract.settings import Settings
 from warehouse.db import writer
-from warehouse.load import load_validated
+from warehouse.load import load_validated, source_updated
 
 FIELDS = {
     "source_name": "population_tab638",
@@ -174,3 +174,26 @@ def test_status_reports_ledger_validation_and_upstream_freshness(data_dir: Path)
     assert f"{pop['upstream_updated']:%Y-%m-%d}" == "2025-02-21"
     assert pop["freshness"] == "closed series"  # TAB638 ends with 2024: no alarm for a series SCB closed
     assert rows["population_tab5557"]["freshness"] == "never loaded"
+
+
+def test_raw_rows_carry_the_batch_vintage(data_dir: Path) -> None:
+    """Marts cite the upstream ``updated`` of what they were built from: the loader writes it on every raw row."""
+    settings = Settings.from_env()
+    _land(settings, [168035.0, 145000.0])
+    load_validated(settings=settings)
+    assert _rows(settings, "select distinct _source_updated, _source_table from raw.population") == [
+        ("2025-02-21T07:00:00Z", "TAB638")
+    ]
+    # a raw table no batch reached still has the column, so staging can select it
+    assert _rows(
+        settings,
+        "select data_type from information_schema.columns "
+        "where table_schema = 'raw' and table_name = 'commuting_flows' and column_name = '_source_updated'",
+    ) == [("VARCHAR",)]
+
+
+def test_vintage_is_spelled_as_utc_iso_text() -> None:
+    assert source_updated("2025-02-21T08:00:00+01:00") == "2025-02-21T07:00:00Z"
+    assert source_updated("2025-02-21T07:00:00") == "2025-02-21T07:00:00Z"
+    assert source_updated(None) is None
+    assert source_updated("spring 2025") == "spring 2025"

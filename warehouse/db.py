@@ -120,6 +120,7 @@ META_COLUMNS = {
     "_load_id": "varchar",
     "_synthetic": "boolean",
     "_loaded_at": "timestamp",
+    "_source_updated": "varchar",
 }
 
 
@@ -145,6 +146,9 @@ def ensure_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
         cols = [f'"{c}" varchar' for c in columns] + ['"value" double', '"status" varchar']
         cols += [f'"{c}" {t}' for c, t in META_COLUMNS.items()]
         con.execute(f'create table if not exists raw."{table}" ({", ".join(cols)})')
+        # a warehouse from before a lineage column existed gets it (null) so staging can select it
+        for column, dtype in META_COLUMNS.items():
+            con.execute(f'alter table raw."{table}" add column if not exists "{column}" {dtype}')
 
 
 def connect_writer(path: os.PathLike[str] | str) -> duckdb.DuckDBPyConnection:

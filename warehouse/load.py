@@ -57,6 +57,23 @@ def _passed(m: Manifest) -> bool | None:
     return not any(r["severity"] == "fail" and not r["success"] for r in results)
 
 
+def source_updated(updated: str | None) -> str | None:
+    """The batch's upstream ``updated`` as ISO-8601 UTC text (``2025-02-21T07:00:00Z``), the vintage marts cite.
+
+    One spelling for every source, so marts can compare and list vintages as text; text that is not a timestamp
+    is kept as given rather than guessed at.
+    """
+    if not updated:
+        return None
+    try:
+        parsed = datetime.fromisoformat(updated.replace("Z", "+00:00"))
+    except ValueError:
+        return updated
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
@@ -68,10 +85,10 @@ def _load_batch(con: duckdb.DuckDBPyConnection, m: Manifest) -> None:
     try:
         batch = (
             "select *, ? as _source_name, ? as _source_table, ? as _load_id, ?::boolean as _synthetic, "
-            "?::timestamp as _loaded_at from read_parquet(?)"
+            "?::timestamp as _loaded_at, ?::varchar as _source_updated from read_parquet(?)"
         )
         now = datetime.now(UTC).replace(tzinfo=None)
-        params = [m.source_name, m.table_id, m.load_id, m.synthetic, now, path]
+        params = [m.source_name, m.table_id, m.load_id, m.synthetic, now, source_updated(m.updated), path]
         con.execute(f"create table if not exists {table} as {batch} limit 0", params)
         existing = {
             r[0]

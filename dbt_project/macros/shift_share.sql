@@ -62,7 +62,8 @@ pivoted as (
         sum(case when year = {{ end_year }} then employed end order by year) as employed_end,
         max(case when year = {{ base_year }} then source_series end) as source_series_base,
         max(case when year = {{ end_year }} then source_series end) as source_series_end,
-        bool_or(is_synthetic) as is_synthetic
+        bool_or(is_synthetic) as is_synthetic,
+        {{ lineage_agg('lineage') }} as lineage
     from base
     group by region_code, region_level, sni_group_code
 
@@ -120,7 +121,8 @@ parts as (
         with_totals.source_series_end,
         coalesce(with_totals.source_series_base, '') != coalesce(with_totals.source_series_end, '')
             as crosses_series_break,
-        with_totals.is_synthetic or reference.is_synthetic as is_synthetic
+        with_totals.is_synthetic or reference.is_synthetic as is_synthetic,
+        {{ lineage_merge(['with_totals.lineage', 'reference.lineage']) }} as lineage
     from with_totals
     inner join reference
         on with_totals.sni_group_code = reference.sni_group_code

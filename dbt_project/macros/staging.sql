@@ -6,7 +6,9 @@ status,
         _source_table as source_table,
         _load_id as load_id,
         _synthetic as is_synthetic,
-        _loaded_at as loaded_at
+        _loaded_at as loaded_at,
+        _source_updated as source_updated,
+        {{ lineage_from_raw() }} as lineage
 {%- endmacro %}
 
 {% macro select_with_source_series(relation) -%}

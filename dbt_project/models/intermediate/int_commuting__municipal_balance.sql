@@ -26,7 +26,8 @@ by_residence as (
         sum(commuters order by workplace_code) as employed_residents,
         sum(case when residence_code = workplace_code then commuters else 0 end order by workplace_code) as stayers,
         bool_or(is_synthetic) as is_synthetic,
-        max(source_series) as source_series
+        max(source_series) as source_series,
+        {{ lineage_agg('lineage') }} as lineage
     from flows
     group by residence_code, year
 
@@ -37,7 +38,8 @@ by_workplace as (
     select
         workplace_code as municipality_code,
         year,
-        sum(commuters order by residence_code) as jobs
+        sum(commuters order by residence_code) as jobs,
+        {{ lineage_agg('lineage') }} as lineage
     from flows
     group by workplace_code, year
 
@@ -79,7 +81,8 @@ final as (
         {{ safe_divide('largest_outflow.largest_outflow', 'by_residence.employed_residents') }}
             as largest_outflow_share,
         by_residence.source_series,
-        by_residence.is_synthetic
+        by_residence.is_synthetic,
+        {{ lineage_merge(['by_residence.lineage', 'by_workplace.lineage']) }} as lineage
     from residences
     inner join by_residence
         on

@@ -21,7 +21,8 @@ aggregated as (
         -- ordered aggregate: a fixed summation order keeps rebuilt marts byte-identical
         sum(employed order by sex_code) as employed,
         max(source_series) as source_series,
-        bool_or(is_synthetic) as is_synthetic
+        bool_or(is_synthetic) as is_synthetic,
+        {{ lineage_agg('lineage') }} as lineage
     from employment
     where not is_all_industries
     group by region_code, region_level, year, basis, sni_group_code

@@ -36,7 +36,8 @@ job_ratio_by_year as (
         year as employment_year,
         -- ordered aggregates: a fixed summation order keeps rebuilt marts byte-identical
         {{ safe_divide("sum(case when basis = 'day' then employed end order by sni_group_code)",
-                       "sum(case when basis = 'night' then employed end order by sni_group_code)") }} as job_ratio
+                       "sum(case when basis = 'night' then employed end order by sni_group_code)") }} as job_ratio,
+        {{ lineage_agg('lineage') }} as lineage
     from employment
     group by region_code, year
 
@@ -55,7 +56,8 @@ with_job_ratio as (
     select
         latest.locality_code,
         job_ratio_by_year.employment_year,
-        job_ratio_by_year.job_ratio
+        job_ratio_by_year.job_ratio,
+        job_ratio_by_year.lineage
     from latest
     inner join job_ratio_by_year
         on latest.municipality_code = job_ratio_by_year.municipality_code
@@ -88,7 +90,9 @@ final as (
         with_job_ratio.job_ratio as municipality_job_ratio,
         with_job_ratio.employment_year,
         categories.category as municipality_category,
-        categories.category_basis
+        categories.category_basis,
+        -- the locality's own figures, the municipality's job ratio and the inputs behind its category
+        {{ lineage_merge(['latest.lineage', 'with_job_ratio.lineage', 'categories.category_lineage']) }} as lineage
     from latest
     left join locality_names
         on latest.locality_code = locality_names.locality_code

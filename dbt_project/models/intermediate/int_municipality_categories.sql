@@ -32,7 +32,8 @@ latest_population as (
         region_code as municipality_code,
         county_code,
         year as population_year,
-        population
+        population,
+        lineage
     from regions
     where region_level = 'municipality'
     qualify row_number() over (partition by region_code order by year desc) = 1
@@ -43,7 +44,8 @@ k1 as (
 
     select
         county_code,
-        municipality_code as k1_municipality_code
+        municipality_code as k1_municipality_code,
+        lineage as k1_lineage
     from latest_population
     qualify row_number() over (partition by county_code order by population desc, municipality_code asc) = 1
 
@@ -64,7 +66,8 @@ od_residents as (
         year as commuting_proxy_year,
         -- ordered aggregate: fixed summation order keeps rebuilds byte-identical
         sum(commuters order by workplace_code) as employed_residents,
-        bool_or(is_synthetic) as is_synthetic
+        bool_or(is_synthetic) as is_synthetic,
+        {{ lineage_agg('lineage') }} as lineage
     from od_latest
     group by residence_code, year
 
@@ -100,7 +103,10 @@ joined as (
         {{ safe_divide('coalesce(od_to_k1.commuters, 0)', 'od_residents.employed_residents') }}
             as commuting_share_to_k1,
         od_largest_outflow.largest_outflow_code,
-        od_residents.is_synthetic as commuting_is_synthetic
+        od_residents.is_synthetic as commuting_is_synthetic,
+        -- K1 is the county's largest population: both populations decide it
+        {{ lineage_merge(['latest_population.lineage', 'k1.k1_lineage']) }} as population_lineage,
+        od_residents.lineage as commuting_lineage
     from latest_population
     inner join k1
         on latest_population.county_code = k1.county_code
@@ -184,7 +190,19 @@ final as (
                     end
             else 'No travel time in the seed and no OD flows: category unknown'
         end as category_basis_note,
-        coalesce(category_basis = 'commuting_proxy' and commuting_is_synthetic, false) as category_is_synthetic
+        coalesce(category_basis = 'commuting_proxy' and commuting_is_synthetic, false) as category_is_synthetic,
+        -- what the category rests on: populations (K1), plus the OD matrix where the commuting proxy decided it
+        case
+            when category_basis = 'commuting_proxy'
+                then {{ lineage_merge(['population_lineage', 'commuting_lineage']) }}
+            else population_lineage
+        end as category_lineage,
+        -- every figure in the row: the OD-based proxy inputs are shown for every municipality but K1
+        case
+            when municipality_code != k1_municipality_code
+                then {{ lineage_merge(['population_lineage', 'commuting_lineage']) }}
+            else population_lineage
+        end as lineage
     from classified
 
 )

@@ -1,6 +1,7 @@
 -- Population per reporting area and year. Municipalities, LA regions and the study area are sums of
 -- member municipalities; counties use SCB's county figure where loaded (else the sum of members); Sweden
--- uses SCB's figure only (the region set does not cover the country).
+-- uses SCB's figure only (the region set does not cover the country). `members_with_data` of
+-- `members_expected` (the area's real member count) and `is_complete` say how complete a sum is.
 with
 
 regions as (
@@ -21,7 +22,7 @@ member_counts as (
         area_type,
         area_code,
         any_value(area_name) as area_name,
-        count(*) as members_expected
+        any_value(members_expected) as members_expected
     from membership
     group by area_type, area_code
 
@@ -37,7 +38,8 @@ member_sums as (
         sum(regions.population order by membership.municipality_code) as population,
         count(*) as members_with_data,
         max(regions.source_series) as source_series,
-        bool_or(regions.is_synthetic) as is_synthetic
+        bool_or(regions.is_synthetic) as is_synthetic,
+        {{ lineage_agg('regions.lineage') }} as lineage
     from membership
     inner join regions
         on membership.municipality_code = regions.region_code
@@ -53,7 +55,8 @@ direct as (
         year,
         population,
         source_series,
-        is_synthetic
+        is_synthetic,
+        lineage
     from regions
     where region_level in ('county', 'country')
 
@@ -75,7 +78,9 @@ combined as (
         member_sums.members_with_data,
         direct.population is not null as is_published_total,
         coalesce(direct.source_series, member_sums.source_series) as source_series,
-        coalesce(direct.is_synthetic, member_sums.is_synthetic) as is_synthetic
+        coalesce(direct.is_synthetic, member_sums.is_synthetic) as is_synthetic,
+        -- the row shows the published total and the sum of members: both feed it
+        {{ lineage_merge(['direct.lineage', 'member_sums.lineage']) }} as lineage
     from member_sums
     full outer join direct
         on
@@ -97,8 +102,12 @@ final as (
         coalesce(combined.members_with_data, 0) as members_with_data,
         member_counts.members_expected,
         combined.is_published_total,
+        -- complete: SCB's own total, or every real member municipality has data
+        coalesce(combined.is_published_total or combined.members_with_data = member_counts.members_expected, false)
+            as is_complete,
         combined.source_series,
-        combined.is_synthetic
+        combined.is_synthetic,
+        combined.lineage
     from combined
     left join member_counts
         on

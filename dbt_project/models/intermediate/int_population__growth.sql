@@ -74,7 +74,12 @@ joined as (
         end_population.source_series as source_series_end,
         coalesce(start_population.source_series, '') != coalesce(end_population.source_series, '')
             as crosses_series_break,
-        start_population.is_synthetic or end_population.is_synthetic as is_synthetic
+        -- a group's growth is only as complete as its less complete end
+        least(start_population.members_with_data, end_population.members_with_data) as members_with_data,
+        end_population.members_expected,
+        start_population.is_complete and end_population.is_complete as is_complete,
+        start_population.is_synthetic or end_population.is_synthetic as is_synthetic,
+        {{ lineage_merge(['start_population.lineage', 'end_population.lineage']) }} as lineage
     from pairs
     inner join population as start_population
         on

@@ -21,7 +21,8 @@ totals as (
         status,
         source_series,
         source_table,
-        is_synthetic
+        is_synthetic,
+        lineage
     from population
     where
         measure = 'population'

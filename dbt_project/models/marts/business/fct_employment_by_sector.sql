@@ -26,7 +26,8 @@ by_sex as (
         employed,
         status,
         source_series,
-        is_synthetic
+        is_synthetic,
+        lineage
     from employment
 
 ),
@@ -46,7 +47,8 @@ both_sexes as (
         sum(employed order by sex_code) as employed,
         cast(null as varchar) as status,
         max(source_series) as source_series,
-        bool_or(is_synthetic) as is_synthetic
+        bool_or(is_synthetic) as is_synthetic,
+        {{ lineage_agg('lineage') }} as lineage
     from employment
     group by region_code, region_level, sni_group_code, is_all_industries, basis, year, period_start
 
@@ -76,7 +78,7 @@ final as (
         cast(unioned.employed as bigint) as employed,
         unioned.status,
         unioned.source_series,
-        unioned.is_synthetic
+        {{ provenance_columns('unioned.lineage') }}
     from unioned
     left join sni_groups
         on unioned.sni_group_code = sni_groups.sni_group_code

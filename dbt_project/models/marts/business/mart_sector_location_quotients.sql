@@ -60,7 +60,8 @@ final as (
                                          'national_reference.employed', 'national_reference.region_total')) }}
             as lq_vs_reference,
         shares.source_series,
-        shares.is_synthetic
+        {{ provenance_columns(lineage_merge(['shares.lineage', 'county_reference.lineage',
+                                            'national_reference.lineage'])) }}
     from shares
     left join county_reference
         on

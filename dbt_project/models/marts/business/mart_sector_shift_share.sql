@@ -27,7 +27,8 @@ aggregated as (
         bool_or(crosses_series_break) as crosses_series_break,
         max(source_series_base) as source_series_base,
         max(source_series_end) as source_series_end,
-        bool_or(is_synthetic) as is_synthetic
+        bool_or(is_synthetic) as is_synthetic,
+        {{ lineage_agg('lineage') }} as lineage
     from parts
     group by region_code, region_level, base_year, end_year, reference_region, basis
 
@@ -55,7 +56,7 @@ final as (
         source_series_base,
         source_series_end,
         crosses_series_break,
-        is_synthetic
+        {{ provenance_columns('lineage') }}
     from aggregated
 
 )

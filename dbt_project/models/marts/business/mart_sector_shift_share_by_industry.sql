@@ -28,7 +28,7 @@ final as (
         source_series_base,
         source_series_end,
         crosses_series_break,
-        is_synthetic
+        {{ provenance_columns('lineage') }}
     from parts
 
 )

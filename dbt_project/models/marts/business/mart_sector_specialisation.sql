@@ -31,6 +31,8 @@ with_reference as (
         shares.share_in_region,
         shares.source_series,
         shares.is_synthetic,
+        {{ lineage_merge(['shares.lineage', 'county_reference.lineage', 'national_reference.lineage']) }}
+            as lineage,
         county_reference.share_in_region as county_share,
         national_reference.share_in_region as reference_share,
         {{ safe_divide('shares.share_in_region', 'county_reference.share_in_region') }} as lq_vs_county,
@@ -90,7 +92,8 @@ aggregated as (
             as gini_vs_reference,
         {{ herfindahl('share_in_region', 'sni_group_code') }} as herfindahl,
         max(source_series) as source_series,
-        bool_or(is_synthetic) as is_synthetic
+        bool_or(is_synthetic) as is_synthetic,
+        {{ lineage_agg('lineage') }} as lineage
     from ranked
     group by region_code, region_level, year, basis
 
@@ -114,7 +117,7 @@ final as (
         {{ round_index(herfindahl_normalised('herfindahl', 'n_industries')) }} as herfindahl_normalised,
         {{ round_index(herfindahl_equivalent_number('herfindahl')) }} as herfindahl_equivalent_number,
         source_series,
-        is_synthetic
+        {{ provenance_columns('lineage') }}
     from aggregated
 
 )

@@ -30,7 +30,8 @@ ranked as (
         {{ safe_divide('employed', 'sum(employed order by sni_group_code) over (partition by region_code, year)') }}
             as share,
         row_number() over (partition by region_code, year order by employed desc, sni_group_code asc) as sector_rank,
-        is_synthetic
+        is_synthetic,
+        lineage
     from base
 
 ),
@@ -53,7 +54,7 @@ final as (
         comparison.share as share_comparison,
         comparison.sector_rank as sector_rank_comparison,
         comparison.sector_rank - current_year.sector_rank as rank_change,
-        current_year.is_synthetic
+        {{ provenance_columns(lineage_merge(['current_year.lineage', 'comparison.lineage'])) }}
     from ranked as current_year
     left join ranked as comparison
         on

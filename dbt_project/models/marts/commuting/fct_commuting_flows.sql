@@ -22,7 +22,8 @@ by_sex as (
         commuters,
         status,
         source_series,
-        is_synthetic
+        is_synthetic,
+        lineage
     from flows
 
 ),
@@ -38,7 +39,8 @@ both_sexes as (
         sum(commuters order by sex_code) as commuters,
         cast(null as varchar) as status,
         max(source_series) as source_series,
-        bool_or(is_synthetic) as is_synthetic
+        bool_or(is_synthetic) as is_synthetic,
+        {{ lineage_agg('lineage') }} as lineage
     from flows
     group by residence_code, workplace_code, year
 
@@ -65,7 +67,7 @@ final as (
         cast(unioned.commuters as bigint) as commuters,
         unioned.status,
         unioned.source_series,
-        unioned.is_synthetic
+        {{ provenance_columns('unioned.lineage') }}
     from unioned
     left join municipalities as residence
         on unioned.residence_code = residence.municipality_code

@@ -36,7 +36,7 @@ final as (
         balance.largest_outflow_share,
         'residences_in_od_extract' as jobs_coverage,
         balance.source_series,
-        balance.is_synthetic
+        {{ provenance_columns('balance.lineage') }}
     from balance
     left join municipalities
         on balance.municipality_code = municipalities.municipality_code

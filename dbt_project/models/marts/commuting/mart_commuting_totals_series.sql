@@ -25,7 +25,8 @@ pivoted as (
         max(case when measure = 'in_commuters' then persons end) as in_commuters,
         max(source_series) as source_series,
         max(source_table) as source_table,
-        bool_or(is_synthetic) as is_synthetic
+        bool_or(is_synthetic) as is_synthetic,
+        {{ lineage_agg('lineage') }} as lineage
     from totals
     group by region_code, year
 
@@ -45,7 +46,7 @@ final as (
         {{ safe_divide('pivoted.stayers', 'pivoted.stayers + pivoted.out_commuters') }} as self_containment_supply,
         pivoted.source_series,
         pivoted.source_table,
-        pivoted.is_synthetic
+        {{ provenance_columns('pivoted.lineage') }}
     from pivoted
     left join municipalities
         on pivoted.municipality_code = municipalities.municipality_code

@@ -33,6 +33,7 @@ nodes as (
         out_commuting_share,
         largest_outflow_code,
         largest_outflow_share,
+        lineage,
         coalesce(
             out_commuting_share <= {{ var('la_max_out_share') }}
             and largest_outflow_share <= {{ var('la_max_single_destination_share') }},
@@ -90,6 +91,16 @@ resolved as (
 
 ),
 
+year_lineage as (
+
+    select
+        year,
+        {{ lineage_agg('lineage') }} as lineage
+    from nodes
+    group by year
+
+),
+
 final as (
 
     select
@@ -119,7 +130,9 @@ final as (
             when la_membership.la_region is null then 'Not in la_membership seed'
             when la_membership.la_region != 'LA ' || centre.municipality_name
                 then 'Seed says ' || la_membership.la_region || ', rule gives LA ' || centre.municipality_name
-        end as difference_note
+        end as difference_note,
+        -- the centre is found by following other municipalities' flows: all of the year's OD feeds the row
+        {{ provenance_columns(lineage_merge(['nodes.lineage', 'year_lineage.lineage'])) }}
     from nodes
     inner join resolved
         on
@@ -131,6 +144,8 @@ final as (
         on resolved.node_code = centre.municipality_code
     left join la_membership
         on nodes.municipality_code = la_membership.municipality_code
+    left join year_lineage
+        on nodes.year = year_lineage.year
 
 )
 

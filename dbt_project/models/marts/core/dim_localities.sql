@@ -18,6 +18,12 @@ municipalities as (
 
 ),
 
+categories as (
+
+    select * from {{ ref('int_municipality_categories') }}
+
+),
+
 latest as (
 
     select *
@@ -42,12 +48,15 @@ final as (
         latest.land_area_ha,
         latest.land_area_km2,
         latest.density_per_km2,
-        latest.is_synthetic
+        -- the municipality category rests on populations and, where the proxy decided it, the OD matrix
+        {{ provenance_columns(lineage_merge(['latest.lineage', 'categories.category_lineage'])) }}
     from latest
     left join locality_names
         on latest.locality_code = locality_names.locality_code
     left join municipalities
         on latest.municipality_code = municipalities.municipality_code
+    left join categories
+        on latest.municipality_code = categories.municipality_code
 
 )
 

@@ -23,7 +23,8 @@ land_area as (
     select
         region_code as municipality_code,
         year as land_area_year,
-        land_area_km2
+        land_area_km2,
+        lineage
     from {{ ref('stg_scb__land_area') }}
     where region_level = 'municipality'
     qualify row_number() over (partition by region_code order by year desc) = 1
@@ -51,7 +52,8 @@ final as (
         cast(categories.population as bigint) as latest_population,
         land_area.land_area_year,
         land_area.land_area_km2,
-        {{ safe_divide('categories.population', 'land_area.land_area_km2') }} as density_per_km2
+        {{ safe_divide('categories.population', 'land_area.land_area_km2') }} as density_per_km2,
+        {{ provenance_columns(lineage_merge(['categories.lineage', 'land_area.lineage'])) }}
     from municipalities
     left join counties
         on municipalities.county_code = counties.county_code

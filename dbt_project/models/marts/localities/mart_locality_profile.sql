@@ -20,6 +20,12 @@ municipalities as (
 
 ),
 
+categories as (
+
+    select * from {{ ref('int_municipality_categories') }}
+
+),
+
 municipal_population as (
 
     select * from {{ ref('int_population__regions') }}
@@ -57,12 +63,15 @@ final as (
         cast(municipal_population.population as bigint) as municipality_population,
         {{ safe_divide('locality_values.population', 'municipal_population.population') }}
             as share_of_municipality_population,
-        locality_values.is_synthetic
+        {{ provenance_columns(lineage_merge(['locality_values.lineage', 'categories.category_lineage',
+                                            'municipal_population.lineage'])) }}
     from locality_values
     left join locality_names
         on locality_values.locality_code = locality_names.locality_code
     left join municipalities
         on locality_values.municipality_code = municipalities.municipality_code
+    left join categories
+        on locality_values.municipality_code = categories.municipality_code
     left join municipal_population
         on
             locality_values.municipality_code = municipal_population.region_code

@@ -134,7 +134,8 @@ final as (
         pivoted.accessibility_class,
         inputs.municipality_category,
         inputs.category_basis,
-        pivoted.rule_applied
+        pivoted.rule_applied,
+        {{ provenance_columns('inputs.lineage') }}
     from inputs
     left join pivoted
         on inputs.locality_code = pivoted.locality_code

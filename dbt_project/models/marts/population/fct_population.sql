@@ -36,7 +36,7 @@ final as (
         regions.status,
         regions.source_series,
         regions.source_table,
-        regions.is_synthetic
+        {{ provenance_columns('regions.lineage') }}
     from regions
     left join municipalities
         on regions.region_code = municipalities.municipality_code

@@ -24,7 +24,10 @@ final as (
         source_series_start,
         source_series_end,
         crosses_series_break,
-        is_synthetic
+        members_with_data,
+        members_expected,
+        is_complete,
+        {{ provenance_columns('lineage') }}
     from growth
 
 )

@@ -20,7 +20,9 @@ categories as (
 members as (
 
     select
-        growth.*,
+        growth.* exclude (lineage),
+        -- the growth figures and the category that groups them
+        {{ lineage_merge(['growth.lineage', 'categories.category_lineage']) }} as lineage,
         categories.county_code,
         categories.category,
         categories.category_basis,
@@ -50,7 +52,8 @@ grouped as (
         avg(growth_pct order by area_code) as growth_pct_unweighted_mean,
         cast(null as varchar) as category,
         string_agg(distinct category_basis, ', ' order by category_basis) as category_basis,
-        bool_or(category_is_synthetic) as category_is_synthetic
+        bool_or(category_is_synthetic) as category_is_synthetic,
+        {{ lineage_agg('lineage') }} as lineage
     from members
     group by county_code, horizon_label, horizon_years, start_year, end_year
 
@@ -73,7 +76,8 @@ grouped as (
         avg(growth_pct order by area_code) as growth_pct_unweighted_mean,
         category,
         string_agg(distinct category_basis, ', ' order by category_basis) as category_basis,
-        bool_or(category_is_synthetic) as category_is_synthetic
+        bool_or(category_is_synthetic) as category_is_synthetic,
+        {{ lineage_agg('lineage') }} as lineage
     from members
     where category is not null
     group by county_code, category, horizon_label, horizon_years, start_year, end_year
@@ -95,7 +99,8 @@ grouped as (
         growth_pct as growth_pct_unweighted_mean,
         category,
         category_basis,
-        category_is_synthetic
+        category_is_synthetic,
+        lineage
     from members
 
 ),
@@ -117,7 +122,8 @@ final as (
         growth_pct_unweighted_mean,
         category,
         category_basis,
-        category_is_synthetic
+        category_is_synthetic,
+        {{ provenance_columns('lineage') }}
     from grouped
 
 )
