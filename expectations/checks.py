@@ -6,7 +6,9 @@ Each returns :class:`CheckResult` rows that land in the same validation parquet 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +81,42 @@ def year_totals(df: pd.DataFrame, prev: pd.DataFrame, *, previous_load_id: str) 
     )
     return CheckResult(
         name, tcol, WARN, False, listing, message=msg, details={"previous_load_id": previous_load_id, "changes": items}
+    )
+
+
+_PERIOD = re.compile(r"^(\d{4})(?:K([1-4])|M(\d{2}))?$")
+
+
+def _period_start(period: str) -> date | None:
+    m = _PERIOD.match(period)
+    if m is None:
+        return None  # malformed periods fail the period regex expectation
+    year, quarter, month = m.groups()
+    if quarter:
+        return date(int(year), 3 * int(quarter) - 2, 1)
+    return date(int(year), int(month or 1), 1) if 1 <= int(month or 1) <= 12 else None
+
+
+def periods_not_in_future(df: pd.DataFrame, *, today: date | None = None) -> CheckResult | None:
+    """FAIL when a period starts after today: a municipal file cannot report a year that has not begun (2999)."""
+    tcol = _time_column(df)
+    if tcol is None:
+        return None
+    today = today or date.today()
+    periods = sorted({str(v) for v in df[tcol].dropna().unique()})
+    future = [p for p in periods if (start := _period_start(p)) is not None and start > today]
+    name = "expect_periods_not_in_the_future"
+    if not future:
+        return CheckResult(name, tcol, FAIL, True, f"latest {periods[-1] if periods else None}")
+    shown = ", ".join(f"'{p}'" for p in future[:10]) + (f" (+{len(future) - 10} more)" if len(future) > 10 else "")
+    return CheckResult(
+        name,
+        tcol,
+        FAIL,
+        False,
+        shown,
+        message=f"{len(future)} period{'s' if len(future) > 1 else ''} in the future (after {today}): {shown}",
+        details={"future": future, "today": str(today)},
     )
 
 
