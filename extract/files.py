@@ -92,6 +92,7 @@ _SKIP_PREFIXES = (".", "~$")
 _SKIP_SUFFIXES = (".part", ".tmp", ".crdownload")
 _XLSX_HEADER_SCAN = 10
 _NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+_NUMBER_FULL = f"^{_NUMBER.pattern}$"  # the same, for Arrow's (RE2) full-cell match
 _THOUSANDS = re.compile(r"(?<=\d)[ \u00a0\u202f](?=\d{3}\b)")
 #: Unicode category Cc: C0 controls (NUL, tab, CR, LF, ...), DEL and the C1 controls Latin-1 maps 0x80-0x9f to.
 _CONTROL = "[\\x00-\\x1f\\x7f-\\x9f]"
@@ -393,16 +394,27 @@ class _TableBuilder:
     """Rows -> landing table, converted to Arrow every ``_CHUNK_ROWS`` rows so Python lists stay small.
 
     Keeps each row's source line (``_line``) for error messages about whole columns (control characters).
+    With ``text_cells`` (CSV: every cell is a string) a chunk is converted column-wise with Arrow compute, and
+    only the rare value cell that is not a plain number, a symbol or empty goes through :func:`_parse_value`.
     """
 
-    def __init__(self, path: str, entry: Entry, header: list[str], *, decimal_comma: bool, limits: FileLimits):
+    def __init__(
+        self,
+        path: str,
+        entry: Entry,
+        header: list[str],
+        *,
+        decimal_comma: bool,
+        limits: FileLimits,
+        text_cells: bool = False,
+    ):
         mapping = _f(entry, "columns")
         value_src = [s for s, t in mapping.items() if t == "value"]
         if len(value_src) != 1:
             raise FileSourceError(path, f"catalogue entry {_f(entry, 'name')!r} must map exactly one column to 'value'")
         status_src = next((s for s, t in mapping.items() if t == "status"), "status" if "status" in header else None)
         pos = {c: i for i, c in enumerate(header)}
-        self.path, self.limits, self.decimal_comma = path, limits, decimal_comma
+        self.path, self.limits, self.decimal_comma, self.text_cells = path, limits, decimal_comma, text_cells
         self.value_name = value_src[0]
         self.targets = _targets(entry)
         self.dims = [(t, pos[s]) for s, t in mapping.items() if t not in ("value", "status")]
@@ -418,6 +430,7 @@ class _TableBuilder:
         self.values: list[float | None] = []
         self.status: list[str | None] = []
         self.lines: list[int] = []
+        self.raw: list[Sequence[str]] = []
 
     def add(self, line: int, row: Sequence[Any]) -> None:
         if len(row) != self.width:
@@ -427,15 +440,26 @@ class _TableBuilder:
             raise FileSourceError(
                 self.path, f"more than {self.limits.max_rows:,} data rows (limit max_rows)", line=line
             )
+        self.lines.append(line)
+        if self.text_cells:
+            self.raw.append(row)
+        else:
+            self._add_cells(line, row)
+        if len(self.lines) >= _CHUNK_ROWS:
+            self.flush()
+
+    def _value_error(self, cell: Any, line: int) -> FileSourceError:
+        return FileSourceError(
+            self.path,
+            f"column {self.value_name!r}: {snippet(cell)} is not a number (nor a symbol {', '.join(STANDARD_SYMBOLS)})",
+            line=line,
+        )
+
+    def _add_cells(self, line: int, row: Sequence[Any]) -> None:
         cell = row[self.vpos]
         parsed = _parse_value(cell, decimal_comma=self.decimal_comma)
         if parsed is None:
-            raise FileSourceError(
-                self.path,
-                f"column {self.value_name!r}: {snippet(cell)} is not a number "
-                f"(nor a symbol {', '.join(STANDARD_SYMBOLS)})",
-                line=line,
-            )
+            raise self._value_error(cell, line)
         value, sym = parsed
         if self.spos is not None:
             st = _code_text(row[self.spos])
@@ -444,19 +468,45 @@ class _TableBuilder:
             self.cols[t].append(_code_text(row[i]))
         self.values.append(value)
         self.status.append(sym)
-        self.lines.append(line)
-        if len(self.lines) >= _CHUNK_ROWS:
-            self.flush()
+
+    def _text_columns(self) -> list[pa.Array]:
+        """The buffered text rows, column-wise: codes trimmed (empty -> null), values parsed, status resolved."""
+        columns = list(zip(*self.raw, strict=True))
+
+        def codes(i: int) -> pa.Array:
+            trimmed = pc.utf8_trim_whitespace(pa.array(columns[i], type=pa.string()))
+            return pc.if_else(pc.equal(trimmed, ""), pa.scalar(None, pa.string()), trimmed)
+
+        cells = pa.array(columns[self.vpos], type=pa.string())
+        text = pc.utf8_trim_whitespace(pc.utf8_trim(pc.utf8_trim_whitespace(cells), '"'))
+        is_symbol = pc.is_in(text, value_set=pa.array(STANDARD_SYMBOLS, type=pa.string()))
+        is_number = pc.match_substring_regex(text, _NUMBER_FULL)
+        other = pc.invert(pc.or_(pc.or_(pc.equal(text, ""), is_symbol), is_number))
+        values = pc.cast(pc.if_else(is_number, text, pa.scalar(None, pa.string())), pa.float64())
+        status = pc.if_else(is_symbol, text, pa.scalar(None, pa.string()))
+        if pc.any(other).as_py():  # thousands separators, decimal commas, or garbage: the exact Python rules
+            value_list, status_list = values.to_pylist(), status.to_pylist()
+            for k in pc.indices_nonzero(other).to_pylist():
+                parsed = _parse_value(columns[self.vpos][k], decimal_comma=self.decimal_comma)
+                if parsed is None:
+                    raise self._value_error(columns[self.vpos][k], self.lines[k])
+                value_list[k], status_list[k] = parsed
+            values = pa.array(value_list, type=pa.float64())
+            status = pa.array(status_list, type=pa.string())
+        if self.spos is not None:
+            given = codes(self.spos)
+            status = pc.if_else(pc.is_null(given), status, given)
+        return [*(codes(i) for _, i in self.dims), values, status]
 
     def flush(self) -> None:
         if not self.lines:
             return
-        arrays = [pa.array(self.cols[t], type=pa.string()) for t in self.targets]
-        arrays += [
-            pa.array(self.values, type=pa.float64()),
-            pa.array(self.status, type=pa.string()),
-            pa.array(self.lines, type=pa.int64()),
-        ]
+        if self.text_cells:
+            arrays = self._text_columns()
+        else:
+            arrays = [pa.array(self.cols[t], type=pa.string()) for t in self.targets]
+            arrays += [pa.array(self.values, type=pa.float64()), pa.array(self.status, type=pa.string())]
+        arrays.append(pa.array(self.lines, type=pa.int64()))
         self.batches.append(pa.RecordBatch.from_arrays(arrays, names=[*self.targets, "value", "status", "_line"]))
         self._reset()
 
@@ -464,8 +514,7 @@ class _TableBuilder:
         self.flush()
         fields = [pa.field(t, pa.string()) for t in self.targets]
         fields += [pa.field("value", pa.float64()), pa.field("status", pa.string()), pa.field("_line", pa.int64())]
-        schema = pa.schema(fields)
-        return pa.Table.from_batches(self.batches, schema=schema)
+        return pa.Table.from_batches(self.batches, schema=pa.schema(fields))
 
 
 # -- readers -----------------------------------------------------------------------------------------------
@@ -560,7 +609,7 @@ def _read_csv(fh: IO[bytes], path: str, entry: Entry, limits: FileLimits) -> Fil
         try:
             header = [c.strip() for c in next(csv.reader([head], delimiter=delimiter))]
             _check_columns(path, entry, header, kind="column", line=header_line, allowed_extra=("status",))
-            builder = _TableBuilder(path, entry, header, decimal_comma=delimiter != ",", limits=limits)
+            builder = _TableBuilder(path, entry, header, decimal_comma=delimiter != ",", limits=limits, text_cells=True)
             reader = csv.reader(text, delimiter=delimiter)
             start = header_line + 1
             try:
