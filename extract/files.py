@@ -393,7 +393,7 @@ def _check_columns(
 class _TableBuilder:
     """Rows -> landing table, converted to Arrow every ``_CHUNK_ROWS`` rows so Python lists stay small.
 
-    Keeps each row's source line (``_line``) for error messages about whole columns (control characters).
+    Each chunk is checked for control characters while its rows' source lines are at hand (for the message).
     With ``text_cells`` (CSV: every cell is a string) a chunk is converted column-wise with Arrow compute, and
     only the rare value cell that is not a plain number, a symbol or empty goes through :func:`_parse_value`.
     """
@@ -506,14 +506,15 @@ class _TableBuilder:
         else:
             arrays = [pa.array(self.cols[t], type=pa.string()) for t in self.targets]
             arrays += [pa.array(self.values, type=pa.float64()), pa.array(self.status, type=pa.string())]
-        arrays.append(pa.array(self.lines, type=pa.int64()))
-        self.batches.append(pa.RecordBatch.from_arrays(arrays, names=[*self.targets, "value", "status", "_line"]))
+        names = [*self.targets, "value", "status"]
+        _check_control(self.path, dict(zip(names, arrays, strict=True)), self.lines)
+        self.batches.append(pa.RecordBatch.from_arrays(arrays, names=names))
         self._reset()
 
     def table(self) -> pa.Table:
         self.flush()
         fields = [pa.field(t, pa.string()) for t in self.targets]
-        fields += [pa.field("value", pa.float64()), pa.field("status", pa.string()), pa.field("_line", pa.int64())]
+        fields += [pa.field("value", pa.float64()), pa.field("status", pa.string())]
         return pa.Table.from_batches(self.batches, schema=pa.schema(fields))
 
 
@@ -718,21 +719,18 @@ def _xlsx_header(path: str, entry: Entry, title: str, first: list[tuple[int, lis
     )
 
 
-def _check_content(path: str, table: pa.Table) -> pa.Table:
-    """Refuse a header-only file and any control character in a cell; drop the ``_line`` helper column."""
-    if table.num_rows == 0:
-        raise FileSourceError(path, "no data rows: the file holds a header only")
-    lines = table.column("_line") if "_line" in table.column_names else None
-    for name in table.column_names:
-        if name == "_line" or not pa.types.is_string(table.schema.field(name).type):
+def _check_control(path: str, columns: Mapping[str, pa.Array | pa.ChunkedArray], lines: Sequence[int] | None) -> None:
+    """Refuse any control character in a string cell, naming the column, the line (when known) and a snippet."""
+    for name, column in columns.items():
+        if not pa.types.is_string(column.type):
             continue
-        hit = pc.fill_null(pc.match_substring_regex(table.column(name), _CONTROL), False)
+        hit = pc.fill_null(pc.match_substring_regex(column, _CONTROL), False)
         if pc.any(hit).as_py():
             i = pc.index(hit, True).as_py()
-            bad = table.column(name)[i].as_py()
-            line = lines[i].as_py() if lines is not None else None
-            raise FileSourceError(path, f"column {name!r}: {snippet(bad)} holds a control character", line=line)
-    return table.drop_columns(["_line"]) if lines is not None else table
+            line = lines[i] if lines is not None else None
+            raise FileSourceError(
+                path, f"column {name!r}: {snippet(column[i].as_py())} holds a control character", line=line
+            )
 
 
 def read_file(path: str | os.PathLike[str], entry: Entry) -> FileRead:
@@ -756,9 +754,14 @@ def read_file(path: str | os.PathLike[str], entry: Entry) -> FileRead:
             read = _read_csv(fh, p, entry, limits)
         else:
             read = _read_xlsx(fh, p, entry, limits)
-    if read.table.num_rows > limits.max_rows:
-        raise FileSourceError(p, f"{read.table.num_rows:,} data rows, more than {limits.max_rows:,} (limit max_rows)")
-    return FileRead(_check_content(p, read.table), read.encoding)
+    table = read.table
+    if table.num_rows > limits.max_rows:
+        raise FileSourceError(p, f"{table.num_rows:,} data rows, more than {limits.max_rows:,} (limit max_rows)")
+    if table.num_rows == 0:
+        raise FileSourceError(p, "no data rows: the file holds a header only")
+    if suffix == ".px":  # CSV/XLSX chunks were checked as they were built, with line numbers
+        _check_control(p, {name: table.column(name) for name in table.column_names}, None)
+    return read
 
 
 def read_file_source(path: str | os.PathLike[str], entry: Entry) -> pa.Table:

@@ -24,6 +24,7 @@ from extract.errors import SchemaError
 from extract.settings import Settings
 
 MANIFEST_SUFFIX = ".manifest.json"
+_CHECK_ROWS = 500_000  # rows per pandera slice in check_landing_frame
 
 
 @dataclass
@@ -76,8 +77,12 @@ def landing_schema(dimensions: list[str]) -> pdx.DataFrameSchema:
 def check_landing_frame(table: pa.Table, *, what: str) -> None:
     """Raise SchemaError (one line naming the batch and the column) if the table breaks the landing contract."""
     dims = [c for c in table.column_names if c not in ("value", "status")]
+    schema = landing_schema(dims)
     try:
-        landing_schema(dims).validate(table.to_pandas(), lazy=True)
+        # Slice by slice: every check is per column and row, and pandas never holds more than one slice (a
+        # 200 MB inbox CSV would otherwise be copied whole into pandas next to its Arrow table).
+        for offset in range(0, max(table.num_rows, 1), _CHECK_ROWS):
+            schema.validate(table.slice(offset, _CHECK_ROWS).to_pandas(), lazy=True)
     except pdx.errors.SchemaErrors as exc:
         first = exc.failure_cases.iloc[0]
         raise SchemaError(
