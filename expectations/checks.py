@@ -120,6 +120,54 @@ def periods_not_in_future(df: pd.DataFrame, *, today: date | None = None) -> Che
     )
 
 
+def keys_shared_with_other_files(
+    df: pd.DataFrame, manifest: dict[str, Any], dimensions: tuple[str, ...], *, landing_dir: Path
+) -> CheckResult | None:
+    """WARN when an inbox file repeats keys of another file's validated batch in the same raw table.
+
+    Each file is its own series, so both stay live: the same key twice is double counting downstream unless the
+    files are different municipalities with clashing district codes (``_source_table`` tells them apart).
+    """
+    if manifest.get("kind") != "file" or not dimensions or not set(dimensions) <= set(df.columns):
+        return None
+    me = (manifest.get("source_name"), manifest.get("table_id"))
+    newest: dict[tuple[str, str], tuple[str, Path]] = {}
+    for m in (landing_dir / manifest["raw_table"]).glob("*/*.manifest.json"):
+        load_id = m.name.removesuffix(".manifest.json")
+        if load_id == manifest.get("load_id") or not m.with_name(load_id + ".validation.parquet").exists():
+            continue
+        try:
+            other = json.loads(m.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        key = (other.get("source_name"), other.get("table_id"))
+        if other.get("kind") == "file" and key != me and (key not in newest or load_id > newest[key][0]):
+            newest[key] = (load_id, m.with_name(load_id + ".parquet"))
+    mine = df[list(dimensions)].drop_duplicates()
+    shared = []
+    for (_, table_id), (load_id, path) in sorted(newest.items(), key=lambda kv: str(kv[0])):
+        try:
+            theirs = pd.read_parquet(path, columns=list(dimensions)).drop_duplicates()
+        except Exception:  # another batch's columns differ or it vanished: nothing to compare
+            continue
+        n = len(mine.merge(theirs, on=list(dimensions), how="inner"))
+        if n:
+            shared.append({"file": table_id, "load_id": load_id, "keys": n})
+    name = "expect_keys_not_in_other_files"
+    if not shared:
+        return CheckResult(name, ",".join(dimensions), WARN, True, f"{len(newest)} other file(s) compared")
+    listing = ", ".join(f"{s['keys']} with {s['file']!r}" for s in shared[:5])
+    return CheckResult(
+        name,
+        ",".join(dimensions),
+        WARN,
+        False,
+        listing,
+        message=f"keys shared with other live files (double counting unless they are different areas): {listing}",
+        details={"shared": shared},
+    )
+
+
 def _latest_landing_batch(landing_dir: Path, raw_table: str) -> tuple[str, Path] | None:
     base = landing_dir / raw_table
     if not base.exists():

@@ -351,9 +351,12 @@ def _validate_batch(manifest_path: Path, *, settings: Any) -> ValidationOutcome:
         if c is not None:
             extra.append(c)
     if spec.kind == "file":
-        future = checks.periods_not_in_future(df)
-        if future is not None:
-            extra.append(future)
+        for c in (
+            checks.periods_not_in_future(df),
+            checks.keys_shared_with_other_files(df, manifest, spec.dimensions, landing_dir=Path(settings.landing_dir)),
+        ):
+            if c is not None:
+                extra.append(c)
     if checks.applies_od(spec):
         extra.append(checks.od_row_sums(df, landing_dir=settings.landing_dir))
     for c in extra:

@@ -122,3 +122,22 @@ def test_good_file_is_not_judged_by_a_newer_bad_sibling(data_dir: Path) -> None:
     (inbox / "c_good_commuting.csv").write_text(NKPG, encoding="utf-8")  # validated after a's batch exists
     _intake(settings)
     assert _raw(settings, "select count(distinct _source_table) from raw.municipal_commuting") == [(2,)]
+
+
+def test_keys_repeated_by_another_file_are_warned_not_blocked(data_dir: Path) -> None:
+    """SYNTHETIC fixtures. A second export of the same numbers under another name would double count: say so."""
+    settings = Settings.from_env()
+    inbox = settings.inbox_dir
+    inbox.mkdir(parents=True)
+    (inbox / "a_commuting.csv").write_text(LKPG_V1, encoding="utf-8")
+    _intake(settings)
+    (inbox / "a_commuting (1).csv").write_text(LKPG_V1, encoding="utf-8")
+    (inbox / "n_commuting.csv").write_text(NKPG, encoding="utf-8")
+    _intake(settings)
+    assert _raw(settings, "select count(distinct _source_table) from raw.municipal_commuting") == [(3,)]
+    warned = _raw(
+        settings,
+        "select l.table_id, v.observed_value from ops.validation_results v join ops.loads l using (load_id) "
+        "where v.expectation = 'expect_keys_not_in_other_files' and not v.success",
+    )
+    assert warned == [("a_commuting (1).csv", "2 with 'a_commuting.csv'")]
