@@ -6,7 +6,9 @@ Each returns :class:`CheckResult` rows that land in the same validation parquet 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +81,90 @@ def year_totals(df: pd.DataFrame, prev: pd.DataFrame, *, previous_load_id: str) 
     )
     return CheckResult(
         name, tcol, WARN, False, listing, message=msg, details={"previous_load_id": previous_load_id, "changes": items}
+    )
+
+
+_PERIOD = re.compile(r"^(\d{4})(?:K([1-4])|M(\d{2}))?$")
+
+
+def _period_start(period: str) -> date | None:
+    m = _PERIOD.match(period)
+    if m is None:
+        return None  # malformed periods fail the period regex expectation
+    year, quarter, month = m.groups()
+    if quarter:
+        return date(int(year), 3 * int(quarter) - 2, 1)
+    return date(int(year), int(month or 1), 1) if 1 <= int(month or 1) <= 12 else None
+
+
+def periods_not_in_future(df: pd.DataFrame, *, today: date | None = None) -> CheckResult | None:
+    """FAIL when a period starts after today: a municipal file cannot report a year that has not begun (2999)."""
+    tcol = _time_column(df)
+    if tcol is None:
+        return None
+    today = today or date.today()
+    periods = sorted({str(v) for v in df[tcol].dropna().unique()})
+    future = [p for p in periods if (start := _period_start(p)) is not None and start > today]
+    name = "expect_periods_not_in_the_future"
+    if not future:
+        return CheckResult(name, tcol, FAIL, True, f"latest {periods[-1] if periods else None}")
+    shown = ", ".join(f"'{p}'" for p in future[:10]) + (f" (+{len(future) - 10} more)" if len(future) > 10 else "")
+    return CheckResult(
+        name,
+        tcol,
+        FAIL,
+        False,
+        shown,
+        message=f"{len(future)} period{'s' if len(future) > 1 else ''} in the future (after {today}): {shown}",
+        details={"future": future, "today": str(today)},
+    )
+
+
+def keys_shared_with_other_files(
+    df: pd.DataFrame, manifest: dict[str, Any], dimensions: tuple[str, ...], *, landing_dir: Path
+) -> CheckResult | None:
+    """WARN when an inbox file repeats keys of another file's validated batch in the same raw table.
+
+    Each file is its own series, so both stay live: the same key twice is double counting downstream unless the
+    files are different municipalities with clashing district codes (``_source_table`` tells them apart).
+    """
+    if manifest.get("kind") != "file" or not dimensions or not set(dimensions) <= set(df.columns):
+        return None
+    me = (manifest.get("source_name"), manifest.get("table_id"))
+    newest: dict[tuple[str, str], tuple[str, Path]] = {}
+    for m in (landing_dir / manifest["raw_table"]).glob("*/*.manifest.json"):
+        load_id = m.name.removesuffix(".manifest.json")
+        if load_id == manifest.get("load_id") or not m.with_name(load_id + ".validation.parquet").exists():
+            continue
+        try:
+            other = json.loads(m.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        key = (other.get("source_name"), other.get("table_id"))
+        if other.get("kind") == "file" and key != me and (key not in newest or load_id > newest[key][0]):
+            newest[key] = (load_id, m.with_name(load_id + ".parquet"))
+    mine = df[list(dimensions)].drop_duplicates()
+    shared = []
+    for (_, table_id), (load_id, path) in sorted(newest.items(), key=lambda kv: str(kv[0])):
+        try:
+            theirs = pd.read_parquet(path, columns=list(dimensions)).drop_duplicates()
+        except Exception:  # another batch's columns differ or it vanished: nothing to compare
+            continue
+        n = len(mine.merge(theirs, on=list(dimensions), how="inner"))
+        if n:
+            shared.append({"file": table_id, "load_id": load_id, "keys": n})
+    name = "expect_keys_not_in_other_files"
+    if not shared:
+        return CheckResult(name, ",".join(dimensions), WARN, True, f"{len(newest)} other file(s) compared")
+    listing = ", ".join(f"{s['keys']} with {s['file']!r}" for s in shared[:5])
+    return CheckResult(
+        name,
+        ",".join(dimensions),
+        WARN,
+        False,
+        listing,
+        message=f"keys shared with other live files (double counting unless they are different areas): {listing}",
+        details={"shared": shared},
     )
 
 

@@ -49,6 +49,11 @@ REGION_COLUMNS = ("Region", "Bostadskommun", "Arbetsstallekommun")
 TIME_COLUMNS = ("Tid", "period")
 #: Net flows may be negative in municipal commuting files (PE12 ``Netto``).
 NET_FLOW_CODES = ["Netto", "Nettopendling", "netto", "Net", "net"]
+#: Reference kinds a catalogue ``files:`` entry may name in ``codes`` (instead of an explicit list).
+REFERENCE_CODES = {
+    "region": "a region code known to SCB (TAB638: Riket, county or municipality)",
+    "district": "a municipal district code (three digits, as PE12/FO05's NYKODAG22T) or a municipality code",
+}
 
 
 @cache
@@ -77,6 +82,8 @@ class SuiteSpec:
     non_count_codes: tuple[str, ...] = ()
     value_nonneg_condition: str | None = None
     description: str = ""
+    #: (column, reference kind) for file sources: codes checked against a reference, see REFERENCE_CODES.
+    code_refs: tuple[tuple[str, str], ...] = ()
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     @property
@@ -123,11 +130,26 @@ def _spec_from_file(entry: dict[str, Any]) -> SuiteSpec:
     cond = None
     if "flow_type" in targets:
         cond = f"flow_type not in {NET_FLOW_CODES!r}"
+    code_lists, code_refs = [], []
+    for col, codes in (entry.get("codes") or {}).items():
+        if col not in targets:
+            raise ValueError(f"catalogue files entry {entry['name']!r}: codes for {col!r}: not a target column")
+        if isinstance(codes, str):
+            if codes not in REFERENCE_CODES:
+                raise ValueError(
+                    f"catalogue files entry {entry['name']!r}: codes of {col!r} name unknown reference {codes!r} "
+                    f"(known: {', '.join(REFERENCE_CODES)})"
+                )
+            code_refs.append((col, codes))
+        else:
+            code_lists.append((col, tuple(str(c) for c in codes)))
     return SuiteSpec(
         source_name=entry["name"],
         raw_table=entry["raw_table"],
         kind="file",
         dimensions=tuple(targets),
+        code_lists=tuple(code_lists),
+        code_refs=tuple(code_refs),
         value_nonneg_condition=cond,
         description=entry.get("description", "").strip(),
     )
@@ -261,6 +283,30 @@ def static_expectations(spec: SuiteSpec) -> list[Any]:
                 meta={"code_kind": col},
             )
         )
+    for col, ref in spec.code_refs:
+        if ref == "region":
+            ex.append(
+                _mk(
+                    "ExpectColumnValuesToBeInSet",
+                    FAIL,
+                    f"{col}: {REFERENCE_CODES[ref]}",
+                    column=col,
+                    value_set=list(known_regions()),
+                    meta={"code_kind": "region"},
+                )
+            )
+        else:  # district
+            munis = "|".join(c for c in known_regions() if len(c) == 4)
+            ex.append(
+                _mk(
+                    "ExpectColumnValuesToMatchRegex",
+                    FAIL,
+                    f"{col}: {REFERENCE_CODES[ref]}",
+                    column=col,
+                    regex=rf"^(?:\d{{3}}|{munis})$",
+                    meta={"code_kind": "district"},
+                )
+            )
     ex.append(
         _mk(
             "ExpectColumnValuesToBeInSet",

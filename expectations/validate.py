@@ -107,13 +107,28 @@ def _for_gx(df: pd.DataFrame) -> pd.DataFrame:
     return df.astype(conv) if conv else df
 
 
-def _previous_batch(manifest_path: Path, load_id: str) -> Path | None:
-    """The newest other manifest of the same source in landing (landing only holds batches that passed)."""
-    others = [p for p in manifest_path.parent.glob(f"*{MANIFEST_SUFFIX}") if _load_id_of(p) != load_id]
-    if not others:
-        return None
-    older = [p for p in others if _load_id_of(p) < load_id]
-    return max(older or others, key=_load_id_of)
+def _previous_batch(manifest_path: Path, load_id: str, manifest: dict[str, Any]) -> Path | None:
+    """The last *validated* batch before this one of the same source (and, for inbox files, of the same file).
+
+    Only batches with a validation result count (in landing that means they passed): a newer or not yet
+    validated batch is no baseline, and another municipality's file is not this file's previous version.
+    """
+    same_file = manifest.get("kind") == "file"
+    best: tuple[str, Path] | None = None
+    for p in manifest_path.parent.glob(f"*{MANIFEST_SUFFIX}"):
+        other = _load_id_of(p)
+        if other >= load_id or (best is not None and other <= best[0]):
+            continue
+        if not p.with_name(other + VALIDATION_SUFFIX).exists():
+            continue
+        if same_file:
+            try:
+                if json.loads(p.read_text(encoding="utf-8")).get("table_id") != manifest.get("table_id"):
+                    continue
+            except (OSError, ValueError):
+                continue
+        best = (other, p)
+    return best[1] if best else None
 
 
 def _quote(values: list[Any], limit: int = 10) -> str:
@@ -296,7 +311,7 @@ def _validate_batch(manifest_path: Path, *, settings: Any) -> ValidationOutcome:
         )
         return _finish(settings, manifest_path, manifest, spec, rows, failures, warnings, None, t0, None)
 
-    prev_manifest_path = _previous_batch(manifest_path, load_id)
+    prev_manifest_path = _previous_batch(manifest_path, load_id, manifest)
     prev_df = prev_manifest = None
     previous_values: dict[str, list[str]] = {}
     extra: list[CheckResult] = []
@@ -335,6 +350,13 @@ def _validate_batch(manifest_path: Path, *, settings: Any) -> ValidationOutcome:
         c = checks.year_totals(df, prev_df, previous_load_id=prev_load_id)
         if c is not None:
             extra.append(c)
+    if spec.kind == "file":
+        for c in (
+            checks.periods_not_in_future(df),
+            checks.keys_shared_with_other_files(df, manifest, spec.dimensions, landing_dir=Path(settings.landing_dir)),
+        ):
+            if c is not None:
+                extra.append(c)
     if checks.applies_od(spec):
         extra.append(checks.od_row_sums(df, landing_dir=settings.landing_dir))
     for c in extra:

@@ -90,6 +90,8 @@ class FileSource:
     raw_table: str
     description: str
     columns: dict[str, str]
+    codes: dict[str, Any] = field(default_factory=dict)  # target column -> code list or reference kind
+    limits: dict[str, int] = field(default_factory=dict)  # overrides of extract.files.DEFAULT_LIMITS
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from extract.errors import SchemaError
 from extract.settings import Settings
 
 MANIFEST_SUFFIX = ".manifest.json"
+_CHECK_ROWS = 500_000  # rows per pandera slice in check_landing_frame
 
 
 @dataclass
@@ -45,6 +46,7 @@ class Manifest:
     region_set: str | None
     file: str | None = None
     file_sha256: str | None = None
+    encoding: str | None = None  # file sources: the text encoding the file was read with (utf-8, cp1252, ...)
     schema: dict[str, str] = field(default_factory=dict)
     path: Path | None = field(default=None, compare=False, repr=False)
 
@@ -75,8 +77,12 @@ def landing_schema(dimensions: list[str]) -> pdx.DataFrameSchema:
 def check_landing_frame(table: pa.Table, *, what: str) -> None:
     """Raise SchemaError (one line naming the batch and the column) if the table breaks the landing contract."""
     dims = [c for c in table.column_names if c not in ("value", "status")]
+    schema = landing_schema(dims)
     try:
-        landing_schema(dims).validate(table.to_pandas(), lazy=True)
+        # Slice by slice: every check is per column and row, and pandas never holds more than one slice (a
+        # 200 MB inbox CSV would otherwise be copied whole into pandas next to its Arrow table).
+        for offset in range(0, max(table.num_rows, 1), _CHECK_ROWS):
+            schema.validate(table.slice(offset, _CHECK_ROWS).to_pandas(), lazy=True)
     except pdx.errors.SchemaErrors as exc:
         first = exc.failure_cases.iloc[0]
         raise SchemaError(
@@ -143,14 +149,18 @@ def latest_manifest(settings: Settings, raw_table: str, source_name: str) -> Man
     return found[-1] if found else None
 
 
-def quarantine_file(path: Path, manifest_fields: dict[str, Any], reason: str, *, settings: Settings) -> Manifest:
+def quarantine_file(
+    path: Path, manifest_fields: dict[str, Any], reason: str, *, settings: Settings, keep_copy: bool = True
+) -> Manifest:
     """Keep an unreadable source file in quarantine with a manifest and a one-line reason; nothing is lost.
 
-    The original stays where it was (the inbox); its hash in the manifest stops the next run from re-reading it
-    until the file changes.
+    The original stays where it was (the inbox); its hash (``manifest_fields["file_sha256"]``) stops the next run
+    from re-reading it until the file changes. The copy is streamed, never followed through a symlink; with
+    ``keep_copy=False`` (a symlink, FIFO or directory, refused unopened) only the manifest and reason are written.
     """
-    data = path.read_bytes()
-    digest = hashlib.sha256(data).hexdigest()
+    from extract.files import copy_regular_file
+
+    digest = manifest_fields["file_sha256"]
     now = datetime.now(UTC)
     load_id = f"{now:%Y%m%dT%H%M%S%fZ}-{digest[:8]}"
     directory = settings.quarantine_dir / manifest_fields["raw_table"] / manifest_fields["source_name"]
@@ -160,9 +170,10 @@ def quarantine_file(path: Path, manifest_fields: dict[str, Any], reason: str, *,
         rows=0,
         content_sha256=digest,
         path=directory / f"{load_id}{MANIFEST_SUFFIX}",
-        **{**manifest_fields, "file_sha256": digest},
+        **manifest_fields,
     )
-    _atomic_write(directory / f"{load_id}.original{path.suffix.lower()}", data)
+    if keep_copy:
+        copy_regular_file(path, directory / f"{load_id}.original{path.suffix.lower()}")
     _atomic_write(directory / f"{load_id}.reason.txt", f"quarantined: {reason}\n".encode())
     _atomic_write(manifest.path, manifest.to_json().encode("utf-8"))
     return manifest

@@ -193,24 +193,54 @@ def processed_file_hashes(settings: Settings, raw_table: str, source_name: str) 
     return seen
 
 
-def extract_inbox(*, settings: Settings, catalogue: Catalogue | None = None) -> list[ExtractResult]:
-    """Land every new municipal file in the inbox; quarantine (with a one-line reason) any file that cannot be read.
+def latest_file_batches(settings: Settings, raw_table: str, source_name: str) -> dict[str, Manifest]:
+    """Per inbox file name, the newest batch landed or quarantined for one catalogue file entry.
 
-    A file already landed or quarantined is not read again until its content changes.
+    Each file is its own series of batches: a re-dropped file name supersedes only its own earlier version.
+    """
+    newest: dict[str, Manifest] = {}
+    for root in (settings.landing_dir, settings.quarantine_dir):
+        for m in manifests(root / raw_table / source_name):
+            if m.kind == "file" and (m.table_id not in newest or m.load_id > newest[m.table_id].load_id):
+                newest[m.table_id] = m
+    return newest
+
+
+def one_line(text: str, limit: int = 400) -> str:
+    """A message as one printable line: control characters escaped, long text cut."""
+    out = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return out if len(out) <= limit else out[: limit - 3] + "..."
+
+
+def extract_inbox(*, settings: Settings, catalogue: Catalogue | None = None) -> list[ExtractResult]:
+    """Land every new municipal file in the inbox as its own batch; quarantine (one-line reason) what cannot be read.
+
+    Never raises for a bad file: every read error, limit or refusal becomes a quarantine entry. A file whose bytes
+    equal the newest batch already made from the same file name is not read again; a changed file (or an older
+    version dropped back) lands again and supersedes that file's earlier batch only.
     """
     from extract.errors import FileSourceError
-    from extract.files import file_sha256, read_file_source, scan_inbox
+    from extract.files import RefusedFileError, file_sha256, read_file, scan_inbox, snippet
     from extract.landing import quarantine_file
 
     catalogue = catalogue or load_catalogue()
     results: list[ExtractResult] = []
+    processed: dict[tuple[str, str], dict[str, Manifest]] = {}
     for path, entry in scan_inbox(settings.inbox_dir, list(catalogue.files)):
-        digest = file_sha256(path)
         if isinstance(entry, FileSourceError):
             entry_name, raw_table, columns = "_unmatched", "_unmatched", {}
         else:
             entry_name, raw_table, columns = entry.name, entry.raw_table, entry.columns
-        if digest in processed_file_hashes(settings, raw_table, entry_name):
+        try:
+            digest = file_sha256(path)
+        except (OSError, FileSourceError) as exc:  # vanished or swapped since the scan: the next run sees it
+            log.warning("inbox: %s changed while scanning, left for the next run: %s", path.name, exc)
+            continue
+        key = (raw_table, entry_name)
+        if key not in processed:
+            processed[key] = latest_file_batches(settings, raw_table, entry_name)
+        previous = processed[key].get(path.name)
+        if previous is not None and previous.file_sha256 == digest:
             results.append(
                 ExtractResult(entry_name, raw_table, path.name, "skipped_seen", message="file already processed")
             )
@@ -229,29 +259,45 @@ def extract_inbox(*, settings: Settings, catalogue: Catalogue | None = None) -> 
             "file": str(path),
             "file_sha256": digest,
         }
+        reason: str
         try:
             if isinstance(entry, FileSourceError):
                 raise entry
-            table = read_file_source(path, entry)
-            manifest: Manifest = write_batch(table, {**fields, "cells": table.num_rows}, settings=settings)
-        except (FileSourceError, SchemaError) as exc:
-            manifest = quarantine_file(path, {**fields, "cells": 0}, str(exc), settings=settings)
-            log.warning("quarantined %s: %s", path.name, exc)
-            results.append(
-                ExtractResult(
-                    entry_name, raw_table, path.name, "quarantined", manifest_path=manifest.path, message=str(exc)
+            read = read_file(path, entry)
+        except FileSourceError as exc:
+            reason = str(exc)
+        except Exception as exc:  # a reader's unforeseen failure is this file's problem, not the run's
+            log.exception("inbox: reading %s failed unexpectedly", path.name)
+            reason = f"{path}: cannot read: {type(exc).__name__}: {snippet(exc, 80)}"
+        else:
+            try:
+                fields = {**fields, "cells": read.table.num_rows, "encoding": read.encoding}
+                manifest: Manifest = write_batch(read.table, fields, settings=settings)
+            except SchemaError as exc:
+                reason = str(exc)
+            else:
+                results.append(
+                    ExtractResult(
+                        entry_name,
+                        raw_table,
+                        path.name,
+                        "landed",
+                        rows=manifest.rows,
+                        cells=manifest.cells,
+                        manifest_path=manifest.path,
+                    )
                 )
-            )
-            continue
+                continue
+        reason = one_line(reason)
+        fields = {**fields, "cells": 0}
+        keep_copy = not isinstance(entry, RefusedFileError)
+        try:
+            manifest = quarantine_file(path, fields, reason, settings=settings, keep_copy=keep_copy)
+        except FileSourceError as exc:  # swapped for a symlink/FIFO or removed since it was read: keep the record
+            reason = one_line(f"{reason} (no copy kept: {exc})")
+            manifest = quarantine_file(path, fields, reason, settings=settings, keep_copy=False)
+        log.warning("quarantined %s: %s", path.name, reason)
         results.append(
-            ExtractResult(
-                entry_name,
-                raw_table,
-                path.name,
-                "landed",
-                rows=manifest.rows,
-                cells=manifest.cells,
-                manifest_path=manifest.path,
-            )
+            ExtractResult(entry_name, raw_table, path.name, "quarantined", manifest_path=manifest.path, message=reason)
         )
     return results

@@ -11,7 +11,15 @@ import pyarrow.compute as pc
 import pytest
 
 from extract.errors import FileSourceError
-from extract.files import discover, file_sha256, load_file_entries, read_file_source
+from extract.files import (
+    RefusedFileError,
+    discover,
+    file_sha256,
+    load_file_entries,
+    read_file,
+    read_file_source,
+    scan_inbox,
+)
 from tests.conftest import REFERENCE_DATA
 
 LKPG = REFERENCE_DATA / "linkoping_kommun_px"
@@ -203,15 +211,83 @@ def test_csv_missing_column(tmp_path: Path, entries: dict[str, dict]) -> None:
     assert "'district' missing" in str(ei.value) and ei.value.line == 1
 
 
-def test_csv_latin1_and_empty(tmp_path: Path, entries: dict[str, dict]) -> None:
-    p = tmp_path / "latin_commuting.csv"
-    p.write_bytes((CSV_BODY + "Ut,110,Område,2021,4\n").encode("latin-1"))
-    with pytest.raises(FileSourceError, match=r"line 5: not UTF-8"):
-        read_file_source(p, entries["municipal_commuting_csv"])
+def test_csv_encodings_detected(tmp_path: Path, entries: dict[str, dict]) -> None:
+    body = CSV_BODY + "Ut,110,Område,2021,4\n"
+    for encoding, expected in [
+        ("utf-8", "utf-8"),
+        ("utf-8-sig", "utf-8-sig"),
+        ("cp1252", "cp1252"),
+        ("latin-1", "cp1252"),  # the same bytes for every Swedish letter
+    ]:
+        p = tmp_path / f"{encoding}_commuting.csv"
+        p.write_bytes(
+            body.replace("Område", "Område \u2013 ö").encode(encoding, "replace")
+            if encoding == "cp1252"
+            else body.encode(encoding)
+        )
+        read = read_file(p, entries["municipal_commuting_csv"])
+        assert read.encoding == expected, encoding
+        assert "Område" in read.table["area"].to_pylist()[-1]
     e = tmp_path / "empty_commuting.csv"
     e.write_bytes(b"")
     with pytest.raises(FileSourceError, match="empty"):
         read_file_source(e, entries["municipal_commuting_csv"])
+
+
+def test_csv_bom_only_oversized_field_and_utf16(tmp_path: Path, entries: dict[str, dict]) -> None:
+    entry = entries["municipal_commuting_csv"]
+    p = tmp_path / "bom_commuting.csv"
+    p.write_bytes(b"\xef\xbb\xbf\n\n  \n")
+    with pytest.raises(FileSourceError, match="no header line"):
+        read_file_source(p, entry)
+    p.write_bytes((CSV_BODY + "In,110," + "x" * 200_000 + ",2021,4\n").encode())
+    with pytest.raises(FileSourceError, match=r"line 5: a field is longer than 131,072 characters"):
+        read_file_source(p, entry)
+    p.write_bytes(CSV_BODY.encode("utf-16"))
+    with pytest.raises(FileSourceError, match="UTF-16"):
+        read_file_source(p, entry)
+
+
+def test_header_only_and_control_characters_refused(tmp_path: Path, entries: dict[str, dict]) -> None:
+    entry = entries["municipal_commuting_csv"]
+    p = tmp_path / "x_commuting.csv"
+    p.write_text("flow_type,district,area,period,value\n\n", encoding="utf-8")
+    with pytest.raises(FileSourceError, match="header only"):
+        read_file_source(p, entry)
+    p.write_text(CSV_BODY + "In,1\x0010,Annan,2021,4\n", encoding="utf-8")
+    with pytest.raises(FileSourceError) as ei:
+        read_file_source(p, entry)
+    assert ei.value.line == 5 and "'1\\x0010'" in str(ei.value) and "control character" in str(ei.value)
+
+
+def test_limits_from_the_catalogue_entry(tmp_path: Path, entries: dict[str, dict]) -> None:
+    p = tmp_path / "x_commuting.csv"
+    p.write_text(CSV_BODY, encoding="utf-8")
+    small = {**entries["municipal_commuting_csv"], "limits": {"max_rows": 2}}
+    with pytest.raises(FileSourceError, match=r"line 4: more than 2 data rows"):
+        read_file_source(p, small)
+    tiny = {**entries["municipal_commuting_csv"], "limits": {"max_file_bytes": 10}}
+    with pytest.raises(FileSourceError, match="over the limit"):
+        read_file_source(p, tiny)
+
+
+def test_symlink_and_fifo_refused_unopened(tmp_path: Path, inbox: Path, entries: dict[str, dict]) -> None:
+    import os
+
+    secret = tmp_path / "secret.txt"
+    secret.write_text("root:SECRET-FIRST-LINE\n")
+    (inbox / "PE12.px").symlink_to(secret)
+    os.mkfifo(inbox / "FO05.px")
+    found = dict(scan_inbox(inbox, list(entries.values())))
+    for name in ("PE12.px", "FO05.px"):
+        assert isinstance(found[inbox / name], RefusedFileError)
+    assert "symbolic link" in str(found[inbox / "PE12.px"]) and "SECRET" not in str(found[inbox / "PE12.px"])
+    assert "FIFO" in str(found[inbox / "FO05.px"])
+    with pytest.raises(RefusedFileError):  # reading it directly refuses too (O_NOFOLLOW), never blocks on the FIFO
+        read_file_source(inbox / "FO05.px", entries["linkoping_day_population_by_sector"])
+    with pytest.raises(RefusedFileError):
+        read_file_source(inbox / "PE12.px", entries["linkoping_commuting_districts"])
+    assert file_sha256(inbox / "FO05.px") == file_sha256(inbox / "FO05.px")  # an identity without opening it
 
 
 # -- XLSX ------------------------------------------------------------------------------------------------------

@@ -1,7 +1,9 @@
 """Load validated landing batches into ``raw.*``, one transaction per batch, with a ledger in ``ops.loads``.
 
 ``raw.<table>`` holds, per source, exactly the rows of that source's newest good batch: reloading replaces,
-never duplicates. Quarantined batches are recorded in the ledger and never loaded.
+never duplicates. Inbox files are one series each: per (source, file name), so a municipality's file never
+replaces another's, and a re-dropped file name replaces only its own rows.
+Quarantined batches are recorded in the ledger and never loaded.
 """
 
 from __future__ import annotations
@@ -74,6 +76,11 @@ def source_updated(updated: str | None) -> str | None:
     return parsed.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _series(m: Manifest) -> tuple[str, str]:
+    """What a batch replaces: its source, or for an inbox file the source *and* the file name (``table_id``)."""
+    return (m.source_name, m.table_id if m.kind == "file" else "")
+
+
 def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
@@ -100,7 +107,11 @@ def _load_batch(con: duckdb.DuckDBPyConnection, m: Manifest) -> None:
         for name, dtype, *_ in con.execute(f"describe {batch}", params).fetchall():
             if name not in existing:
                 con.execute(f"alter table {table} add column {_ident(name)} {dtype}")
-        con.execute(f"delete from {table} where _source_name = ?", [m.source_name])
+        if m.kind == "file":
+            own_rows = "_source_name = ? and _source_table = ?"
+            con.execute(f"delete from {table} where {own_rows}", [m.source_name, m.table_id])
+        else:
+            con.execute(f"delete from {table} where _source_name = ?", [m.source_name])
         con.execute(f"insert into {table} by name {batch}", params)
         con.execute(
             "insert into ops.loads values (?, ?, ?, ?, ?, ?, ?, 'loaded', null, ?)",
@@ -147,8 +158,12 @@ def _record_quarantined(con: duckdb.DuckDBPyConnection, settings: Settings, summ
         summary.quarantined.append(m.load_id)
 
 
-def _live_state(settings: Settings) -> tuple[dict[str, tuple[str, str]], set[str]]:
-    """From the live warehouse (read-only): (load id, content hash) per source, and quarantines recorded."""
+def _live_state(settings: Settings) -> tuple[dict[tuple[str, str], tuple[str, str]], set[str]]:
+    """From the live warehouse (read-only): (load id, content hash) per series (see ``_series``), and quarantines.
+
+    Keys are (source, "") for a source's newest load and (source, table id) for each table id's newest load; a
+    batch looks itself up by ``_series``.
+    """
     if not settings.warehouse_path.exists():
         return {}, set()
     con = connect_reader(settings)
@@ -157,13 +172,13 @@ def _live_state(settings: Settings) -> tuple[dict[str, tuple[str, str]], set[str
             "select count(*) from information_schema.tables where table_schema = 'ops' and table_name = 'loads'"
         ).fetchone()[0]:
             return {}, set()
-        current = {
-            name: (load_id, sha)
-            for name, load_id, sha in con.execute(
-                "select source_name, load_id, content_sha256 from ops.loads where status = 'loaded' "
-                "qualify row_number() over (partition by source_name order by loaded_at desc, load_id desc) = 1"
-            ).fetchall()
-        }
+        current: dict[tuple[str, str], tuple[str, str]] = {}
+        for partition, key in (("source_name", lambda n, t: (n, "")), ("source_name, table_id", lambda n, t: (n, t))):
+            for name, table_id, load_id, sha in con.execute(
+                "select source_name, table_id, load_id, content_sha256 from ops.loads where status = 'loaded' "
+                f"qualify row_number() over (partition by {partition} order by loaded_at desc, load_id desc) = 1"
+            ).fetchall():
+                current[key(name, table_id)] = (load_id, sha)
         quarantined = {
             r[0] for r in con.execute("select load_id from ops.loads where status = 'quarantined'").fetchall()
         }
@@ -178,17 +193,17 @@ def load_validated(*, settings: Settings, wait: float | None = None) -> LoadSumm
     With nothing new the live warehouse is not touched at all (no lock, no copy).
     """
     summary = LoadSummary()
-    newest: dict[str, Manifest] = {}
+    newest: dict[tuple[str, str], Manifest] = {}
     for m in manifests(settings.landing_dir):
         verdict = _passed(m)
         if verdict is None:
             summary.unvalidated.append(m.load_id)
         elif verdict:
-            newest[m.source_name] = m  # manifests() is oldest first
+            newest[_series(m)] = m  # manifests() is oldest first
     current, recorded = _live_state(settings)
-    live_id = {name: load_id for name, (load_id, _) in current.items()}
-    todo = [m for m in newest.values() if live_id.get(m.source_name) != m.load_id]
-    summary.unchanged = [m.load_id for m in newest.values() if live_id.get(m.source_name) == m.load_id]
+    live_id = {key: load_id for key, (load_id, _) in current.items()}
+    todo = [m for m in newest.values() if live_id.get(_series(m)) != m.load_id]
+    summary.unchanged = [m.load_id for m in newest.values() if live_id.get(_series(m)) == m.load_id]
     new_quarantine = any(m.load_id not in recorded for m in manifests(settings.quarantine_dir))
     if not todo and not new_quarantine and settings.warehouse_path.exists():
         return summary
@@ -200,7 +215,7 @@ def load_validated(*, settings: Settings, wait: float | None = None) -> LoadSumm
                 _load_batch(con, m)
                 summary.loaded.append(m.load_id)
                 summary.rows += m.rows
-                if current.get(m.source_name, (None, None))[1] != m.content_sha256:
+                if current.get(_series(m), (None, None))[1] != m.content_sha256:
                     change = summary.changed.setdefault(m.raw_table, {"load_ids": [], "sources": [], "rows": 0})
                     change["load_ids"].append(m.load_id)
                     change["sources"].append(m.source_name)
