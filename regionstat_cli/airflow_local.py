@@ -370,6 +370,15 @@ def api_ready(port: int = PORT, timeout: float = 2.0) -> bool:
     return api_health(port, timeout) is not None
 
 
+def execution_api_answers(url: str, timeout: float = 2.0) -> bool:
+    """Whether the execution API the task supervisors use (``<url>health``) answers 200."""
+    try:
+        with urllib.request.urlopen(url.rstrip("/") + "/health", timeout=timeout) as resp:
+            return resp.status == 200
+    except (OSError, ValueError):
+        return False
+
+
 @dataclass
 class Component:
     """One Airflow component in its own process group; its output goes to ``log_path`` (and the console)."""
@@ -466,8 +475,8 @@ class FailedBeforeStartWatcher:
     API answers now, where the scheduler log is) to the task log, as a JSON line like Airflow's own.
     """
 
-    def __init__(self, env: Mapping[str, str], port: int, scheduler: Component, echo: Callable[[str], None] | None):
-        self.env, self.port, self.scheduler, self.echo = env, port, scheduler, echo
+    def __init__(self, env: Mapping[str, str], scheduler: Component, echo: Callable[[str], None] | None) -> None:
+        self.env, self.scheduler, self.echo = env, scheduler, echo
         rows = metadata_query(env, "select max(id) from log")
         self.last_id = int(rows[0][0] or 0) if rows else 0
         self.explained: list[Path] = []
@@ -486,11 +495,11 @@ class FailedBeforeStartWatcher:
                 continue  # it had started (e.g. killed while running): its own log says how far it got
             path = task_log_path(self.env, dag_id, run_id, task_id, map_index, int(try_number or 1))
             cause = self.scheduler.last_error or "no exception in the scheduler output"
-            api = "answers now" if api_ready(self.port) else "does not answer now"
+            url = self.env.get("AIRFLOW__CORE__EXECUTION_API_SERVER_URL", "")
+            api = "answers now" if url and execution_api_answers(url) else "does not answer now"
             message = (
                 f"regionstat: this task failed before it started: its supervisor could not start it; "
-                f"scheduler's last error: {cause}; the execution API "
-                f"{self.env.get('AIRFLOW__CORE__EXECUTION_API_SERVER_URL', '?')} {api} "
+                f"scheduler's last error: {cause}; the execution API {url or '(not configured)'} {api} "
                 f"(scheduler log: {self.scheduler.log_path})"
             )
             record = {
@@ -549,7 +558,7 @@ def standalone(
         for name in AFTER_API:
             components.append(start_component(name, env, log_dir, echo=echo))
         say(_banner(env, port, components))
-        watcher = FailedBeforeStartWatcher(env, port, components[1], echo)
+        watcher = FailedBeforeStartWatcher(env, components[1], echo)
         while True:
             dead = [c for c in components if c.exited() is not None]
             if dead:
