@@ -403,8 +403,12 @@ class Component:
 def start_component(
     name: str, env: Mapping[str, str], log_dir: Path, *, echo: Callable[[str], None] | None = print
 ) -> Component:
-    """``airflow <name>`` in its own session (a terminal's Ctrl-C reaches only us: we stop it in order)."""
+    """``airflow <name>`` in its own session (a terminal's Ctrl-C reaches only us: we stop it in order).
+
+    Its log is owner-only: the api-server prints the admin password it generates on first start.
+    """
     log_dir.mkdir(parents=True, exist_ok=True)
+    log_dir.chmod(0o700)
     proc = subprocess.Popen(
         [airflow_exe(), *name.split()],
         env=dict(env),
@@ -425,7 +429,9 @@ def start_component(
 
 def _pump(component: Component, echo: Callable[[str], None] | None) -> None:
     assert component.proc.stdout is not None
-    with component.log_path.open("a", encoding="utf-8") as log_fh:
+    fd = os.open(component.log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with open(fd, "w", encoding="utf-8") as log_fh:
         for line in component.proc.stdout:
             log_fh.write(line)
             log_fh.flush()

@@ -168,6 +168,8 @@ def test_standalone_starts_the_api_server_first_and_tasks_reach_it(tmp_path: Pat
         assert json.loads(password_file.read_text())["admin"]
         assert _mode(password_file) == 0o600
         assert _mode(home / "airflow.cfg") == 0o600
+        components = home / "logs" / "components"  # the api-server prints the password it generates
+        assert _mode(components) == 0o700 and _mode(components / "api-server.log") == 0o600
         login = next(ln for ln in lines if ln.startswith("login:"))
         assert json.loads(password_file.read_text())["admin"] in login
 

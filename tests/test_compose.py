@@ -99,7 +99,7 @@ def test_long_running_services_have_healthchecks(service):
 
 def test_healthchecks_probe_the_right_things():
     api = " ".join(SERVICES["airflow-apiserver"]["healthcheck"]["test"])
-    assert "http://localhost:8080/api/v2/version" in api
+    assert "http://localhost:8080/api/v2/monitor/health" in api
     sched = " ".join(SERVICES["airflow-scheduler"]["healthcheck"]["test"])
     assert ":8974/health" in sched
     assert _env("airflow-scheduler")["AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK"] == "True"
@@ -155,6 +155,16 @@ def test_services_wait_for_init_and_postgres():
         assert deps["postgres"]["condition"] == "service_healthy", service
     assert SERVICES["airflow-init"]["depends_on"] == {"postgres": {"condition": "service_healthy"}}
     assert SERVICES["airflow-worker"]["depends_on"]["redis"] == {"condition": "service_healthy"}
+
+
+@pytest.mark.parametrize("service", [s for s in AIRFLOW_COMMANDS if s != "airflow-apiserver"])
+def test_task_side_components_wait_for_a_healthy_api_server(service):
+    """The execution API must answer before a task can be queued or run (else httpx.ConnectError, a task log
+    with nothing after "Pre Execute"); the api-server's health check probes its health endpoint."""
+    deps = SERVICES[service]["depends_on"]
+    assert deps["airflow-apiserver"] == {"condition": "service_healthy"}
+    assert deps["airflow-init"]["condition"] == "service_completed_successfully"
+    assert "airflow-apiserver" not in SERVICES["airflow-apiserver"]["depends_on"]
 
 
 def test_init_migrates_and_creates_the_one_slot_writer_pool():
