@@ -165,6 +165,7 @@ def test_task_side_components_wait_for_a_healthy_api_server(service):
     assert deps["airflow-apiserver"] == {"condition": "service_healthy"}
     assert deps["airflow-init"]["condition"] == "service_completed_successfully"
     assert "airflow-apiserver" not in SERVICES["airflow-apiserver"]["depends_on"]
+    assert int(_env(service)["AIRFLOW__WORKERS__EXECUTION_API_RETRIES"]) >= 10  # survives an api-server restart
 
 
 def test_init_migrates_and_creates_the_one_slot_writer_pool():
