@@ -578,7 +578,9 @@ def standalone(
         say("stopping airflow ...")
         return 0
     finally:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the shutdown short
+        # a second Ctrl-C / SIGTERM must not cut the shutdown short and orphan components (it ends in SIGKILL)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         try:
             stop_components([c for c in components if c.name != "api-server"])  # the api-server last: tasks
             stop_components([c for c in components if c.name == "api-server"])  # report to it while stopping
