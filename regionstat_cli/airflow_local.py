@@ -485,7 +485,6 @@ class FailedBeforeStartWatcher:
         self.env, self.scheduler, self.echo = env, scheduler, echo
         rows = metadata_query(env, "select max(id) from log")
         self.last_id = int(rows[0][0] or 0) if rows else 0
-        self.explained: list[Path] = []
 
     def poll(self) -> list[Path]:
         rows = metadata_query(
@@ -521,7 +520,6 @@ class FailedBeforeStartWatcher:
             if self.echo:
                 self.echo(f"regionstat: {where} (try {try_number}) failed before it started: {cause} (log: {path})")
             written.append(path)
-        self.explained += written
         return written
 
 
