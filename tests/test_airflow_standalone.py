@@ -214,6 +214,22 @@ def test_a_task_that_cannot_reach_the_execution_api_says_so_in_its_log(tmp_path:
         _unpause_inbox(env)
         _wait_until("the failed-before-start line", lambda: "failed before it started" in out.read_text(), proc, out)
         runs = _wait_until("a finished regionstat_inbox run", lambda: _finished_inbox_runs(env), proc, out)
+        # the DAG's failure callback (run by the DAG processor) says the task never started, not "see the task log"
+        callback = _wait_until(
+            "the failure callback's line",
+            lambda: next(
+                (
+                    ln
+                    for f in (home / "logs" / "dag_processor").rglob("regionstat_inbox.py.log")
+                    for ln in f.read_text().splitlines()
+                    if "regionstat task failed: regionstat_inbox.scan:" in ln
+                ),
+                None,
+            ),
+            proc,
+            out,
+        )
+    assert "it never started" in callback and f"127.0.0.1:{dead_port}/execution/ did not answer" in callback
     assert "failed" in {state for _run, state in runs}
     console = next(ln for ln in out.read_text().splitlines() if "failed before it started" in ln)
     assert console.startswith("regionstat: regionstat_inbox.scan (try 1) failed before it started: ")
