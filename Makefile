@@ -45,7 +45,7 @@ bench: install  ## benchmarks against peers; results in bench/results/*.json
 drills: install  ## long fault drills: kill -9 during extract/load/dbt, two runs at once, changed upstream
 	$(BIN)/pytest -q -m drill tests/drills/
 
-airflow: install  ## airflow standalone on 127.0.0.1:8080 with the project's DAGs
+airflow: install  ## local Airflow on 127.0.0.1:8080 with the project's DAGs (api-server first, then the rest)
 	$(BIN)/python -m regionstat_cli.airflow_local standalone
 
 clean:  ## remove data/ and local Airflow state (keeps .venv)

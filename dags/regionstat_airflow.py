@@ -11,6 +11,7 @@ This file holds no DAG (it is listed in ``.airflowignore``); the DAG processor i
 from __future__ import annotations
 
 import logging
+import os
 import re
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -131,14 +132,30 @@ def first_line(obj: object, limit: int = 400) -> str:
 
 
 def log_task_failure(context: Mapping[str, Any]) -> None:
-    """on_failure_callback: one line naming the task instance and the cause."""
+    """on_failure_callback: one line naming the task instance and the cause.
+
+    Without an exception the callback runs outside the task (the DAG processor, for the scheduler). A task with no
+    start date never ran: its supervisor could not start it, most often because the execution API did not
+    answer, and the error is in the scheduler's (or worker's) output - its own log ends at "Pre Execute".
+    """
     ti = context.get("ti") or context.get("task_instance")
     exc = context.get("exception")
     where = "?"
     if ti is not None:
         idx = getattr(ti, "map_index", -1)
         where = f"{ti.dag_id}.{ti.task_id}" + (f"[{idx}]" if idx is not None and idx >= 0 else "")
-    cause = first_line(exc) if exc is not None else str(context.get("reason") or "see the task log")
+    if exc is not None:
+        cause = first_line(exc)
+    elif context.get("reason"):
+        cause = str(context["reason"])
+    elif ti is not None and getattr(ti, "start_date", None) is None:
+        api = os.environ.get("AIRFLOW__CORE__EXECUTION_API_SERVER_URL") or "the configured execution API"
+        cause = (
+            f"it never started: its supervisor could not start it (often: {api} did not answer); "
+            "the error is in the scheduler's or worker's log"
+        )
+    else:
+        cause = "see the task log"
     log.error("regionstat task failed: %s: %s", where, cause)
 
 
@@ -341,8 +358,6 @@ def dbt_group(group: str) -> dict[str, Any]:
     earlier group), so a group never runs a test against a model a later group builds; the tests that span
     groups run in ``dbt_tests`` at the end (see :func:`dbt_test_all`).
     """
-    import os
-
     from warehouse.build import run_dbt
 
     selector = DBT_GROUPS[group][0]

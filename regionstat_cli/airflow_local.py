@@ -1,15 +1,16 @@
 """Local Airflow for regionstat: a project-local AIRFLOW_HOME (``.airflow/``, SQLite), the ``duckdb_writer`` pool,
-``airflow dags test`` runs, and ``airflow standalone`` on 127.0.0.1:8080.
+``airflow dags test`` runs, and a standalone Airflow on 127.0.0.1:8080 that starts the api-server first.
 
 Used by ``make airflow`` (``python -m regionstat_cli.airflow_local standalone``), ``make demo`` and the end-to-end
 test. Subcommands::
 
     python -m regionstat_cli.airflow_local setup          # migrate the DB, create the pool, serialise the DAGs
-    python -m regionstat_cli.airflow_local standalone     # setup + airflow standalone, prints the login
+    python -m regionstat_cli.airflow_local standalone     # setup + api-server, once it answers the others; login
     python -m regionstat_cli.airflow_local test DAG_ID    # setup + airflow dags test DAG_ID
     python -m regionstat_cli.airflow_local env            # print the environment (eval-able)
 
 Explicit environment wins: ``AIRFLOW_HOME``, ``REGIONSTAT_DATA_DIR`` and any ``AIRFLOW__*`` already set are kept.
+The admin password file and ``airflow.cfg`` (Fernet key, JWT secret) in AIRFLOW_HOME are kept owner-only (0600).
 """
 
 from __future__ import annotations
@@ -29,7 +30,9 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DAGS_FOLDER = PROJECT_ROOT / "dags"
@@ -86,6 +89,10 @@ def airflow_env(
         "AIRFLOW__API__PORT": str(port),
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://{HOST}:{port}/execution/",
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
+        # a task supervisor retries the execution API for minutes, not Airflow's default ~30 s: on a busy
+        # machine an api-server restart or slow start must not fail tasks before they run
+        "AIRFLOW__WORKERS__EXECUTION_API_RETRIES": "10",
+        "AIRFLOW__WORKERS__EXECUTION_API_RETRY_WAIT_MAX": "60",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
         **QUIET_ENV,
     }
@@ -158,6 +165,7 @@ def setup(env: Mapping[str, str] | None = None, *, echo: Callable[[str], None] |
         last = steps[-1].split(": ", 1)[1] if steps else "airflow setup"
         err = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
         raise AirflowSetupError(f"`{last}` failed: {err[-1] if err else 'see ' + str(log)} (log: {log})")
+    secure_credentials(env)
     errors = import_errors(env)
     if errors:
         first = next(iter(errors.items()))
@@ -303,17 +311,42 @@ def dags_test(
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# standalone
+# standalone: the api-server first, the rest once it answers
 # ---------------------------------------------------------------------------------------------------------------
+
+HEALTH_PATH = "/api/v2/monitor/health"
+AFTER_API = ("scheduler", "dag-processor", "triggerer")
+API_START_CEILING = 600.0  # seconds: only a hung api-server gets here; it usually answers within 10-40 s
+FAILED_BEFORE_START = "state mismatch"  # Airflow's audit-log event for "executor failed it while still queued"
+_EXCEPTION_LINE = re.compile(r"^(?:[\w.]+\.)?\w*(?:Error|Exception|Refused|Timeout)\w*: .+")
+
+
+def credential_files(env: Mapping[str, str]) -> list[Path]:
+    """The local files holding secrets: the admin password file and ``airflow.cfg`` (Fernet key, JWT secret)."""
+    home = Path(env["AIRFLOW_HOME"])
+    password = env.get("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE") or home / PASSWORD_FILE
+    config = env.get("AIRFLOW_CONFIG") or home / "airflow.cfg"
+    return [Path(password), Path(config)]
+
+
+def secure_credentials(env: Mapping[str, str]) -> list[Path]:
+    """Make the credential files owner-only (0600): the password file is created empty, so Airflow writes the
+    generated admin password into a file nobody else can read (Airflow would create it 0644)."""
+    password_file, config = credential_files(env)
+    password_file.parent.mkdir(parents=True, exist_ok=True)
+    os.close(os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
+    secured = []
+    for path in (password_file, config):
+        if path.exists():
+            path.chmod(0o600)
+            secured.append(path)
+    return secured
 
 
 def admin_password(env: Mapping[str, str]) -> str | None:
     """The simple auth manager's generated admin password (``PASSWORD_FILE`` in AIRFLOW_HOME)."""
-    path = Path(
-        env.get("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE") or Path(env["AIRFLOW_HOME"]) / PASSWORD_FILE
-    )
     try:
-        return json.loads(path.read_text(encoding="utf-8")).get("admin")
+        return json.loads(credential_files(env)[0].read_text(encoding="utf-8")).get("admin")
     except (OSError, ValueError, AttributeError):
         return None
 
@@ -324,88 +357,288 @@ def port_in_use(port: int, host: str = HOST) -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
-def api_ready(port: int = PORT, timeout: float = 2.0) -> bool:
+def api_health(port: int = PORT, timeout: float = 2.0) -> dict[str, Any] | None:
+    """The api-server's health document (``GET /api/v2/monitor/health``) once it answers 200, else None."""
     try:
-        with urllib.request.urlopen(f"http://{HOST}:{port}/api/v2/version", timeout=timeout) as resp:
+        with urllib.request.urlopen(f"http://{HOST}:{port}{HEALTH_PATH}", timeout=timeout) as resp:
+            return json.loads(resp.read() or b"{}") if resp.status == 200 else None
+    except (OSError, ValueError):
+        return None
+
+
+def api_ready(port: int = PORT, timeout: float = 2.0) -> bool:
+    return api_health(port, timeout) is not None
+
+
+def execution_api_answers(url: str, timeout: float = 2.0) -> bool:
+    """Whether the execution API the task supervisors use (``<url>health``) answers 200."""
+    try:
+        with urllib.request.urlopen(url.rstrip("/") + "/health", timeout=timeout) as resp:
             return resp.status == 200
-    except OSError:
+    except (OSError, ValueError):
         return False
 
 
-def _announce_when_ready(env: Mapping[str, str], port: int, proc: subprocess.Popen, stop: threading.Event) -> None:
-    while not stop.is_set() and proc.poll() is None:
-        if api_ready(port):
-            password = admin_password(env)
-            banner = [
-                "",
-                "=" * 72,
-                f"regionstat Airflow UI:  http://{HOST}:{port}",
-                f"login:                  admin / {password or '(see ' + PASSWORD_FILE + ' in AIRFLOW_HOME)'}",
-                f"AIRFLOW_HOME:           {env['AIRFLOW_HOME']}",
-                f"data dir:               {env['REGIONSTAT_DATA_DIR']}",
-                "DAGs:                   regionstat_ingest -> regionstat_transform (assets), regionstat_inbox",
-                "stop with Ctrl-C",
-                "=" * 72,
-                "",
-            ]
-            print("\n".join(banner), flush=True)
-            return
-        stop.wait(2)
+@dataclass
+class Component:
+    """One Airflow component in its own process group; its output goes to ``log_path`` (and the console)."""
+
+    name: str
+    proc: subprocess.Popen
+    log_path: Path
+    last_error: str = ""  # the last exception line it printed (e.g. ``httpx.ConnectError: ...``)
+    reader: threading.Thread | None = None
+
+    def exited(self) -> int | None:
+        return self.proc.poll()
+
+    def tail(self, n: int = 15) -> str:
+        try:
+            lines = self.log_path.read_text(encoding="utf-8", errors="replace").splitlines()
+        except OSError:
+            return ""
+        return "\n".join(lines[-n:])
 
 
-def standalone(env: Mapping[str, str] | None = None, *, port: int = PORT) -> int:
-    """setup, then ``airflow standalone`` (api-server on 127.0.0.1:PORT, scheduler, dag-processor, triggerer)."""
+def start_component(
+    name: str, env: Mapping[str, str], log_dir: Path, *, echo: Callable[[str], None] | None = print
+) -> Component:
+    """``airflow <name>`` in its own session (a terminal's Ctrl-C reaches only us: we stop it in order).
+
+    Its log is owner-only: the api-server prints the admin password it generates on first start.
+    """
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_dir.chmod(0o700)
+    proc = subprocess.Popen(
+        [airflow_exe(), *name.split()],
+        env=dict(env),
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        errors="replace",
+        bufsize=1,
+        start_new_session=True,
+    )
+    component = Component(name, proc, log_dir / f"{name}.log")
+    component.reader = threading.Thread(target=_pump, args=(component, echo), daemon=True)
+    component.reader.start()
+    return component
+
+
+def _pump(component: Component, echo: Callable[[str], None] | None) -> None:
+    assert component.proc.stdout is not None
+    fd = os.open(component.log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with open(fd, "w", encoding="utf-8") as log_fh:
+        for line in component.proc.stdout:
+            log_fh.write(line)
+            log_fh.flush()
+            text = line.rstrip("\n")
+            if _EXCEPTION_LINE.match(text):
+                component.last_error = text
+            if echo:
+                echo(f"{component.name:13} | {text}")
+
+
+def wait_for_api(api: Component, port: int, *, ceiling: float = API_START_CEILING) -> dict[str, Any]:
+    """Poll the health endpoint until it answers 200; fail at once if the api-server exits."""
+    deadline = time.monotonic() + ceiling
+    while True:
+        health = api_health(port)
+        if health is not None:
+            return health
+        code = api.exited()
+        if code is not None:
+            raise AirflowSetupError(
+                f"api-server exited {code} before answering {HEALTH_PATH}: "
+                f"{api.last_error or api.tail(1) or 'no output'} (log: {api.log_path})"
+            )
+        if time.monotonic() > deadline:
+            raise AirflowSetupError(
+                f"api-server on {HOST}:{port} did not answer {HEALTH_PATH} within {ceiling:.0f} s (log: {api.log_path})"
+            )
+        time.sleep(1)
+
+
+def task_log_path(env: Mapping[str, str], dag_id: str, run_id: str, task_id: str, map_index: int, attempt: int) -> Path:
+    """Where Airflow writes a task attempt's log (the default ``log_filename_template``)."""
+    base = Path(env.get("AIRFLOW__LOGGING__BASE_LOG_FOLDER") or Path(env["AIRFLOW_HOME"]) / "logs")
+    path = base / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}"
+    if map_index is not None and map_index >= 0:
+        path = path / f"map_index={map_index}"
+    return path / f"attempt={attempt}.log"
+
+
+class FailedBeforeStartWatcher:
+    """Explains, in the task's own log, a task that failed before its code ran.
+
+    When the task supervisor cannot reach the execution API (api-server down or not up yet), it kills the task
+    process before the task starts and the exception goes to the scheduler's output only: the task log shows
+    nothing after ``::group::Pre Execute``. Airflow records such a task as a "state mismatch" audit-log event;
+    for each new one this appends the likely cause (the scheduler's last exception line, whether the execution
+    API answers now, where the scheduler log is) to the task log, as a JSON line like Airflow's own.
+    """
+
+    def __init__(self, env: Mapping[str, str], scheduler: Component, echo: Callable[[str], None] | None) -> None:
+        self.env, self.scheduler, self.echo = env, scheduler, echo
+        rows = metadata_query(env, "select max(id) from log")
+        self.last_id = int(rows[0][0] or 0) if rows else 0
+
+    def poll(self) -> list[Path]:
+        rows = metadata_query(
+            self.env,
+            "select id, dag_id, run_id, task_id, map_index, try_number, extra from log where event = ? and id > ? "
+            "order by id",
+            (FAILED_BEFORE_START, self.last_id),
+        )
+        written = []
+        for log_id, dag_id, run_id, task_id, map_index, try_number, extra in rows:
+            self.last_id = max(self.last_id, int(log_id))
+            if not re.search(r"state attribute is (queued|scheduled)\b", str(extra or "")):
+                continue  # it had started (e.g. killed while running): its own log says how far it got
+            path = task_log_path(self.env, dag_id, run_id, task_id, map_index, int(try_number or 1))
+            cause = self.scheduler.last_error or "no exception in the scheduler output"
+            url = self.env.get("AIRFLOW__CORE__EXECUTION_API_SERVER_URL", "")
+            api = "answers now" if url and execution_api_answers(url) else "does not answer now"
+            message = (
+                f"regionstat: this task failed before it started: its supervisor could not start it; "
+                f"scheduler's last error: {cause}; the execution API {url or '(not configured)'} {api} "
+                f"(scheduler log: {self.scheduler.log_path})"
+            )
+            record = {
+                "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+                "level": "error",
+                "event": message,
+                "logger": "regionstat",
+            }
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("a", encoding="utf-8") as fh:
+                fh.write(json.dumps(record) + "\n")
+            where = f"{dag_id}.{task_id}" + (f"[{map_index}]" if map_index is not None and map_index >= 0 else "")
+            if self.echo:
+                self.echo(f"regionstat: {where} (try {try_number}) failed before it started: {cause} (log: {path})")
+            written.append(path)
+        return written
+
+
+def standalone(
+    env: Mapping[str, str] | None = None,
+    *,
+    port: int = PORT,
+    echo: Callable[[str], None] | None = print,
+    api_ceiling: float = API_START_CEILING,
+) -> int:
+    """setup, then the api-server; once it answers its health endpoint, scheduler, dag-processor and triggerer.
+
+    ``airflow standalone`` starts all four at once: on a busy machine the scheduler queues tasks before the
+    api-server listens, and their supervisors fail with ``httpx.ConnectError``. Runs until Ctrl-C / SIGTERM
+    or until a component exits (then stops the others and returns non-zero).
+    """
     env = airflow_env(port=port) if env is None else dict(env)
     if port_in_use(port):
         raise AirflowSetupError(f"port {port} on {HOST} is already in use (another Airflow?); stop it or pass --port")
     setup(env)
-    print(f"starting airflow standalone on http://{HOST}:{port} (AIRFLOW_HOME={env['AIRFLOW_HOME']}) ...", flush=True)
-    # Own process group, SIGINT at its default even if we were started in the background: stopping sends
-    # SIGINT to the whole group (what Ctrl-C does), so every component shuts down cleanly.
-    proc = subprocess.Popen(
-        [airflow_exe(), "standalone"],
-        env=env,
-        cwd=PROJECT_ROOT,
-        start_new_session=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
-    stop = threading.Event()
-    watcher = threading.Thread(target=_announce_when_ready, args=(env, port, proc, stop), daemon=True)
-    watcher.start()
+    log_dir = Path(env["AIRFLOW_HOME"]) / "logs" / "components"
+    say = echo or (lambda _line: None)
+    components: list[Component] = []
 
     def on_term(signum: int, _frame: object) -> None:
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, on_term)
+    # started in the background SIGINT may be ignored, and children inherit that: a handler resets to SIG_DFL
+    # in them at exec, so stopping them with SIGINT (what Ctrl-C does) works
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        return proc.wait()
+        say(f"starting the api-server on http://{HOST}:{port} (AIRFLOW_HOME={env['AIRFLOW_HOME']}) ...")
+        start = time.monotonic()
+        api = start_component("api-server", env, log_dir, echo=echo)
+        components.append(api)
+        wait_for_api(api, port, ceiling=api_ceiling)
+        secure_credentials(env)  # the api-server wrote the admin password (and airflow.cfg) by now
+        say(f"api-server answers {HEALTH_PATH} after {time.monotonic() - start:.0f} s; starting {', '.join(AFTER_API)}")
+        for name in AFTER_API:
+            components.append(start_component(name, env, log_dir, echo=echo))
+        say(_banner(env, port, components))
+        watcher = FailedBeforeStartWatcher(env, components[1], echo)
+        while True:
+            dead = [c for c in components if c.exited() is not None]
+            if dead:
+                c = dead[0]
+                raise AirflowSetupError(
+                    f"{c.name} exited {c.exited()}: {c.last_error or c.tail(1) or 'no output'} (log: {c.log_path})"
+                )
+            watcher.poll()
+            time.sleep(2)
     except KeyboardInterrupt:
-        print("stopping airflow standalone ...", flush=True)
-        return _stop_group(proc)
+        say("stopping airflow ...")
+        return 0
     finally:
-        signal.signal(signal.SIGTERM, previous)
-        stop.set()
+        # a second Ctrl-C / SIGTERM must not cut the shutdown short and orphan components (it ends in SIGKILL)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            stop_components([c for c in components if c.name != "api-server"])  # the api-server last: tasks
+            stop_components([c for c in components if c.name == "api-server"])  # report to it while stopping
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+            signal.signal(signal.SIGINT, previous_int)
 
 
-def _stop_group(proc: subprocess.Popen) -> int:
-    """SIGINT the standalone process group, then SIGTERM, then SIGKILL, waiting in between."""
-    for sig, grace in ((signal.SIGINT, 20), (signal.SIGTERM, 15), (signal.SIGKILL, 5)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
+def _banner(env: Mapping[str, str], port: int, components: list[Component]) -> str:
+    password = admin_password(env)
+    pids = ", ".join(f"{c.name} {c.proc.pid}" for c in components)
+    return "\n".join(
+        [
+            "",
+            "=" * 72,
+            f"regionstat Airflow UI:  http://{HOST}:{port}",
+            f"login:                  admin / {password or '(see ' + PASSWORD_FILE + ' in AIRFLOW_HOME)'}",
+            f"AIRFLOW_HOME:           {env['AIRFLOW_HOME']}",
+            f"data dir:               {env['REGIONSTAT_DATA_DIR']}",
+            f"component logs:         {Path(env['AIRFLOW_HOME']) / 'logs' / 'components'}",
+            f"pids:                   {pids}",
+            "DAGs:                   regionstat_ingest -> regionstat_transform (assets), regionstat_inbox",
+            "stop with Ctrl-C",
+            "=" * 72,
+            "",
+        ]
+    )
+
+
+def _group_gone(proc: subprocess.Popen) -> bool:
+    proc.poll()  # reap the leader so its group can vanish
+    try:
+        os.killpg(proc.pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def stop_components(components: list[Component]) -> None:
+    """SIGINT each component's process group (what Ctrl-C does), then SIGTERM, then SIGKILL, waiting between."""
+    for sig, grace in ((signal.SIGINT, 20.0), (signal.SIGTERM, 15.0), (signal.SIGKILL, 5.0)):
+        alive = []
+        for c in components:
+            try:
+                os.killpg(c.proc.pid, sig)
+                alive.append(c)
+            except ProcessLookupError:
+                continue
+        deadline = time.monotonic() + grace
+        while alive and time.monotonic() < deadline:
+            alive = [c for c in alive if not _group_gone(c.proc)]
+            time.sleep(0.3)
+        if not alive:
             break
-        try:
-            proc.wait(timeout=grace)
-            # the group may outlive its leader for a moment: give the components the same grace
-            deadline = time.monotonic() + grace
-            while time.monotonic() < deadline:
-                os.killpg(proc.pid, 0)
-                time.sleep(0.5)
-        except subprocess.TimeoutExpired:
-            continue
-        except ProcessLookupError:
-            break
-    return proc.wait()
+    for c in components:
+        c.proc.poll()
+        if c.reader is not None:
+            c.reader.join(timeout=5)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -416,7 +649,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("setup", help="migrate the metadata DB, create the duckdb_writer pool, serialise the DAGs")
-    p = sub.add_parser("standalone", help="setup + airflow standalone on 127.0.0.1 (prints the login)")
+    p = sub.add_parser(
+        "standalone",
+        help="setup, the api-server, then (once it answers) scheduler, dag-processor, triggerer; prints the login",
+    )
     p.add_argument("--port", type=int, default=PORT)
     p = sub.add_parser("test", help="setup + airflow dags test DAG_ID")
     p.add_argument("dag_id")

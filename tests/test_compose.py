@@ -3,8 +3,14 @@ command, volume, environment, health check and the pool init, against what the p
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import shlex
+import shutil
+import stat
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -93,7 +99,7 @@ def test_long_running_services_have_healthchecks(service):
 
 def test_healthchecks_probe_the_right_things():
     api = " ".join(SERVICES["airflow-apiserver"]["healthcheck"]["test"])
-    assert "http://localhost:8080/api/v2/version" in api
+    assert "http://localhost:8080/api/v2/monitor/health" in api
     sched = " ".join(SERVICES["airflow-scheduler"]["healthcheck"]["test"])
     assert ":8974/health" in sched
     assert _env("airflow-scheduler")["AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK"] == "True"
@@ -149,6 +155,17 @@ def test_services_wait_for_init_and_postgres():
         assert deps["postgres"]["condition"] == "service_healthy", service
     assert SERVICES["airflow-init"]["depends_on"] == {"postgres": {"condition": "service_healthy"}}
     assert SERVICES["airflow-worker"]["depends_on"]["redis"] == {"condition": "service_healthy"}
+
+
+@pytest.mark.parametrize("service", [s for s in AIRFLOW_COMMANDS if s != "airflow-apiserver"])
+def test_task_side_components_wait_for_a_healthy_api_server(service):
+    """The execution API must answer before a task can be queued or run (else httpx.ConnectError, a task log
+    with nothing after "Pre Execute"); the api-server's health check probes its health endpoint."""
+    deps = SERVICES[service]["depends_on"]
+    assert deps["airflow-apiserver"] == {"condition": "service_healthy"}
+    assert deps["airflow-init"]["condition"] == "service_completed_successfully"
+    assert "airflow-apiserver" not in SERVICES["airflow-apiserver"]["depends_on"]
+    assert int(_env(service)["AIRFLOW__WORKERS__EXECUTION_API_RETRIES"]) >= 10  # survives an api-server restart
 
 
 def test_init_migrates_and_creates_the_one_slot_writer_pool():
@@ -208,3 +225,136 @@ def test_dockerignore_keeps_local_state_out():
         assert entry in DOCKERIGNORE
     for needed in ("uv.lock", "pyproject.toml", "dags", "dbt_project"):
         assert needed not in DOCKERIGNORE
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Secrets: no defaults anywhere, compose refuses to start without them, documented generation works
+# ---------------------------------------------------------------------------------------------------------------
+
+SECRET_VARS = {
+    "AIRFLOW_FERNET_KEY",
+    "AIRFLOW_JWT_SECRET",
+    "AIRFLOW_API_SECRET_KEY",
+    "POSTGRES_PASSWORD",
+    "REGIONSTAT_ADMIN_PASSWORD",
+}
+COMPOSE_TEXT = (ROOT / "docker-compose.yml").read_text(encoding="utf-8")
+# a compose interpolation ${NAME<modifier>}; `$${...}` is an escaped `$` (a shell variable inside a command)
+INTERPOLATION = re.compile(r"(?<!\$)\$\{(\w+)([^}]*)\}")
+
+
+def _secret_references() -> list[tuple[str, str]]:
+    return [(m.group(1), m.group(2)) for m in INTERPOLATION.finditer(COMPOSE_TEXT) if m.group(1) in SECRET_VARS]
+
+
+def test_every_secret_is_required_with_no_default():
+    refs = _secret_references()
+    assert {name for name, _ in refs} == SECRET_VARS
+    for name, modifier in refs:
+        # `${VAR:?message}`: compose stops with the message when VAR is unset or empty
+        assert re.fullmatch(r":\?\S.*", modifier), f"${{{name}{modifier}}} must be ${{{name}:?message}}"
+        assert ".env.example" in modifier, f"{name}: the error should say where the secrets are described"
+    # and no shell-level fallback inside a command either
+    for name in SECRET_VARS:
+        assert f"$${{{name}:-" not in COMPOSE_TEXT and f"$${{{name}-" not in COMPOSE_TEXT, name
+
+
+@pytest.mark.parametrize(
+    "service,key,var",
+    [
+        *[(s, "AIRFLOW__CORE__FERNET_KEY", "AIRFLOW_FERNET_KEY") for s in AIRFLOW_SERVICES],
+        *[(s, "AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW_JWT_SECRET") for s in AIRFLOW_SERVICES],
+        *[(s, "AIRFLOW__API__SECRET_KEY", "AIRFLOW_API_SECRET_KEY") for s in AIRFLOW_SERVICES],
+        ("postgres", "POSTGRES_PASSWORD", "POSTGRES_PASSWORD"),
+        ("airflow-init", "REGIONSTAT_ADMIN_PASSWORD", "REGIONSTAT_ADMIN_PASSWORD"),
+    ],
+)
+def test_secret_settings_come_only_from_the_required_variable(service, key, var):
+    value = _env(service)[key]
+    assert re.fullmatch(rf"\$\{{{var}:\?[^}}]+\}}", value), f"{service}: {key}={value}"
+
+
+def test_database_urls_use_the_required_postgres_password():
+    for key in ("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "AIRFLOW__CELERY__RESULT_BACKEND"):
+        value = _env("airflow-scheduler")[key]
+        assert re.search(r"://airflow:\$\{POSTGRES_PASSWORD:\?[^}]+\}@postgres:5432/airflow$", value), value
+
+
+def test_env_example_names_every_secret_without_a_value():
+    lines = (ROOT / ".env.example").read_text(encoding="utf-8").splitlines()
+    settings = dict(ln.split("=", 1) for ln in lines if ln and not ln.startswith("#"))
+    assert set(settings) == SECRET_VARS
+    assert all(v == "" for v in settings.values()), settings  # nothing usable as-is
+
+
+def test_env_stays_out_of_git_and_the_image():
+    assert ".env" in DOCKERIGNORE
+    assert ".env" in (ROOT / ".gitignore").read_text(encoding="utf-8").split()
+
+
+def _readme_secrets_script() -> str:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"<!-- deployment-secrets -->\n```sh\n(.*?)\n```", readme, re.S)
+    assert block, "README.md: the deployment-secrets snippet is missing"
+    return block.group(1)
+
+
+def test_readme_snippet_generates_every_secret_into_a_private_env(tmp_path):
+    from cryptography.fernet import Fernet
+
+    (tmp_path / ".venv").symlink_to(ROOT / ".venv")
+    script = _readme_secrets_script()
+    run = subprocess.run(["bash", "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout == ""  # the secrets went to .env, not to the terminal
+    env_file = tmp_path / ".env"
+    assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
+    values = dict(ln.split("=", 1) for ln in env_file.read_text(encoding="utf-8").splitlines())
+    assert set(values) == SECRET_VARS
+    assert len(set(values.values())) == len(values)
+    Fernet(values["AIRFLOW_FERNET_KEY"].encode())  # a valid Fernet key (raises otherwise)
+    for name in SECRET_VARS - {"AIRFLOW_FERNET_KEY"}:
+        assert re.fullmatch(r"[A-Za-z0-9_-]{40,}", values[name]), name  # URL-safe: the password is in a URL
+    # run again: the existing .env (and its Fernet key) is kept
+    before = env_file.read_bytes()
+    again = subprocess.run(["bash", "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert again.returncode != 0 and "cannot overwrite" in again.stderr
+    assert again.stdout == "" and env_file.read_bytes() == before
+
+
+def test_init_writes_the_admin_password_file_0600_from_the_secret(tmp_path):
+    script = "\n".join(SERVICES["airflow-init"]["command"])
+    assert "chmod 0600 /opt/airflow/auth/passwords.json" in script
+    (writer,) = [ln.strip() for ln in script.splitlines() if "passwords.json" in ln and ln.strip().startswith("python")]
+    target = tmp_path / "passwords.json"
+    env = {"PATH": os.environ["PATH"], "REGIONSTAT_ADMIN_PASSWORD": 'p"w'}
+    cmd = writer.replace("/opt/airflow/auth/passwords.json", str(target)).replace("python -c", f"{sys.executable} -c")
+    run = subprocess.run(["bash", "-c", cmd], env=env, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert json.loads(target.read_text(encoding="utf-8")) == {"admin": 'p"w'}
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    # no password, no file: the init container fails instead of falling back to a known one
+    target.unlink()
+    run = subprocess.run(["bash", "-c", cmd], env={"PATH": os.environ["PATH"]}, capture_output=True, text=True)
+    assert run.returncode != 0 and "REGIONSTAT_ADMIN_PASSWORD" in run.stderr
+    assert not target.exists()
+
+
+def _docker_compose_available() -> bool:
+    if shutil.which("docker") is None:
+        return False
+    probe = subprocess.run(["docker", "compose", "version"], capture_output=True, text=True, timeout=60)
+    return probe.returncode == 0
+
+
+@pytest.mark.skipif(not _docker_compose_available(), reason="no `docker compose` here (static checks above apply)")
+def test_docker_compose_config_refuses_without_secrets(tmp_path):
+    """`docker compose config` interpolates without an engine: it must fail without secrets, pass with them."""
+    env = {k: v for k, v in os.environ.items() if k not in SECRET_VARS}
+    cmd = ["docker", "compose", "-f", str(ROOT / "docker-compose.yml"), "--env-file", os.devnull, "config", "-q"]
+    refused = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert refused.returncode != 0
+    assert any(name in refused.stderr for name in SECRET_VARS), refused.stderr
+    env.update({name: f"test-{name.lower()}" for name in SECRET_VARS})
+    accepted = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert accepted.returncode == 0, accepted.stderr

@@ -404,3 +404,18 @@ def test_airflow_env_is_project_local(tmp_path):
     assert env["PATH"].split(os.pathsep)[0] == str(Path(sys.executable).parent)
     kept = airflow_env(base={"AIRFLOW_HOME": str(tmp_path / "h"), "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor"})
     assert kept["AIRFLOW_HOME"] == str(tmp_path / "h") and kept["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+
+
+def test_failure_callback_names_a_task_that_never_started(caplog, monkeypatch):
+    """Run by the DAG processor for a task whose supervisor could not start it: no exception, no start date."""
+    monkeypatch.setenv("AIRFLOW__CORE__EXECUTION_API_SERVER_URL", "http://127.0.0.1:8080/execution/")
+    never = SimpleNamespace(dag_id="regionstat_inbox", task_id="scan", map_index=-1, start_date=None)
+    ran = SimpleNamespace(dag_id="regionstat_inbox", task_id="scan", map_index=-1, start_date="2026-01-01")
+    with caplog.at_level(logging.ERROR, logger="regionstat.airflow"):
+        ra.log_task_failure({"ti": never})
+        ra.log_task_failure({"ti": ran})
+    assert [r.getMessage() for r in caplog.records] == [
+        "regionstat task failed: regionstat_inbox.scan: it never started: its supervisor could not start it "
+        "(often: http://127.0.0.1:8080/execution/ did not answer); the error is in the scheduler's or worker's log",
+        "regionstat task failed: regionstat_inbox.scan: see the task log",
+    ]
