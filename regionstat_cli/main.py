@@ -12,6 +12,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
+from decimal import Decimal
 from pathlib import Path
 
 os.environ.setdefault("DO_NOT_TRACK", "1")
@@ -243,11 +244,71 @@ def _cell(v: object) -> str:
     return str(v)
 
 
+def duckdb_one_line(exc: BaseException) -> str:
+    """DuckDB's message and hint on one line; the caret drawing under the query becomes a column number."""
+    lines = [line.rstrip() for line in str(exc).splitlines() if line.strip()]
+    parts: list[str] = []
+    where = ""
+    for i, line in enumerate(lines):
+        if line.startswith("LINE "):
+            prefix = line[: line.index(":") + 2] if ":" in line else ""
+            caret = lines[i + 1] if i + 1 < len(lines) else ""
+            if prefix and caret.strip().startswith("^"):
+                column = len(caret) - len(caret.lstrip()) - len(prefix) + 1
+                where = f" (at {prefix.split(':')[0].lower()}, column {column})"
+            else:
+                where = f" (at {line})"
+            break
+        parts.append(line)
+    return " ".join(parts) + where
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    return str(value)
+
+
+def _json_records(columns: list[str], rows: list[tuple]) -> str:
+    """Full precision (pandas' to_json rounds floats to 10 significant digits); dates as ISO strings."""
+    import orjson
+
+    records = [dict(zip(columns, row, strict=True)) for row in rows]
+    return orjson.dumps(records, default=_json_default, option=orjson.OPT_NON_STR_KEYS).decode("utf-8") + "\n"
+
+
+def _output_path(settings: Settings, output: str) -> Path:
+    """``--output`` may not overwrite what the pipeline owns (the warehouse, landing, marts, reports, ...)."""
+    path = Path(output).resolve()
+    if path == settings.data_dir or settings.data_dir in path.parents:
+        raise RegionstatError(
+            f"--output {output}: inside the data directory {settings.data_dir}, which only the pipeline writes; "
+            "choose a path outside it"
+        )
+    return path
+
+
+def _write_output(path: Path, write: Callable[[Path], None]) -> None:
+    """Write via a temporary file beside ``path`` and rename, so a failed write leaves no half file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def cmd_sql(args: argparse.Namespace) -> int:
-    from warehouse.db import connect_reader
+    """Query through the analyst connection (no writes, no files, no settings); files are written here."""
+    import duckdb
+
+    from warehouse.db import connect_analyst
 
     settings = _settings(args)
-    con = connect_reader(settings)
+    output = _output_path(settings, args.output) if args.output else None
+    if args.format == "parquet" and output is None:
+        raise RegionstatError("--format parquet needs --output FILE")
+    con = connect_analyst(settings)
     try:
         rel = con.sql(args.query)
         if rel is None:
@@ -261,19 +322,29 @@ def cmd_sql(args: argparse.Namespace) -> int:
             console.print(table)
             if len(rows) > args.limit:
                 console.print(f"(first {args.limit} rows; use --limit or --format csv for all)")
-        elif args.format == "csv":
-            rel.to_df().to_csv(args.output or sys.stdout, index=False)
-        elif args.format == "json":
-            text = rel.to_df().to_json(orient="records", force_ascii=False)
-            if args.output:
-                Path(args.output).write_text(text + "\n", encoding="utf-8")
-            else:
-                sys.stdout.write(text + "\n")
-        elif args.format == "parquet":
-            if not args.output:
-                raise RegionstatError("--format parquet needs --output FILE")
-            rel.write_parquet(args.output)
-            console.print(f"wrote {args.output}")
+            return 0
+        if args.format == "parquet":
+            import pyarrow.parquet as pq
+
+            data = rel.to_arrow_table()
+            assert output is not None
+            _write_output(output, lambda tmp: pq.write_table(data, tmp))
+            console.print(f"wrote {output} ({data.num_rows:,} rows)")
+            return 0
+        if args.format == "csv":
+            frame = rel.to_df()
+            text, count = frame.to_csv(index=False), len(frame)
+        else:
+            records = rel.fetchall()
+            text, count = _json_records(rel.columns, records), len(records)
+        if output is None:
+            sys.stdout.write(text)
+        else:
+            _write_output(output, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+            console.print(f"wrote {output} ({count:,} rows)")
+    except duckdb.Error as exc:  # the analyst's SQL: one line, exit 2 (usage), not a traceback
+        err_console.print(f"error: {duckdb_one_line(exc)}", markup=False)
+        return 2
     finally:
         con.close()
     return 0

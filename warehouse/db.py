@@ -191,3 +191,22 @@ def connect_reader(settings: Settings) -> duckdb.DuckDBPyConnection:
     if not settings.warehouse_path.exists():
         raise FileNotFoundError(f"{settings.warehouse_path} does not exist yet; run `regionstat run` first")
     return duckdb.connect(str(settings.warehouse_path), read_only=True)
+
+
+#: A read-only database file is not enough: DuckDB can still COPY to files, ATTACH (and create) other
+#: databases, read any file (read_csv, read_text, glob), install extensions and change settings. The
+#: analyst connection gets none of that; ``regionstat sql --output`` writes files itself.
+ANALYST_CONFIG: dict[str, str | bool] = {
+    "enable_external_access": False,
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+    "python_enable_replacements": False,  # a query must not scan the CLI's own Python variables
+    "lock_configuration": True,  # last: nothing after it (SET, RESET, PRAGMA) can undo the above
+}
+
+
+def connect_analyst(settings: Settings) -> duckdb.DuckDBPyConnection:
+    """Open the warehouse for ad-hoc SQL (``regionstat sql``): read-only, no file system, locked settings."""
+    if not settings.warehouse_path.exists():
+        raise FileNotFoundError(f"{settings.warehouse_path} does not exist yet; run `regionstat run` first")
+    return duckdb.connect(str(settings.warehouse_path), read_only=True, config=dict(ANALYST_CONFIG))
