@@ -12,6 +12,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
@@ -20,6 +21,7 @@ os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from extract.errors import RegionstatError
@@ -54,23 +56,65 @@ def _settings(args: argparse.Namespace) -> Settings:
 def _print_extract(results: list) -> None:
     landed = [r for r in results if r.status == "landed"]
     skipped = [r for r in results if r.status.startswith("skipped")]
+    failed = [r for r in results if r.status == "failed"]
     requests = sum(r.requests for r in results)
     bound = sum(r.lower_bound for r in landed)
     rows = sum(r.rows for r in landed)
     console.print(
         f"extract: {len(results)} source(s), {len(landed)} landed ({rows:,} rows), "
         f"{requests} data request(s) (lower bound {bound}), {len(skipped)} skipped as unchanged"
+        + (f", {len(failed)} failed" if failed else "")
     )
 
 
 def _extract_progress() -> Callable:
     def report(result) -> None:
+        if result.status == "failed":
+            console.print(f"  [red]failed[/]    {result.source_name:<28} {escape(result.message)}")
+            return
         mark = "[green]landed[/]" if result.status == "landed" else "[dim]unchanged[/]"
         console.print(
             f"  {mark} {result.source_name:<28} {result.table_id:<18} {result.rows:>9,} rows {result.requests:>3} req"
         )
 
     return report
+
+
+@dataclass
+class Problem:
+    """A table that did not reach the warehouse in this run: fetch failed, file unreadable, validation failed."""
+
+    kind: str  # failed | quarantined
+    source_name: str
+    what: str  # SCB table id or file name (and load id for quarantined batches)
+    reason: str
+
+
+def _extract_problems(results: list) -> list[Problem]:
+    return [
+        Problem(r.status, r.source_name, r.table_id, r.message)
+        for r in results
+        if r.status in ("failed", "quarantined")
+    ]
+
+
+def _validation_problems(outcomes: list) -> list[Problem]:
+    return [
+        Problem("quarantined", o.source_name, o.load_id, o.failures[0] if o.failures else "failed validation")
+        for o in outcomes
+        if not o.success
+    ]
+
+
+def _report_problems(problems: list[Problem], total: int) -> int:
+    """The keep-going summary: one line naming every table that did not load, then one line per table; exit 1."""
+    if not problems:
+        return 0
+    names = ", ".join(f"{p.source_name} ({p.kind})" for p in problems)
+    err_console.print(f"error: {len(problems)} of {total} source(s) not loaded: {names}", markup=False)
+    for p in problems:
+        err_console.print(f"  {p.kind:<12} {p.source_name} {p.what}: {p.reason}", markup=False)
+    return 1
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
@@ -83,7 +127,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
     if not args.table:
         results += extract_inbox(settings=settings)
     _print_extract(results)
-    return 0
+    return _report_problems(_extract_problems(results), len(results))
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -143,8 +187,23 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_pipeline(settings: Settings, *, force: bool = False, docs: bool = True) -> dict[str, float]:
-    """extract -> validate -> load -> build -> publish -> report, printing one line per stage."""
+@dataclass
+class RunSummary:
+    timings: dict[str, float] = field(default_factory=dict)
+    sources: int = 0
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.problems else 0
+
+
+def run_pipeline(settings: Settings, *, force: bool = False, docs: bool = True) -> RunSummary:
+    """extract -> validate -> load -> build -> publish -> report, printing one line per stage.
+
+    Tables are independent: one that fails to fetch or is quarantined keeps its last good data in the warehouse,
+    the others are loaded, built and published; ``summary.problems`` names each one (the CLI exits 1).
+    """
     from expectations.validate import validate_pending
     from extract.pipeline import extract_all, extract_inbox
     from warehouse.build import run_dbt
@@ -152,7 +211,8 @@ def run_pipeline(settings: Settings, *, force: bool = False, docs: bool = True) 
     from warehouse.publish import publish_marts
     from warehouse.report import write_report
 
-    timings: dict[str, float] = {}
+    summary = RunSummary()
+    timings = summary.timings
 
     def stage(name: str, fn: Callable):
         start = time.perf_counter()
@@ -170,10 +230,13 @@ def run_pipeline(settings: Settings, *, force: bool = False, docs: bool = True) 
         ),
     )
     _print_extract(results)
+    summary.sources = len(results)
+    summary.problems += _extract_problems(results)
     outcomes = stage("validate", lambda: validate_pending(settings, build_docs=docs))
     _print_validation(outcomes)
-    summary = stage("load", lambda: load_validated(settings=settings))
-    console.print(f"load: {summary.line()}")
+    summary.problems += _validation_problems(outcomes)
+    loaded = stage("load", lambda: load_validated(settings=settings))
+    console.print(f"load: {loaded.line()}")
     result = stage("build", lambda: run_dbt(settings=settings))
     console.print(result.line())
     marts = stage("publish", lambda: publish_marts(settings=settings))
@@ -185,12 +248,12 @@ def run_pipeline(settings: Settings, *, force: bool = False, docs: bool = True) 
     console.print(f"[bold]report[/]            {report}")
     console.print(f"[bold]data docs (GX)[/]    {settings.docs_dir / 'gx' / 'index.html'}")
     console.print(f"timings (s): {json.dumps(timings)}")
-    return timings
+    return summary
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    run_pipeline(_settings(args), force=args.force, docs=not args.no_docs)
-    return 0
+    summary = run_pipeline(_settings(args), force=args.force, docs=not args.no_docs)
+    return _report_problems(summary.problems, summary.sources)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
