@@ -218,8 +218,8 @@ def _extract_source(
     )
 
 
-#: a full or read-only disk stops the whole run (every later table would fail the same way)
-STORAGE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EFBIG}
+#: a full, read-only or forbidden data directory stops the whole run (every later table would fail the same way)
+STORAGE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EFBIG, errno.EACCES, errno.EPERM}
 
 
 def extract_all(

@@ -502,6 +502,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _where(filename: object) -> str:
+    """The file an OSError names, or else the data directory (a full disk often names no file)."""
+    if filename:
+        return str(filename)
+    try:
+        return f"under {Settings.from_env().data_dir}"
+    except RegionstatError:
+        return "under the data directory"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:2] == ["snapshot", "serve"]:  # the server has its own parser (and --help); pass everything through
@@ -523,9 +533,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FileNotFoundError as exc:
         err_console.print(f"error: {exc}", markup=False)
         return 1
-    except OSError as exc:  # disk full, read-only data directory, ...: one line, not a traceback
-        where = f"{exc.filename}: " if exc.filename else ""
-        err_console.print(f"error: {where}{exc.strerror or exc}", markup=False)
+    except OSError as exc:  # disk full, read-only data directory, ...: one line naming the path, not a traceback
+        err_console.print(f"error: {_where(exc.filename)}: {exc.strerror or exc}", markup=False)
+        return 1
+    except Exception as exc:
+        if type(exc).__module__.split(".")[0] not in ("duckdb", "_duckdb"):
+            raise
+        # DuckDB failing outside a writer (a reader on a full or unreadable disk): its first line, no traceback
+        text = str(exc).strip().splitlines()
+        err_console.print(f"error: {_where(None)}: {text[0] if text else type(exc).__name__}", markup=False)
         return 1
     except KeyboardInterrupt:
         err_console.print("error: interrupted", markup=False)

@@ -6,6 +6,7 @@ never duplicates. Quarantined batches are recorded in the ledger and never loade
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -95,7 +96,9 @@ def _load_batch(con: duckdb.DuckDBPyConnection, m: Manifest) -> None:
         )
         con.execute("commit")
     except BaseException:
-        con.execute("rollback")
+        # a failed commit (disk full) has already ended the transaction: a rollback error must not hide why
+        with contextlib.suppress(duckdb.Error):
+            con.execute("rollback")
         raise
 
 
