@@ -159,7 +159,8 @@ def cmd_load(args: argparse.Namespace) -> int:
 
     summary = load_validated(settings=_settings(args))
     console.print(f"load: {summary.line()}")
-    return 0
+    failed = [Problem("failed", name, load_id, reason) for name, load_id, reason in summary.failed]
+    return _report_problems(failed, len(summary.loaded) + len(failed))
 
 
 def cmd_build(args: argparse.Namespace) -> int:
@@ -237,6 +238,7 @@ def run_pipeline(settings: Settings, *, force: bool = False, docs: bool = True) 
     summary.problems += _validation_problems(outcomes)
     loaded = stage("load", lambda: load_validated(settings=settings))
     console.print(f"load: {loaded.line()}")
+    summary.problems += [Problem("failed", name, load_id, reason) for name, load_id, reason in loaded.failed]
     result = stage("build", lambda: run_dbt(settings=settings))
     console.print(result.line())
     marts = stage("publish", lambda: publish_marts(settings=settings))

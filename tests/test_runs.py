@@ -184,3 +184,26 @@ def test_extract_source_retry_budget_is_per_table(make_snapshot_server, tmp_path
     # the next table starts with a fresh budget
     res = extract_source("land_area_tab628", settings=settings, client=client, base_url=server.url)
     assert res.status == "landed"
+
+
+def test_a_batch_that_cannot_be_loaded_does_not_stop_the_others(
+    data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from expectations.validate import validate_pending
+
+    settings = Settings.from_env()
+    extract_all(["population_tab638", "land_area_tab628"], settings=settings)
+    assert all(o.success for o in validate_pending(settings, build_docs=False))
+    bad = latest_manifest(settings, "land_area", "land_area_tab628")
+    bad.parquet_path.write_bytes(b"PAR1 damaged on disk after validation")
+    assert main(["load"]) == 1
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
+    assert err[0] == "error: 1 of 2 source(s) not loaded: land_area_tab628 (failed)", captured.err
+    assert str(bad.parquet_path) in err[1] and "raw.land_area" in err[1]
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
+        ledger = dict(con.execute("select source_name, status from ops.loads").fetchall())
+        population = con.execute("select count(*) from raw.population").fetchone()[0]
+        land_area = con.execute("select count(*) from raw.land_area").fetchone()[0]
+    assert ledger == {"population_tab638": "loaded", "land_area_tab628": "failed"}
+    assert population > 0 and land_area == 0
