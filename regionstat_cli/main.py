@@ -37,6 +37,10 @@ environment:
   REGIONSTAT_DATA_DIR    where landing/, warehouse.duckdb, marts/, reports/ live (default ./data)
   REGIONSTAT_API_URL     PxWeb v2 base URL; unset = the bundled offline snapshot (default), 'live' = SCB
   REGIONSTAT_REGION_SET  ostergotland (default) or sweden (all 290 municipalities)
+  REGIONSTAT_REQUEST_DEADLINE_SECONDS, REGIONSTAT_MAX_ATTEMPTS, REGIONSTAT_TABLE_RETRY_BUDGET
+                         override the catalogue's HTTP limits (http: in extract/catalogue.yaml)
+
+exit codes: 0 ok; 1 a source failed or was quarantined (summary on stderr), or a stage failed; 2 bad SQL/arguments
 
 quick start:
   regionstat run                      whole pipeline offline against the bundled snapshot
