@@ -139,10 +139,22 @@ def test_unreachable_api_fails_every_table_quickly_and_clearly(tmp_path: Path) -
     assert all("not attempted" in r.message for r in results[1:])
 
 
-def test_extract_cli_hanging_table_ends_with_one_line_naming_it(
-    make_snapshot_server, data_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    "faults",
+    [
+        Faults(hang_every=1, only_tables=frozenset({"TAB5839"})),
+        Faults(trickle_every=1, trickle_seconds=0.5, only_tables=frozenset({"TAB5839"})),
+    ],
+    ids=["hanging", "trickling"],
+)
+def test_extract_cli_stuck_table_ends_with_one_line_naming_it(
+    faults: Faults,
+    make_snapshot_server,
+    data_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    server = make_snapshot_server(faults=Faults(hang_every=1, only_tables=frozenset({"TAB5839"})))
+    server = make_snapshot_server(faults=faults)
     monkeypatch.setenv("REGIONSTAT_REQUEST_DEADLINE_SECONDS", "2")
     monkeypatch.setenv("REGIONSTAT_MAX_ATTEMPTS", "2")
     assert main(["extract", "--api-url", server.url]) == 1
@@ -151,7 +163,7 @@ def test_extract_cli_hanging_table_ends_with_one_line_naming_it(
     assert err[0].startswith("error: 1 of 9 source(s) not loaded: commuting_totals_tab5839 (failed)"), captured.err
     assert "TAB5839" in err[1] and "2 s request deadline" in err[1], err[1]
     assert captured.out.count("landed") >= 8
-    assert server.stats.hung_requests == 2
+    assert server.stats.hung_requests + server.stats.trickled_responses == 2
 
 
 @pytest.mark.slow
