@@ -20,6 +20,7 @@ import math
 import os
 import random
 import re
+import socket
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -32,7 +33,9 @@ import numpy as np
 import orjson
 import pyarrow as pa
 import requests
+import requests.adapters
 import urllib3
+import urllib3.connection
 
 from extract.chunking import ChunkPlan, plan_chunks
 from extract.errors import (
@@ -199,6 +202,60 @@ _TRANSIENT = (
 )
 BODY_READ_SIZE = 1 << 16
 
+#: the monotonic deadline of the request this thread is making (read by the connection while it waits)
+_REQUEST_DEADLINE = threading.local()
+
+
+def _shutdown(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)  # wakes a recv() blocked on a server that sends a byte now and then
+
+
+class _DeadlineMixin:
+    """Waiting for the status line and headers: a timer shuts the socket at the request's deadline.
+
+    The socket timeout applies per read, so a server trickling its headers one byte at a time would otherwise
+    never time out; the body is bounded by ``_read_body``.
+    """
+
+    sock: socket.socket | None
+
+    def getresponse(self, *args: Any, **kwargs: Any) -> Any:
+        at = getattr(_REQUEST_DEADLINE, "at", None)
+        if at is None or self.sock is None:
+            return super().getresponse(*args, **kwargs)  # type: ignore[misc]
+        timer = threading.Timer(max(at - time.monotonic(), 0.0), _shutdown, (self.sock,))
+        timer.daemon = True
+        timer.start()
+        try:
+            return super().getresponse(*args, **kwargs)  # type: ignore[misc]
+        finally:
+            timer.cancel()
+
+
+class _DeadlineHTTPConnection(_DeadlineMixin, urllib3.connection.HTTPConnection):
+    pass
+
+
+class _DeadlineHTTPSConnection(_DeadlineMixin, urllib3.connection.HTTPSConnection):
+    pass
+
+
+class _DeadlineHTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _DeadlineHTTPConnection
+
+
+class _DeadlineHTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _DeadlineHTTPSConnection
+
+
+class _DeadlineAdapter(requests.adapters.HTTPAdapter):
+    """requests' adapter with connections that honour ``_REQUEST_DEADLINE`` while waiting for headers."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _DeadlineHTTPPool, "https": _DeadlineHTTPSPool}
+
 
 class PxWebClient:
     """Client for a PxWeb API v2 base URL (``.../api/v2``).
@@ -225,7 +282,11 @@ class PxWebClient:
         self.base_url = base_url.rstrip("/")
         self.lang = lang
         self.retry = retry or RetryPolicy()
-        self.session = session or requests.Session()
+        if session is None:
+            session = requests.Session()
+            for prefix in ("http://", "https://"):
+                session.mount(prefix, _DeadlineAdapter())
+        self.session = session
         self.session.headers.setdefault("User-Agent", USER_AGENT)
         self.session.headers["Accept"] = "application/json"
         self.get_url_limit = get_url_limit
@@ -320,6 +381,7 @@ class PxWebClient:
                 with self._lock:
                     self.call_log.append(time.time())
                 deadline = time.monotonic() + policy.request_deadline
+                _REQUEST_DEADLINE.at = deadline
                 try:
                     resp = self.session.request(
                         method,
@@ -349,6 +411,8 @@ class PxWebClient:
                         )
                     else:
                         last = _short_reason(exc)
+                finally:
+                    _REQUEST_DEADLINE.at = None
             if resp is None:
                 log.info("%s %s failed (%s), attempt %d/%d", method, url, last, attempt, policy.max_attempts)
                 self._backoff(attempt)

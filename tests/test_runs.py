@@ -57,8 +57,12 @@ def test_connection_reset_every_time_fails_naming_the_table(make_snapshot_server
 
 @pytest.mark.parametrize(
     "faults",
-    [Faults(hang_every=1), Faults(trickle_every=1, trickle_seconds=0.2)],
-    ids=["server never answers", "server trickles a byte at a time"],
+    [
+        Faults(hang_every=1),
+        Faults(trickle_every=1, trickle_seconds=0.2),
+        Faults(trickle_every=1, trickle_seconds=0.2, trickle_headers=True),
+    ],
+    ids=["server never answers", "server trickles the body", "server trickles even its headers"],
 )
 def test_request_deadline_ends_a_stuck_request(make_snapshot_server, faults: Faults) -> None:
     server = make_snapshot_server(faults=faults)
@@ -69,6 +73,8 @@ def test_request_deadline_ends_a_stuck_request(make_snapshot_server, faults: Fau
     assert "\n" not in msg and "table TAB638" in msg, msg
     assert "within the 1 s request deadline" in msg and "after 2 attempts" in msg, msg
     assert server.stats.hung_requests + server.stats.trickled_responses == 2
+    if faults.trickle_headers:  # given up while the headers (~90 bytes) were still arriving, not after them
+        assert 0 < server.stats.trickled_bytes < 2 * 40, server.stats.trickled_bytes
 
 
 def test_trickle_once_then_answer_is_retried(make_snapshot_server, expected) -> None:

@@ -72,7 +72,8 @@ class Faults:
     reset_every=N: every Nth data call → 200 with the full Content-Length, half the body, then the connection is
         reset (the client sees a connection broken mid-body, requests' ChunkedEncodingError).
     hang_every=N: every Nth data call is accepted and never answered (until the server stops).
-    trickle_every=N: every Nth data call → 200 whose body is sent one byte every `trickle_seconds`.
+    trickle_every=N: every Nth data call → 200 whose body is sent one byte every `trickle_seconds`
+        (`trickle_headers`: the status line and headers too).
     only_tables: when given, faults apply to (and count) only data calls for these table ids.
     """
 
@@ -86,6 +87,7 @@ class Faults:
     hang_every: int = 0
     trickle_every: int = 0
     trickle_seconds: float = 20.0
+    trickle_headers: bool = False
     only_tables: frozenset[str] = frozenset()
 
 
@@ -110,6 +112,7 @@ class ServerStats:
     reset_responses: int = 0
     hung_requests: int = 0
     trickled_responses: int = 0
+    trickled_bytes: int = 0  # bytes a trickling response got out before the client gave up
     status_counts: dict[int, int] = field(default_factory=dict)
 
 
@@ -936,18 +939,22 @@ class _Handler(BaseHTTPRequestHandler):
         srv._record_cells(cells, mode == "truncate")
         if mode in ("reset", "trickle"):
             srv._record_fault(mode)
-            self._send_faulty(ctype, payload, mode, faults.trickle_seconds)
+            self._send_faulty(ctype, payload, mode, faults)
             return
         self._send(200, ctype, payload, truncate=mode == "truncate")
 
-    def _send_faulty(self, ctype: str, body: bytes, mode: str, trickle_seconds: float) -> None:
+    def _send_faulty(self, ctype: str, body: bytes, mode: str, faults: Faults) -> None:
         """Headers promise the whole body; then either half of it and a connection reset, or a slow trickle."""
         self.server_ref._record_status(200)
+        self.close_connection = True
+        if mode == "trickle" and faults.trickle_headers:
+            head = f"HTTP/1.1 200 OK\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\n\r\n"
+            self._trickle(head.encode("latin-1") + body, faults.trickle_seconds)
+            return
         self.send_response(200)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.close_connection = True
         if mode == "reset":
             self.wfile.write(body[: len(body) // 2])
             self.wfile.flush()
@@ -955,10 +962,16 @@ class _Handler(BaseHTTPRequestHandler):
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             self.connection.close()
             return
-        for i in range(len(body)):
-            self.wfile.write(body[i : i + 1])
+        self._trickle(body, faults.trickle_seconds)
+
+    def _trickle(self, data: bytes, seconds: float) -> None:
+        srv = self.server_ref
+        for i in range(len(data)):
+            self.wfile.write(data[i : i + 1])
             self.wfile.flush()
-            if self.server_ref._stopping.wait(trickle_seconds):
+            with srv._lock:
+                srv.stats.trickled_bytes += 1
+            if srv._stopping.wait(seconds):
                 return
 
 
@@ -1034,6 +1047,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--trickle-seconds", type=float, default=20.0, metavar="SECONDS", help="pause between trickled bytes (20)"
     )
+    p.add_argument("--trickle-headers", action="store_true", help="trickle the status line and headers too")
     p.add_argument(
         "--only-table",
         action="append",
@@ -1064,6 +1078,7 @@ def main(argv: list[str] | None = None) -> int:
         hang_every=args.hang_every,
         trickle_every=args.trickle_every,
         trickle_seconds=args.trickle_seconds,
+        trickle_headers=args.trickle_headers,
         only_tables=frozenset(args.only_table),
     )
     try:
