@@ -389,9 +389,9 @@ def cmd_sql(args: argparse.Namespace) -> int:
         if args.format == "table":
             cols = rel.columns
             rows = rel.limit(args.limit + 1).fetchall()
-            table = Table(*cols)
+            table = Table(*[escape(c) for c in cols])
             for row in rows[: args.limit]:
-                table.add_row(*[_cell(v) for v in row])
+                table.add_row(*[escape(_cell(v)) for v in row])  # data, not rich markup
             console.print(table)
             if len(rows) > args.limit:
                 console.print(f"(first {args.limit} rows; use --limit or --format csv for all)")

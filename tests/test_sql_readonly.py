@@ -158,3 +158,9 @@ def test_sql_errors_are_one_line_with_the_hint(
     assert len(err) == 1 and err[0].startswith("error: "), captured.err
     for needle in needles:
         assert needle in err[0], err[0]
+
+
+def test_table_format_prints_brackets_as_data(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sql", "select '[/bold]' as \"[x]\", '[red]y' as z"]) == 0
+    out = capsys.readouterr().out
+    assert "[/bold]" in out and "[red]y" in out and "[x]" in out
