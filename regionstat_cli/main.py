@@ -155,7 +155,8 @@ def _print_validation(outcomes: list) -> None:
     warns = sum(len(o.warnings) for o in outcomes)
     console.print(f"validate: {len(outcomes)} batch(es), {len(ok)} passed, {len(bad)} quarantined, {warns} warning(s)")
     for o in bad:
-        console.print(f"  [red]quarantined[/] {o.source_name} {o.load_id}: {o.failures[0] if o.failures else ''}")
+        reason = escape(o.failures[0] if o.failures else "")
+        console.print(f"  [red]quarantined[/] {o.source_name} {o.load_id}: {reason}")
 
 
 def cmd_load(args: argparse.Namespace) -> int:
