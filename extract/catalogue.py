@@ -67,6 +67,7 @@ class Source:
     region_filter: dict[str, Any] | None = None
     verify_live: str | None = None
     closed: str | None = None  # a series SCB no longer updates (why, or what continues it): no freshness alarm
+    http: dict[str, float] | None = None  # this table's overrides of the catalogue's ``http:`` limits
 
     def resolved_selection(self, region_set: RegionSet) -> Selection:
         """The selection with region placeholders replaced by the region set's codes."""
@@ -101,6 +102,7 @@ class Catalogue:
     region_sets: dict[str, dict[str, Any]]
     default_region_set: str
     reference_region: str
+    http: dict[str, float] = field(default_factory=dict)  # request deadline, attempts, retry budget defaults
 
     def source(self, name: str) -> Source:
         for s in self.sources:
@@ -162,4 +164,5 @@ def load_catalogue(path: Path | str = CATALOGUE_PATH) -> Catalogue:
         region_sets=raw["region_sets"],
         default_region_set=raw.get("default_region_set", "ostergotland"),
         reference_region=str(raw.get("reference_region", "00")),
+        http=dict(raw.get("http") or {}),
     )

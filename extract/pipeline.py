@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import errno
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from extract.catalogue import Catalogue, Source, load_catalogue
-from extract.errors import SchemaError
+from extract.errors import CatalogueError, PxWebError, RegionstatError, SchemaError
 from extract.landing import Manifest, latest_manifest, manifests, write_batch
 from extract.settings import Settings
 
@@ -21,7 +23,7 @@ class ExtractResult:
     source_name: str
     raw_table: str
     table_id: str
-    status: str  # landed | skipped_fresh | skipped_seen | quarantined
+    status: str  # landed | skipped_fresh | skipped_seen | quarantined | failed (message says why)
     rows: int = 0
     cells: int = 0
     requests: int = 0
@@ -50,10 +52,52 @@ def api_base_url(settings: Settings) -> Iterator[str]:
         yield server.url
 
 
-def make_client(base_url: str, settings: Settings):  # -> PxWebClient
+#: catalogue ``http:`` keys -> RetryPolicy fields
+HTTP_LIMITS = {
+    "request_deadline_seconds": ("request_deadline", float),
+    "max_attempts": ("max_attempts", int),
+    "table_retry_budget": ("table_retry_budget", int),
+}
+
+
+def retry_policy(settings: Settings, catalogue: Catalogue, source: Source | None = None, base=None):  # -> RetryPolicy
+    """The HTTP limits for one table: code defaults < catalogue ``http:`` < the source's ``http:`` < environment."""
+    from extract.pxweb import RetryPolicy
+
+    layers = [("catalogue http", catalogue.http)]
+    if source is not None:
+        layers.append((f"source {source.name} http", source.http or {}))
+    layers.append(("environment", settings.http))
+    changes: dict[str, float | int] = {}
+    for where, limits in layers:
+        for key, value in limits.items():
+            if key not in HTTP_LIMITS:
+                raise CatalogueError(f"{where}: unknown key {key!r} (known: {', '.join(HTTP_LIMITS)})")
+            name, kind = HTTP_LIMITS[key]
+            if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
+                raise CatalogueError(f"{where}: {key} must be a positive number, not {value!r}")
+            changes[name] = kind(value)
+    return dataclasses.replace(base or RetryPolicy(), **changes)
+
+
+def make_client(base_url: str, settings: Settings, catalogue: Catalogue | None = None):  # -> PxWebClient
     from extract.pxweb import PxWebClient
 
-    return PxWebClient(base_url, state_dir=settings.state_dir)
+    policy = retry_policy(settings, catalogue or load_catalogue())
+    return PxWebClient(base_url, state_dir=settings.state_dir, retry=policy)
+
+
+@contextlib.contextmanager
+def _table_limits(client, settings: Settings, catalogue: Catalogue, source: Source) -> Iterator[None]:
+    """The source's own HTTP limits (if it or the environment sets any) and one retry budget for the table."""
+    saved = client.retry
+    if source.http or settings.http:
+        client.retry = retry_policy(settings, catalogue, source, base=saved)
+    try:
+        with client.retry_budget():
+            yield
+    finally:
+        client.retry = saved
 
 
 def _is_synthetic(client, table_id: str, info) -> bool:
@@ -96,11 +140,20 @@ def extract_source(
             return extract_source(
                 name,
                 settings=settings,
-                client=make_client(url, settings),
+                client=make_client(url, settings, catalogue),
                 base_url=url,
                 force=force,
                 catalogue=catalogue,
             )
+    with _table_limits(client, settings, catalogue, source):
+        return _extract_source(
+            source, settings=settings, client=client, base_url=base_url, force=force, catalogue=catalogue
+        )
+
+
+def _extract_source(
+    source: Source, *, settings: Settings, client, base_url: str | None, force: bool, catalogue: Catalogue
+) -> ExtractResult:
     region_set = catalogue.region_set(settings.region_set)
     selection = source.resolved_selection(region_set)
     info = client.table_info(source.table)
@@ -165,22 +218,60 @@ def extract_source(
     )
 
 
+#: a full, read-only or forbidden data directory stops the whole run (every later table would fail the same way)
+STORAGE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EFBIG, errno.EACCES, errno.EPERM}
+
+
 def extract_all(
     names: list[str] | None = None, *, settings: Settings, force: bool = False, progress=None
 ) -> list[ExtractResult]:
-    """Extract several catalogue sources through one API connection (one embedded server, one client)."""
+    """Extract several catalogue sources through one API connection (one embedded server, one client).
+
+    Each table is fetched on its own: one that fails (HTTP errors, deadline, retry budget, a bad selection)
+    becomes a ``failed`` result naming the table and why, and the others are still fetched. Only a full or
+    read-only disk stops the loop. If the API never answered at all (not even ``/config``), the remaining
+    tables are marked failed without waiting out their deadlines one by one.
+    """
     catalogue = load_catalogue()
-    names = names or [s.name for s in catalogue.sources]
+    sources = [catalogue.source(name) for name in names] if names else list(catalogue.sources)
     results: list[ExtractResult] = []
     with api_base_url(settings) as url:
-        client = make_client(url, settings)
-        for name in names:
-            results.append(
-                extract_source(name, settings=settings, client=client, base_url=url, force=force, catalogue=catalogue)
-            )
+        client = make_client(url, settings, catalogue)
+        unreachable = ""
+        for source in sources:
+            if unreachable:
+                result = _failed(source, f"not attempted: {unreachable}")
+            else:
+                try:
+                    result = extract_source(
+                        source.name, settings=settings, client=client, base_url=url, force=force, catalogue=catalogue
+                    )
+                except OSError as exc:
+                    if exc.errno in STORAGE_ERRNOS:
+                        raise
+                    result = _failed(source, _one_line(exc))
+                except Exception as exc:  # isolate the table; the message names it, -v logs the traceback
+                    log.info("%s (%s) failed", source.name, source.table, exc_info=True)
+                    result = _failed(source, _one_line(exc))
+                    if isinstance(exc, PxWebError) and getattr(client, "_config", None) is None:
+                        unreachable = f"the API at {url} did not answer ({_one_line(exc)})"
+            results.append(result)
             if progress:
-                progress(results[-1])
+                progress(result)
     return results
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    first = text[0] if text else ""
+    return first if isinstance(exc, RegionstatError) else f"{type(exc).__name__}: {first}"
+
+
+def _failed(source: Source, message: str) -> ExtractResult:
+    if source.table not in message:
+        message = f"table {source.table}: {message}"
+    log.info("%s: %s", source.name, message)
+    return ExtractResult(source.name, source.raw_table, source.table, "failed", message=message)
 
 
 def processed_file_hashes(settings: Settings, raw_table: str, source_name: str) -> set[str]:

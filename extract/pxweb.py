@@ -13,15 +13,17 @@ fetch equals the unchunked one.
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import logging
 import math
 import os
 import random
 import re
+import socket
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,9 @@ import numpy as np
 import orjson
 import pyarrow as pa
 import requests
+import requests.adapters
+import urllib3
+import urllib3.connection
 
 from extract.chunking import ChunkPlan, plan_chunks
 from extract.errors import (
@@ -69,7 +74,13 @@ GET_URL_LIMIT = 2000  # longer queries go as POST
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Bounded exponential backoff with full jitter: delay_k = uniform(0.5, 1) * min(max_delay, base * 2**k)."""
+    """Bounded exponential backoff with full jitter: delay_k = uniform(0.5, 1) * min(max_delay, base * 2**k).
+
+    ``request_deadline``: seconds one HTTP request may take in all (connect, waiting for the answer, the whole
+    body), because requests' ``read_timeout`` applies per socket read and a server that trickles a byte now and
+    then would otherwise hold a run forever. ``table_retry_budget``: retries allowed over every request made for
+    one table (see ``PxWebClient.retry_budget``), so a flaky table cannot multiply ``max_attempts`` by its chunks.
+    """
 
     max_attempts: int = 6
     base_delay: float = 0.5
@@ -77,6 +88,8 @@ class RetryPolicy:
     max_retry_after: float = 120.0  # cap on a server's Retry-After
     connect_timeout: float = 10.0
     read_timeout: float = 120.0
+    request_deadline: float = 300.0
+    table_retry_budget: int = 20
 
     def delay(self, attempt: int) -> float:
         return min(self.max_delay, self.base_delay * (2 ** max(attempt - 1, 0))) * random.uniform(0.5, 1.0)
@@ -165,6 +178,83 @@ class _Counters(threading.local):
         self.waited = 0.0
         self.get = 0
         self.post = 0
+        self.budget: int | None = None  # retries left for the current table (None: no budget active)
+        self.budget_size = 0
+
+
+class _DeadlineExceeded(Exception):
+    """One HTTP request took longer than ``RetryPolicy.request_deadline`` (retried like a timeout)."""
+
+
+#: What a broken connection looks like, whichever layer notices it first: requests (connect, headers),
+#: urllib3 (reading the body: reset or closed mid-body, IncompleteRead) or the socket itself.
+_TRANSIENT = (
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+    urllib3.exceptions.ProtocolError,
+    urllib3.exceptions.ReadTimeoutError,
+    urllib3.exceptions.DecodeError,
+    ConnectionError,
+    TimeoutError,
+    _DeadlineExceeded,
+)
+BODY_READ_SIZE = 1 << 16
+
+#: the monotonic deadline of the request this thread is making (read by the connection while it waits)
+_REQUEST_DEADLINE = threading.local()
+
+
+def _shutdown(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)  # wakes a recv() blocked on a server that sends a byte now and then
+
+
+class _DeadlineMixin:
+    """Waiting for the status line and headers: a timer shuts the socket at the request's deadline.
+
+    The socket timeout applies per read, so a server trickling its headers one byte at a time would otherwise
+    never time out; the body is bounded by ``_read_body``.
+    """
+
+    sock: socket.socket | None
+
+    def getresponse(self, *args: Any, **kwargs: Any) -> Any:
+        at = getattr(_REQUEST_DEADLINE, "at", None)
+        if at is None or self.sock is None:
+            return super().getresponse(*args, **kwargs)  # type: ignore[misc]
+        timer = threading.Timer(max(at - time.monotonic(), 0.0), _shutdown, (self.sock,))
+        timer.daemon = True
+        timer.start()
+        try:
+            return super().getresponse(*args, **kwargs)  # type: ignore[misc]
+        finally:
+            timer.cancel()
+
+
+class _DeadlineHTTPConnection(_DeadlineMixin, urllib3.connection.HTTPConnection):
+    pass
+
+
+class _DeadlineHTTPSConnection(_DeadlineMixin, urllib3.connection.HTTPSConnection):
+    pass
+
+
+class _DeadlineHTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _DeadlineHTTPConnection
+
+
+class _DeadlineHTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _DeadlineHTTPSConnection
+
+
+class _DeadlineAdapter(requests.adapters.HTTPAdapter):
+    """requests' adapter with connections that honour ``_REQUEST_DEADLINE`` while waiting for headers."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _DeadlineHTTPPool, "https": _DeadlineHTTPSPool}
 
 
 class PxWebClient:
@@ -192,7 +282,11 @@ class PxWebClient:
         self.base_url = base_url.rstrip("/")
         self.lang = lang
         self.retry = retry or RetryPolicy()
-        self.session = session or requests.Session()
+        if session is None:
+            session = requests.Session()
+            for prefix in ("http://", "https://"):
+                session.mount(prefix, _DeadlineAdapter())
+        self.session = session
         self.session.headers.setdefault("User-Agent", USER_AGENT)
         self.session.headers["Accept"] = "application/json"
         self.get_url_limit = get_url_limit
@@ -251,14 +345,14 @@ class PxWebClient:
                 return None
 
     @staticmethod
-    def _problem_detail(resp: requests.Response) -> str:
+    def _problem_detail(content: bytes) -> str:
         try:
-            doc = loads(resp.content)
+            doc = loads(content)
             if isinstance(doc, Mapping):
                 return str(doc.get("detail") or doc.get("title") or "")[:300]
         except ResponseError:
             pass
-        return resp.text[:200].strip().lstrip("\ufeff")
+        return content[:200].decode("utf-8", "replace").strip().lstrip("\ufeff")
 
     def _request(
         self,
@@ -276,6 +370,7 @@ class PxWebClient:
         for attempt in range(1, policy.max_attempts + 1):
             if attempt > 1:
                 self._counters.retries += 1
+                self._spend_retry(table_id, last)
             with self.limiter.call() as waited:
                 self._counters.waited += waited
                 self._counters.http_calls += 1
@@ -285,6 +380,8 @@ class PxWebClient:
                     self._counters.get += 1
                 with self._lock:
                     self.call_log.append(time.time())
+                deadline = time.monotonic() + policy.request_deadline
+                _REQUEST_DEADLINE.at = deadline
                 try:
                     resp = self.session.request(
                         method,
@@ -292,12 +389,30 @@ class PxWebClient:
                         params=params,
                         data=body,
                         headers={"Content-Type": "application/json"} if body is not None else None,
-                        timeout=(policy.connect_timeout, policy.read_timeout),
+                        timeout=(
+                            min(policy.connect_timeout, policy.request_deadline),
+                            min(policy.read_timeout, policy.request_deadline),
+                        ),
+                        stream=True,
                     )
-                    content = resp.content
-                except (requests.ConnectionError, requests.Timeout) as exc:
+                    try:
+                        content = _read_body(resp, deadline, policy.request_deadline)
+                    except BaseException:
+                        resp.close()  # a half-read connection cannot be reused
+                        raise
+                    resp.raw.release_conn()  # fully read: back to the pool for keep-alive
+                except _TRANSIENT as exc:
                     resp = None
-                    last = _short_reason(exc)
+                    if isinstance(exc, _DeadlineExceeded) or time.monotonic() >= deadline:
+                        last = (
+                            str(exc)
+                            if isinstance(exc, _DeadlineExceeded)
+                            else _deadline_reason(policy.request_deadline, None)
+                        )
+                    else:
+                        last = _short_reason(exc)
+                finally:
+                    _REQUEST_DEADLINE.at = None
             if resp is None:
                 log.info("%s %s failed (%s), attempt %d/%d", method, url, last, attempt, policy.max_attempts)
                 self._backoff(attempt)
@@ -319,7 +434,7 @@ class PxWebClient:
                 self.limiter.penalise(wait)
                 continue
             if status >= 500 or status == 408:
-                last = f"HTTP {status} {self._problem_detail(resp)}".strip()
+                last = f"HTTP {status} {self._problem_detail(content)}".strip()
                 log.info("%s %s: %s, attempt %d/%d", method, url, last, attempt, policy.max_attempts)
                 ra = self._retry_after(resp)
                 if ra is not None:
@@ -327,7 +442,7 @@ class PxWebClient:
                 else:
                     self._backoff(attempt)
                 continue
-            detail = self._problem_detail(resp)
+            detail = self._problem_detail(content)
             if status == 404 and table_id is not None:
                 raise TableNotFoundError(table_id, self.base_url)
             if status == 403 and table_id is not None:
@@ -349,6 +464,31 @@ class PxWebClient:
     def _backoff(self, attempt: int) -> None:
         if attempt < self.retry.max_attempts:
             time.sleep(self.retry.delay(attempt))
+
+    @contextlib.contextmanager
+    def retry_budget(self, retries: int | None = None) -> Iterator[None]:
+        """Allow at most ``retries`` (default ``RetryPolicy.table_retry_budget``) retries in the block, summed
+        over every request: the pipeline wraps each table in one budget."""
+        c = self._counters
+        saved = (c.budget, c.budget_size)
+        c.budget = c.budget_size = self.retry.table_retry_budget if retries is None else retries
+        try:
+            yield
+        finally:
+            c.budget, c.budget_size = saved
+
+    def _spend_retry(self, table_id: str | None, last: str) -> None:
+        """Take one retry from the table's budget, or give up naming the table and the last error."""
+        c = self._counters
+        if c.budget is None:
+            return
+        if c.budget <= 0:
+            what = f"table {table_id}: " if table_id else f"{self.base_url}: "
+            raise PxWebError(
+                f"{what}gave up after {c.budget_size} retries (the table's retry budget); last error: {last}",
+                table_id=table_id,
+            )
+        c.budget -= 1
 
     # ------------------------------------------------------------------------------------------ endpoints
     @property
@@ -577,6 +717,55 @@ class PxWebClient:
         for p, loc, stride in zip(gpos, local, strides, strict=True):
             gidx += p[loc] * stride
         return gidx
+
+
+def _read_body(resp: requests.Response, deadline: float, limit: float) -> bytes:
+    """The whole body, or ``_DeadlineExceeded`` once ``deadline`` (monotonic) passes.
+
+    Reads with ``read1`` (at most one socket read per call) and shortens the socket timeout to what is left,
+    so neither a stalled nor a trickling body can outlast the deadline by more than a moment.
+    """
+    raw = resp.raw
+    sock = getattr(getattr(raw, "connection", None), "sock", None)
+    parts: list[bytes] = []
+    try:
+        _read_parts(raw, sock, deadline, limit, parts)
+    finally:
+        if sock is not None:  # the pool reuses the connection: no tiny leftover timeout for its next request
+            with contextlib.suppress(OSError):
+                sock.settimeout(limit)
+    received = sum(len(p) for p in parts)
+    expected = resp.headers.get("Content-Length")
+    if expected and expected.isdigit() and "Content-Encoding" not in resp.headers and received < int(expected):
+        raise urllib3.exceptions.ProtocolError(f"Connection broken: IncompleteRead ({received} of {expected} bytes)")
+    return b"".join(parts)
+
+
+def _read_parts(raw: Any, sock: Any, deadline: float, limit: float, parts: list[bytes]) -> None:
+    """Append body chunks to ``parts`` until the end of the body; the socket never waits past ``deadline``."""
+    received = 0
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise _DeadlineExceeded(_deadline_reason(limit, received))
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.settimeout(left)
+        try:
+            chunk = raw.read1(BODY_READ_SIZE)
+        except (urllib3.exceptions.ReadTimeoutError, TimeoutError):
+            if time.monotonic() >= deadline:
+                raise _DeadlineExceeded(_deadline_reason(limit, received)) from None
+            raise
+        if not chunk:
+            return
+        parts.append(chunk)
+        received += len(chunk)
+
+
+def _deadline_reason(limit: float, received: int | None) -> str:
+    got = f" ({received:,} bytes received)" if received is not None else " (no answer)"
+    return f"no complete response within the {limit:g} s request deadline{got}"
 
 
 def _short_reason(exc: BaseException) -> str:

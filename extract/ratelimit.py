@@ -99,8 +99,14 @@ class SlidingWindowLimiter:
             except (FileNotFoundError, orjson.JSONDecodeError, TypeError):
                 pass
         tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        tmp.write_bytes(orjson.dumps(doc))
-        os.replace(tmp, self.path)
+        try:
+            tmp.write_bytes(orjson.dumps(doc))
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            if exc.filename is None:  # a full disk names no file: say which one could not be written
+                raise OSError(exc.errno, exc.strerror or str(exc), str(self.path)) from exc
+            raise
 
     def _locked(self) -> contextlib.AbstractContextManager[object]:
         return self._flock if self._flock is not None else contextlib.nullcontext()

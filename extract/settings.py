@@ -9,6 +9,31 @@ from pathlib import Path
 LIVE_API_URL = "https://statistikdatabasen.scb.se/api/v2"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
+#: HTTP limits an operator can set without editing the catalogue (which holds the defaults, see ``http:``)
+HTTP_ENV = {
+    "request_deadline_seconds": "REGIONSTAT_REQUEST_DEADLINE_SECONDS",
+    "max_attempts": "REGIONSTAT_MAX_ATTEMPTS",
+    "table_retry_budget": "REGIONSTAT_TABLE_RETRY_BUDGET",
+}
+
+
+def _http_from_env() -> dict[str, float]:
+    from extract.errors import RegionstatError
+
+    out: dict[str, float] = {}
+    for key, var in HTTP_ENV.items():
+        text = os.environ.get(var, "").strip()
+        if not text:
+            continue
+        try:
+            value = float(text)
+        except ValueError:
+            value = -1.0
+        if value <= 0 or (key != "request_deadline_seconds" and not value.is_integer()):
+            raise RegionstatError(f"{var}={text!r}: expected a positive {'number' if 'seconds' in key else 'integer'}")
+        out[key] = value
+    return out
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -20,6 +45,8 @@ class Settings:
     data_dir: Path = field(default_factory=lambda: Path("data").resolve())
     api_url: str | None = None
     region_set: str = "ostergotland"
+    #: overrides of the catalogue's ``http:`` limits (keys of ``HTTP_ENV``), from the environment
+    http: dict[str, float] = field(default_factory=dict, compare=False)
 
     @classmethod
     def from_env(
@@ -38,6 +65,7 @@ class Settings:
             data_dir=Path(data_dir or os.environ.get("REGIONSTAT_DATA_DIR") or "data").resolve(),
             api_url=url.rstrip("/") if url else None,
             region_set=region_set or os.environ.get("REGIONSTAT_REGION_SET") or "ostergotland",
+            http=_http_from_env(),
         )
 
     @property

@@ -12,6 +12,8 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 
 os.environ.setdefault("DO_NOT_TRACK", "1")
@@ -19,6 +21,7 @@ os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from extract.errors import RegionstatError
@@ -34,6 +37,10 @@ environment:
   REGIONSTAT_DATA_DIR    where landing/, warehouse.duckdb, marts/, reports/ live (default ./data)
   REGIONSTAT_API_URL     PxWeb v2 base URL; unset = the bundled offline snapshot (default), 'live' = SCB
   REGIONSTAT_REGION_SET  ostergotland (default) or sweden (all 290 municipalities)
+  REGIONSTAT_REQUEST_DEADLINE_SECONDS, REGIONSTAT_MAX_ATTEMPTS, REGIONSTAT_TABLE_RETRY_BUDGET
+                         override the catalogue's HTTP limits (http: in extract/catalogue.yaml)
+
+exit codes: 0 ok; 1 a source failed or was quarantined (summary on stderr), or a stage failed; 2 bad SQL/arguments
 
 quick start:
   regionstat run                      whole pipeline offline against the bundled snapshot
@@ -53,23 +60,65 @@ def _settings(args: argparse.Namespace) -> Settings:
 def _print_extract(results: list) -> None:
     landed = [r for r in results if r.status == "landed"]
     skipped = [r for r in results if r.status.startswith("skipped")]
+    failed = [r for r in results if r.status == "failed"]
     requests = sum(r.requests for r in results)
     bound = sum(r.lower_bound for r in landed)
     rows = sum(r.rows for r in landed)
     console.print(
         f"extract: {len(results)} source(s), {len(landed)} landed ({rows:,} rows), "
         f"{requests} data request(s) (lower bound {bound}), {len(skipped)} skipped as unchanged"
+        + (f", {len(failed)} failed" if failed else "")
     )
 
 
 def _extract_progress() -> Callable:
     def report(result) -> None:
+        if result.status == "failed":
+            console.print(f"  [red]failed[/]    {result.source_name:<28} {escape(result.message)}")
+            return
         mark = "[green]landed[/]" if result.status == "landed" else "[dim]unchanged[/]"
         console.print(
             f"  {mark} {result.source_name:<28} {result.table_id:<18} {result.rows:>9,} rows {result.requests:>3} req"
         )
 
     return report
+
+
+@dataclass
+class Problem:
+    """A table that did not reach the warehouse in this run: fetch failed, file unreadable, validation failed."""
+
+    kind: str  # failed | quarantined
+    source_name: str
+    what: str  # SCB table id or file name (and load id for quarantined batches)
+    reason: str
+
+
+def _extract_problems(results: list) -> list[Problem]:
+    return [
+        Problem(r.status, r.source_name, r.table_id, r.message)
+        for r in results
+        if r.status in ("failed", "quarantined")
+    ]
+
+
+def _validation_problems(outcomes: list) -> list[Problem]:
+    return [
+        Problem("quarantined", o.source_name, o.load_id, o.failures[0] if o.failures else "failed validation")
+        for o in outcomes
+        if not o.success
+    ]
+
+
+def _report_problems(problems: list[Problem], total: int) -> int:
+    """The keep-going summary: one line naming every table that did not load, then one line per table; exit 1."""
+    if not problems:
+        return 0
+    names = ", ".join(f"{p.source_name} ({p.kind})" for p in problems)
+    err_console.print(f"error: {len(problems)} of {total} source(s) not loaded: {names}", markup=False)
+    for p in problems:
+        err_console.print(f"  {p.kind:<12} {p.source_name} {p.what}: {p.reason}", markup=False)
+    return 1
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
@@ -82,7 +131,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
     if not args.table:
         results += extract_inbox(settings=settings)
     _print_extract(results)
-    return 0
+    return _report_problems(_extract_problems(results), len(results))
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -106,7 +155,8 @@ def _print_validation(outcomes: list) -> None:
     warns = sum(len(o.warnings) for o in outcomes)
     console.print(f"validate: {len(outcomes)} batch(es), {len(ok)} passed, {len(bad)} quarantined, {warns} warning(s)")
     for o in bad:
-        console.print(f"  [red]quarantined[/] {o.source_name} {o.load_id}: {o.failures[0] if o.failures else ''}")
+        reason = escape(o.failures[0] if o.failures else "")
+        console.print(f"  [red]quarantined[/] {o.source_name} {o.load_id}: {reason}")
 
 
 def cmd_load(args: argparse.Namespace) -> int:
@@ -114,7 +164,8 @@ def cmd_load(args: argparse.Namespace) -> int:
 
     summary = load_validated(settings=_settings(args))
     console.print(f"load: {summary.line()}")
-    return 0
+    failed = [Problem("failed", name, load_id, reason) for name, load_id, reason in summary.failed]
+    return _report_problems(failed, len(summary.loaded) + len(failed))
 
 
 def cmd_build(args: argparse.Namespace) -> int:
@@ -142,8 +193,23 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_pipeline(settings: Settings, *, force: bool = False, docs: bool = True) -> dict[str, float]:
-    """extract -> validate -> load -> build -> publish -> report, printing one line per stage."""
+@dataclass
+class RunSummary:
+    timings: dict[str, float] = field(default_factory=dict)
+    sources: int = 0
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.problems else 0
+
+
+def run_pipeline(settings: Settings, *, force: bool = False, docs: bool = True) -> RunSummary:
+    """extract -> validate -> load -> build -> publish -> report, printing one line per stage.
+
+    Tables are independent: one that fails to fetch or is quarantined keeps its last good data in the warehouse,
+    the others are loaded, built and published; ``summary.problems`` names each one (the CLI exits 1).
+    """
     from expectations.validate import validate_pending
     from extract.pipeline import extract_all, extract_inbox
     from warehouse.build import run_dbt
@@ -151,7 +217,8 @@ def run_pipeline(settings: Settings, *, force: bool = False, docs: bool = True) 
     from warehouse.publish import publish_marts
     from warehouse.report import write_report
 
-    timings: dict[str, float] = {}
+    summary = RunSummary()
+    timings = summary.timings
 
     def stage(name: str, fn: Callable):
         start = time.perf_counter()
@@ -169,10 +236,14 @@ def run_pipeline(settings: Settings, *, force: bool = False, docs: bool = True) 
         ),
     )
     _print_extract(results)
+    summary.sources = len(results)
+    summary.problems += _extract_problems(results)
     outcomes = stage("validate", lambda: validate_pending(settings, build_docs=docs))
     _print_validation(outcomes)
-    summary = stage("load", lambda: load_validated(settings=settings))
-    console.print(f"load: {summary.line()}")
+    summary.problems += _validation_problems(outcomes)
+    loaded = stage("load", lambda: load_validated(settings=settings))
+    console.print(f"load: {loaded.line()}")
+    summary.problems += [Problem("failed", name, load_id, reason) for name, load_id, reason in loaded.failed]
     result = stage("build", lambda: run_dbt(settings=settings))
     console.print(result.line())
     marts = stage("publish", lambda: publish_marts(settings=settings))
@@ -184,12 +255,12 @@ def run_pipeline(settings: Settings, *, force: bool = False, docs: bool = True) 
     console.print(f"[bold]report[/]            {report}")
     console.print(f"[bold]data docs (GX)[/]    {settings.docs_dir / 'gx' / 'index.html'}")
     console.print(f"timings (s): {json.dumps(timings)}")
-    return timings
+    return summary
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    run_pipeline(_settings(args), force=args.force, docs=not args.no_docs)
-    return 0
+    summary = run_pipeline(_settings(args), force=args.force, docs=not args.no_docs)
+    return _report_problems(summary.problems, summary.sources)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -243,11 +314,75 @@ def _cell(v: object) -> str:
     return str(v)
 
 
+def duckdb_one_line(exc: BaseException) -> str:
+    """DuckDB's message and hint on one line; the caret drawing under the query becomes a column number."""
+    lines = [line.rstrip() for line in str(exc).splitlines() if line.strip()]
+    parts: list[str] = []
+    where = ""
+    for i, line in enumerate(lines):
+        if line.startswith("LINE "):
+            prefix = line[: line.index(":") + 2] if ":" in line else ""
+            caret = lines[i + 1] if i + 1 < len(lines) else ""
+            if prefix and caret.strip().startswith("^"):
+                column = len(caret) - len(caret.lstrip()) - len(prefix) + 1
+                where = f" (at {prefix.split(':')[0].lower()}, column {column})"
+            else:
+                where = f" (at {line})"
+            break
+        parts.append(line)
+    return " ".join(parts) + where
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    return str(value)
+
+
+def _json_records(columns: list[str], rows: list[tuple]) -> str:
+    """Full precision (pandas' to_json rounds floats to 10 significant digits); dates as ISO strings."""
+    import orjson
+
+    records = [dict(zip(columns, row, strict=True)) for row in rows]
+    return orjson.dumps(records, default=_json_default, option=orjson.OPT_NON_STR_KEYS).decode("utf-8") + "\n"
+
+
+def _output_path(settings: Settings, output: str) -> Path:
+    """``--output`` may not overwrite what the pipeline owns (the warehouse, landing, marts, reports, ...)."""
+    path = Path(output).resolve()
+    if path == settings.data_dir or settings.data_dir in path.parents:
+        raise RegionstatError(
+            f"--output {output}: inside the data directory {settings.data_dir}, which only the pipeline writes; "
+            "choose a path outside it"
+        )
+    return path
+
+
+def _write_output(path: Path, write: Callable[[Path], None]) -> None:
+    """Write via a temporary file beside ``path`` and rename, so a failed write leaves no half file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except OSError as exc:
+        if exc.filename is None:  # a full disk names no file
+            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
+        raise
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def cmd_sql(args: argparse.Namespace) -> int:
-    from warehouse.db import connect_reader
+    """Query through the analyst connection (no writes, no files, no settings); files are written here."""
+    import duckdb
+
+    from warehouse.db import connect_analyst
 
     settings = _settings(args)
-    con = connect_reader(settings)
+    output = _output_path(settings, args.output) if args.output else None
+    if args.format == "parquet" and output is None:
+        raise RegionstatError("--format parquet needs --output FILE")
+    con = connect_analyst(settings)
     try:
         rel = con.sql(args.query)
         if rel is None:
@@ -255,25 +390,35 @@ def cmd_sql(args: argparse.Namespace) -> int:
         if args.format == "table":
             cols = rel.columns
             rows = rel.limit(args.limit + 1).fetchall()
-            table = Table(*cols)
+            table = Table(*[escape(c) for c in cols])
             for row in rows[: args.limit]:
-                table.add_row(*[_cell(v) for v in row])
+                table.add_row(*[escape(_cell(v)) for v in row])  # data, not rich markup
             console.print(table)
             if len(rows) > args.limit:
                 console.print(f"(first {args.limit} rows; use --limit or --format csv for all)")
-        elif args.format == "csv":
-            rel.to_df().to_csv(args.output or sys.stdout, index=False)
-        elif args.format == "json":
-            text = rel.to_df().to_json(orient="records", force_ascii=False)
-            if args.output:
-                Path(args.output).write_text(text + "\n", encoding="utf-8")
-            else:
-                sys.stdout.write(text + "\n")
-        elif args.format == "parquet":
-            if not args.output:
-                raise RegionstatError("--format parquet needs --output FILE")
-            rel.write_parquet(args.output)
-            console.print(f"wrote {args.output}")
+            return 0
+        if args.format == "parquet":
+            import pyarrow.parquet as pq
+
+            data = rel.to_arrow_table()
+            assert output is not None
+            _write_output(output, lambda tmp: pq.write_table(data, tmp))
+            console.print(f"wrote {output} ({data.num_rows:,} rows)")
+            return 0
+        if args.format == "csv":
+            frame = rel.to_df()
+            text, count = frame.to_csv(index=False), len(frame)
+        else:
+            records = rel.fetchall()
+            text, count = _json_records(rel.columns, records), len(records)
+        if output is None:
+            sys.stdout.write(text)
+        else:
+            _write_output(output, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+            console.print(f"wrote {output} ({count:,} rows)")
+    except duckdb.Error as exc:  # the analyst's SQL: one line, exit 2 (usage), not a traceback
+        err_console.print(f"error: {duckdb_one_line(exc)}", markup=False)
+        return 2
     finally:
         con.close()
     return 0
@@ -368,6 +513,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _where(filename: object) -> str:
+    """The file an OSError names, or else the data directory (a full disk often names no file)."""
+    if filename:
+        return str(filename)
+    try:
+        return f"under {Settings.from_env().data_dir}"
+    except RegionstatError:
+        return "under the data directory"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:2] == ["snapshot", "serve"]:  # the server has its own parser (and --help); pass everything through
@@ -389,9 +544,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FileNotFoundError as exc:
         err_console.print(f"error: {exc}", markup=False)
         return 1
-    except OSError as exc:  # disk full, read-only data directory, ...: one line, not a traceback
-        where = f"{exc.filename}: " if exc.filename else ""
-        err_console.print(f"error: {where}{exc.strerror or exc}", markup=False)
+    except OSError as exc:  # disk full, read-only data directory, ...: one line naming the path, not a traceback
+        err_console.print(f"error: {_where(exc.filename)}: {exc.strerror or exc}", markup=False)
+        return 1
+    except Exception as exc:
+        if type(exc).__module__.split(".")[0] not in ("duckdb", "_duckdb"):
+            raise
+        # DuckDB failing outside a writer (a reader on a full or unreadable disk): its first line, no traceback
+        text = str(exc).strip().splitlines()
+        err_console.print(f"error: {_where(None)}: {text[0] if text else type(exc).__name__}", markup=False)
         return 1
     except KeyboardInterrupt:
         err_console.print("error: interrupted", markup=False)

@@ -420,3 +420,88 @@ def test_drift_changed_updated_same_data_refetched_same_hash(base: Path, tmp_pat
     with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
         n = con.execute("select count(*) from raw.commuting_totals where _source_name = ?", [DRIFT_SOURCE]).fetchone()
     assert n == (len(raw_before),)  # replaced, not duplicated
+
+
+# ------------------------------------------------------------------------------------------------ full disk, each stage
+def _fill(mnt: Path, leave: int) -> Path:
+    """Leave about ``leave`` bytes free on the tmpfs at ``mnt``."""
+    filler = mnt / "filler"
+    filler.write_bytes(b"\0" * max(0, _free_bytes(mnt) - leave))
+    return filler
+
+
+def _one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: "), captured.err[-3000:]
+    return err[0]
+
+
+def test_disk_full_extract_and_validate_name_the_file(base: Path, tmp_path: Path, monkeypatch, capsys):
+    with _tmpfs(tmp_path / "mnt", "64m") as mnt:
+        if mnt is None:
+            pytest.skip("needs a tmpfs (root)")
+        settings = _copy(base, mnt / "data")
+        monkeypatch.setenv("REGIONSTAT_DATA_DIR", str(settings.data_dir))
+        monkeypatch.delenv("REGIONSTAT_API_URL", raising=False)
+        for leave in (0, 8192):  # nothing left; room for the rate-limit state but not for the batch (~16 kB)
+            filler = _fill(mnt, leave)
+            assert cli(["extract", "--table", "employment_by_sector", "--force"]) == 1
+            line = _one_line_error(capsys)
+            assert "No space left on device" in line and str(settings.data_dir) in line, line
+            filler.unlink()
+        res = extract_source("population_tab5557", settings=settings, force=True)  # room again: lands
+        assert res.status == "landed"
+        filler = _fill(mnt, 0)
+        assert cli(["validate"]) == 1
+        line = _one_line_error(capsys)
+        assert "No space left on device" in line and str(settings.data_dir) in line, line
+        filler.unlink()
+
+
+def test_disk_full_during_load_commit_or_checkpoint_is_one_line(base: Path, tmp_path: Path, monkeypatch, capsys):
+    """Sweep the free space from 'the work copy fits' upwards: DuckDB then fails at insert, commit or checkpoint.
+
+    Every outcome must be a load or one line naming the path (never the rollback error that used to mask a
+    failed commit), and the live warehouse must be the old one or the new one, readable.
+    """
+    with _tmpfs(tmp_path / "mnt", "64m") as mnt:
+        if mnt is None:
+            pytest.skip("needs a tmpfs (root)")
+        settings = _copy(base, mnt / "data")
+        load_id = _pending(settings)
+        before = _sha(settings.warehouse_path)
+        size = settings.warehouse_path.stat().st_size
+        monkeypatch.setenv("REGIONSTAT_DATA_DIR", str(settings.data_dir))
+        errors: list[str] = []
+        for extra in range(0, 2_000_000, 250_000):
+            filler = _fill(mnt, size + extra)
+            code = cli(["load"])
+            filler.unlink()
+            if code == 0:
+                capsys.readouterr()
+                break
+            line = _one_line_error(capsys)
+            errors.append(line)
+            assert "No space left on device" in line and str(settings.data_dir) in line, line
+            assert "no transaction is active" not in line
+            assert _sha(settings.warehouse_path) == before
+            assert not (settings.state_dir / "warehouse.next.duckdb").exists()
+        assert errors, "the disk was never full enough to fail the load"
+        assert load_id in load_validated(settings=settings).loaded or load_id in _loaded_ids(settings)
+
+
+def test_disk_full_during_dbt_build_is_one_line(base: Path, tmp_path: Path, monkeypatch, capsys):
+    with _tmpfs(tmp_path / "mnt", "64m") as mnt:
+        if mnt is None:
+            pytest.skip("needs a tmpfs (root)")
+        settings = _copy(base, mnt / "data")
+        before = _sha(settings.warehouse_path)
+        monkeypatch.setenv("REGIONSTAT_DATA_DIR", str(settings.data_dir))
+        filler = _fill(mnt, settings.warehouse_path.stat().st_size + 1_500_000)  # the copy fits, the marts do not
+        assert cli(["build"]) == 1
+        line = _one_line_error(capsys)  # also: no flood of logging tracebacks from dbt's file log
+        assert "No space left on device" in line and str(settings.data_dir) in line, line
+        assert "last good warehouse is unchanged" in line
+        assert _sha(settings.warehouse_path) == before
+        filler.unlink()

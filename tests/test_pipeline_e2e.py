@@ -100,7 +100,7 @@ def test_outputs_are_where_the_summary_says(run_dir: Path) -> None:
 
 def test_second_run_is_fresh_and_byte_identical(run_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     before = (run_dir / "marts" / "_index.json").read_text()
-    run_pipeline(Settings(data_dir=run_dir), docs=False)
+    assert run_pipeline(Settings(data_dir=run_dir), docs=False).exit_code == 0
     out = capsys.readouterr().out
     assert "0 data request(s)" in out and "9 skipped as unchanged" in out
     assert (run_dir / "marts" / "_index.json").read_text() == before
@@ -114,9 +114,11 @@ def test_bad_inbox_file_is_quarantined_and_marts_stay(
     inbox.mkdir(parents=True, exist_ok=True)
     shutil.copy(REFERENCE_DATA / "linkoping_kommun_px" / "PE12.px", inbox / "PE12.px")
     (inbox / "kommun_commuting.csv").write_text("flow_type,district,area,period,value\nUt,0580,Annan,2021,-5\n")
-    run_pipeline(Settings(data_dir=run_dir), docs=False)
+    summary = run_pipeline(Settings(data_dir=run_dir), docs=False)
     out = capsys.readouterr().out
     assert "1 quarantined" in out
+    assert summary.exit_code == 1  # `regionstat run` ends non-zero, naming the batch
+    assert [(p.kind, p.source_name) for p in summary.problems] == [("quarantined", "municipal_commuting_csv")]
     assert _sql(run_dir, "select count(*) from raw.municipal_commuting")[0][0] > 30_000
     quarantined = _sql(run_dir, "select source_name, reason from ops.loads where status = 'quarantined'")
     assert len(quarantined) == 1 and quarantined[0][0] == "municipal_commuting_csv"

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from extract.errors import RegionstatError
+from extract.errors import RegionstatError, WarehouseWriteError
 from extract.settings import PROJECT_ROOT, Settings
 from warehouse.db import connect_writer, work_copy
 
@@ -81,7 +84,8 @@ def invoke_dbt(
 
     os.environ.update(dbt_env(settings, duckdb_path))
     try:
-        res = dbtRunner().invoke(dbt_args(command, settings, extra, target))
+        with _quiet_logging_errors():
+            res = dbtRunner().invoke(dbt_args(command, settings, extra, target))
     finally:
         _close_dbt_duckdb()
     passed = failed = skipped = 0
@@ -100,8 +104,38 @@ def invoke_dbt(
             failed += 1
             failures.append(f"{name}: {status}: {getattr(r, 'message', '')}")
     if res.exception is not None:
-        failures.append(f"dbt {command} raised: {res.exception}")
+        where = getattr(res.exception, "filename", None)
+        failures.append(f"dbt {command} raised: {res.exception}" + (f" ({where})" if where else ""))
     return DbtResult(command, bool(res.success), passed, failed, skipped, failures)
+
+
+@contextlib.contextmanager
+def _quiet_logging_errors() -> Iterator[None]:
+    """On a full disk dbt's file log fails on every line, and ``logging`` prints a traceback for each (tens of
+    thousands of lines); the failure itself is reported once, by ``storage_failure``."""
+    saved = logging.raiseExceptions
+    logging.raiseExceptions = False
+    try:
+        yield
+    finally:
+        logging.raiseExceptions = saved
+
+
+_STORAGE_TEXT = re.compile(r"no space left on device|read-only file system|disk quota exceeded", re.IGNORECASE)
+_WRITE_PATH = re.compile(r'(?:Could not write file|write to file) "([^"]+)"')
+
+
+def storage_failure(result: DbtResult, settings: Settings) -> WarehouseWriteError | None:
+    """A dbt failure caused by the disk (full, read-only) as one line naming the file, else None."""
+    hits = [(m, f) for f in result.failures if (m := _STORAGE_TEXT.search(f))]
+    if not hits:
+        return None
+    named = [(m, p.group(1)) for m, f in hits if (p := _WRITE_PATH.search(f))]
+    hit, where = named[0] if named else (hits[0][0], str(settings.state_dir / "dbt"))
+    return WarehouseWriteError(
+        f"{settings.warehouse_path}: cannot write the warehouse (dbt {result.command}: {hit.group(0)} "
+        f"writing {where}); the last good warehouse is unchanged"
+    )
 
 
 def run_dbt(
@@ -113,6 +147,9 @@ def run_dbt(
         connect_writer(path).close()  # make sure raw/ops schemas exist before dbt looks for sources
         result = invoke_dbt(command, settings, extra, duckdb_path=path)
         if not result.success:  # raising inside the block discards the work copy: the live warehouse stays
+            storage = storage_failure(result, settings)
+            if storage is not None:
+                raise storage
             first = result.failures[0] if result.failures else "see dbt logs"
             raise DbtError(
                 f"dbt {command} failed ({result.failed} failing node(s)); the last good warehouse "

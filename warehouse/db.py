@@ -99,7 +99,7 @@ _STORAGE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EACCES, errno.
 
 
 def _write_error(settings: Settings, exc: BaseException) -> WarehouseWriteError:
-    reason = getattr(exc, "strerror", None) or str(exc).splitlines()[0][:200]
+    reason = getattr(exc, "strerror", None) or str(exc).splitlines()[0][:500]
     return WarehouseWriteError(
         f"{settings.warehouse_path}: cannot write the warehouse ({reason}); the last good warehouse is unchanged"
     )
@@ -108,7 +108,7 @@ def _write_error(settings: Settings, exc: BaseException) -> WarehouseWriteError:
 def _is_storage_error(exc: BaseException) -> bool:
     if isinstance(exc, OSError):
         return exc.errno in _STORAGE_ERRNOS
-    if isinstance(exc, duckdb.IOException):  # DuckDB writing its file: "No space left on device", read-only, ...
+    if isinstance(exc, duckdb.Error):  # DuckDB writing its file or WAL (IO, commit, checkpoint): no space, read-only
         text = str(exc).lower()
         return any(k in text for k in ("no space left", "read-only", "permission denied", "disk quota"))
     return False
@@ -174,13 +174,12 @@ def work_copy(settings: Settings, *, wait: float | None = None, purpose: str = "
             if settings.warehouse_path.exists():
                 shutil.copyfile(settings.warehouse_path, work)  # a partial copy (disk full) is removed below
             yield str(work)
-            con = duckdb.connect(str(work))
-            con.execute("checkpoint")  # fold the WAL into the file before it goes live
-            con.close()
+            with duckdb.connect(str(work)) as con:  # closed even when a full disk fails the checkpoint
+                con.execute("checkpoint")  # fold the WAL into the file before it goes live
             with open(work, "rb") as fh:
                 os.fsync(fh.fileno())
             os.replace(work, settings.warehouse_path)
-        except (OSError, duckdb.IOException) as exc:
+        except (OSError, duckdb.Error) as exc:
             if _is_storage_error(exc):
                 raise _write_error(settings, exc) from exc
             raise
@@ -195,3 +194,22 @@ def connect_reader(settings: Settings) -> duckdb.DuckDBPyConnection:
     if not settings.warehouse_path.exists():
         raise FileNotFoundError(f"{settings.warehouse_path} does not exist yet; run `regionstat run` first")
     return duckdb.connect(str(settings.warehouse_path), read_only=True)
+
+
+#: A read-only database file is not enough: DuckDB can still COPY to files, ATTACH (and create) other
+#: databases, read any file (read_csv, read_text, glob), install extensions and change settings. The
+#: analyst connection gets none of that; ``regionstat sql --output`` writes files itself.
+ANALYST_CONFIG: dict[str, str | bool] = {
+    "enable_external_access": False,
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+    "python_enable_replacements": False,  # a query must not scan the CLI's own Python variables
+    "lock_configuration": True,  # last: nothing after it (SET, RESET, PRAGMA) can undo the above
+}
+
+
+def connect_analyst(settings: Settings) -> duckdb.DuckDBPyConnection:
+    """Open the warehouse for ad-hoc SQL (``regionstat sql``): read-only, no file system, locked settings."""
+    if not settings.warehouse_path.exists():
+        raise FileNotFoundError(f"{settings.warehouse_path} does not exist yet; run `regionstat run` first")
+    return duckdb.connect(str(settings.warehouse_path), read_only=True, config=dict(ANALYST_CONFIG))

@@ -8,6 +8,7 @@ Quarantined batches are recorded in the ledger and never loaded.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -19,7 +20,7 @@ import pyarrow.parquet as pq
 
 from extract.landing import Manifest, manifests
 from extract.settings import Settings
-from warehouse.db import connect_reader, connect_writer, work_copy
+from warehouse.db import _is_storage_error, connect_reader, connect_writer, work_copy
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,8 @@ class LoadSummary:
     unchanged: list[str] = field(default_factory=list)
     quarantined: list[str] = field(default_factory=list)
     unvalidated: list[str] = field(default_factory=list)
+    # (source name, load id, one-line reason) of batches DuckDB could not load; the others still were
+    failed: list[tuple[str, str, str]] = field(default_factory=list)
     rows: int = 0
     # raw table -> {load_ids, sources, rows} for batches whose content differs from what was live before
     # (a forced refetch of identical data is loaded but is not a change; orchestrators announce only changes)
@@ -42,6 +45,7 @@ class LoadSummary:
         return (
             f"loaded {len(self.loaded)} batch(es), {self.rows:,} rows; {len(self.unchanged)} unchanged; "
             f"{len(self.quarantined)} quarantined; {len(self.unvalidated)} awaiting validation"
+            + (f"; {len(self.failed)} failed" if self.failed else "")
         )
 
 
@@ -123,8 +127,32 @@ def _load_batch(con: duckdb.DuckDBPyConnection, m: Manifest) -> None:
         )
         con.execute("commit")
     except BaseException:
-        con.execute("rollback")
+        # a failed commit (disk full) has already ended the transaction: a rollback error must not hide why
+        with contextlib.suppress(duckdb.Error):
+            con.execute("rollback")
         raise
+
+
+def _record_failed(con: duckdb.DuckDBPyConnection, m: Manifest, exc: duckdb.Error, summary: LoadSummary) -> None:
+    """Ledger row ``failed`` with DuckDB's first line; the source keeps its last good rows in ``raw.*``."""
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    reason = f"raw.{m.raw_table}: cannot load {m.parquet_path}: {first}"
+    log.info("%s batch %s not loaded: %s", m.source_name, m.load_id, reason)
+    con.execute(
+        "insert into ops.loads values (?, ?, ?, ?, ?, ?, ?, 'failed', ?, ?)",
+        [
+            m.load_id,
+            m.source_name,
+            m.raw_table,
+            m.table_id,
+            m.rows,
+            m.content_sha256,
+            m.synthetic,
+            reason,
+            datetime.now(UTC).replace(tzinfo=None),
+        ],
+    )
+    summary.failed.append((m.source_name, m.load_id, reason))
 
 
 def _record_quarantined(con: duckdb.DuckDBPyConnection, settings: Settings, summary: LoadSummary) -> None:
@@ -212,7 +240,13 @@ def load_validated(*, settings: Settings, wait: float | None = None) -> LoadSumm
         try:
             _record_quarantined(con, settings, summary)
             for m in todo:
-                _load_batch(con, m)
+                try:
+                    _load_batch(con, m)
+                except duckdb.Error as exc:  # this batch only (unreadable file, type clash); the disk: all stop
+                    if _is_storage_error(exc) or isinstance(exc, duckdb.FatalException):
+                        raise
+                    _record_failed(con, m, exc, summary)
+                    continue
                 summary.loaded.append(m.load_id)
                 summary.rows += m.rows
                 if current.get(_series(m), (None, None))[1] != m.content_sha256:

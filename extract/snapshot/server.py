@@ -35,6 +35,8 @@ import io
 import json
 import math
 import re
+import socket
+import struct
 import sys
 import threading
 import time
@@ -67,6 +69,12 @@ class Faults:
         so the client receives invalid JSON rather than a connection error).
     fail_first_n=N: the first N data calls → 503.
     delay_seconds: sleep before answering each data call.
+    reset_every=N: every Nth data call → 200 with the full Content-Length, half the body, then the connection is
+        reset (the client sees a connection broken mid-body, requests' ChunkedEncodingError).
+    hang_every=N: every Nth data call is accepted and never answered (until the server stops).
+    trickle_every=N: every Nth data call → 200 whose body is sent one byte every `trickle_seconds`
+        (`trickle_headers`: the status line and headers too).
+    only_tables: when given, faults apply to (and count) only data calls for these table ids.
     """
 
     rate_limit_every: int = 0
@@ -75,6 +83,12 @@ class Faults:
     delay_seconds: float = 0.0
     fail_first_n: int = 0
     retry_after: int = 1
+    reset_every: int = 0
+    hang_every: int = 0
+    trickle_every: int = 0
+    trickle_seconds: float = 20.0
+    trickle_headers: bool = False
+    only_tables: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -95,6 +109,10 @@ class ServerStats:
     responses_403: int = 0
     responses_503: int = 0
     truncated_responses: int = 0
+    reset_responses: int = 0
+    hung_requests: int = 0
+    trickled_responses: int = 0
+    trickled_bytes: int = 0  # bytes a trickling response got out before the client gave up
     status_counts: dict[int, int] = field(default_factory=dict)
 
 
@@ -486,6 +504,7 @@ class SnapshotServer:
         self._data_calls = 0
         self.stats = ServerStats()
         self._httpd: ThreadingHTTPServer | None = None
+        self._stopping = threading.Event()  # wakes handlers that hang or trickle on purpose
         self._thread: threading.Thread | None = None
 
     # -- lifecycle
@@ -498,6 +517,7 @@ class SnapshotServer:
     def start(self) -> SnapshotServer:
         if self._httpd is not None:
             return self
+        self._stopping.clear()
         handler = type("Handler", (_Handler,), {"server_ref": self})
         self._httpd = ThreadingHTTPServer((self.host, self.port), handler)
         self._httpd.daemon_threads = True
@@ -511,6 +531,7 @@ class SnapshotServer:
     def stop(self) -> None:
         if self._httpd is None:
             return
+        self._stopping.set()
         self._httpd.shutdown()
         self._httpd.server_close()
         if self._thread:
@@ -592,12 +613,14 @@ class SnapshotServer:
                 )
             self._calls.append(now)
 
-    def _data_fault(self) -> tuple[bool, Faults]:
-        """Applies per-call faults; returns (truncate, faults)."""
+    def _data_fault(self, table_id: str) -> tuple[str | None, Faults]:
+        """Applies per-call faults; returns (body mode: truncate|reset|hang|trickle|None, faults)."""
         with self._lock:
+            f = self._faults
+            if f.only_tables and table_id.upper() not in {t.upper() for t in f.only_tables}:
+                return None, f
             self._data_calls += 1
             n = self._data_calls
-            f = self._faults
         if f.delay_seconds > 0:
             time.sleep(f.delay_seconds)
         if f.fail_first_n and n <= f.fail_first_n:
@@ -618,7 +641,20 @@ class SnapshotServer:
                 f"Injected fault: every {f.unavailable_every}th data call is unavailable",
                 headers={"Retry-After": str(f.retry_after)},
             )
-        return bool(f.truncate_every and n % f.truncate_every == 0), f
+        for mode, every in (
+            ("hang", f.hang_every),
+            ("trickle", f.trickle_every),
+            ("reset", f.reset_every),
+            ("truncate", f.truncate_every),
+        ):
+            if every and n % every == 0:
+                return mode, f
+        return None, f
+
+    def _record_fault(self, mode: str) -> None:
+        with self._lock:
+            attr = {"reset": "reset_responses", "hang": "hung_requests", "trickle": "trickled_responses"}[mode]
+            setattr(self.stats, attr, getattr(self.stats, attr) + 1)
 
     def _record_cells(self, cells: int, truncated: bool) -> None:
         with self._lock:
@@ -893,10 +929,50 @@ class _Handler(BaseHTTPRequestHandler):
         fmt = (params.get("outputFormat") or params.get("outputformat") or "json-stat2").lower()
         if fmt not in ("json-stat2", "csv"):
             raise ProblemError(400, f"outputFormat {fmt} is not supported by the snapshot server (json-stat2, csv)")
-        truncate, _ = srv._data_fault()
+        mode, faults = srv._data_fault(table.id)
+        if mode == "hang":  # accepted, never answered
+            srv._record_fault(mode)
+            srv._stopping.wait()
+            self.close_connection = True
+            return
         payload, ctype, cells = srv.data(table, selection, lang, fmt)
-        srv._record_cells(cells, truncate)
-        self._send(200, ctype, payload, truncate=truncate)
+        srv._record_cells(cells, mode == "truncate")
+        if mode in ("reset", "trickle"):
+            srv._record_fault(mode)
+            self._send_faulty(ctype, payload, mode, faults)
+            return
+        self._send(200, ctype, payload, truncate=mode == "truncate")
+
+    def _send_faulty(self, ctype: str, body: bytes, mode: str, faults: Faults) -> None:
+        """Headers promise the whole body; then either half of it and a connection reset, or a slow trickle."""
+        self.server_ref._record_status(200)
+        self.close_connection = True
+        if mode == "trickle" and faults.trickle_headers:
+            head = f"HTTP/1.1 200 OK\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\n\r\n"
+            self._trickle(head.encode("latin-1") + body, faults.trickle_seconds)
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if mode == "reset":
+            self.wfile.write(body[: len(body) // 2])
+            self.wfile.flush()
+            # SO_LINGER 0: close sends RST, as a dropped proxy or a crashed upstream does
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()
+            return
+        self._trickle(body, faults.trickle_seconds)
+
+    def _trickle(self, data: bytes, seconds: float) -> None:
+        srv = self.server_ref
+        for i in range(len(data)):
+            self.wfile.write(data[i : i + 1])
+            self.wfile.flush()
+            with srv._lock:
+                srv.stats.trickled_bytes += 1
+            if srv._stopping.wait(seconds):
+                return
 
 
 # ------------------------------------------------------------------------------------------------------ CLI
@@ -948,6 +1024,38 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--fail-first", type=int, default=0, metavar="N", help="fault: the first N data calls get 503")
     p.add_argument(
+        "--reset-every",
+        type=int,
+        default=0,
+        metavar="N",
+        help="fault: every Nth data call sends half its body, then resets the connection (0 = off)",
+    )
+    p.add_argument(
+        "--hang-every",
+        type=int,
+        default=0,
+        metavar="N",
+        help="fault: every Nth data call is accepted and never answered (0 = off)",
+    )
+    p.add_argument(
+        "--trickle-every",
+        type=int,
+        default=0,
+        metavar="N",
+        help="fault: every Nth data call sends its body one byte per --trickle-seconds (0 = off)",
+    )
+    p.add_argument(
+        "--trickle-seconds", type=float, default=20.0, metavar="SECONDS", help="pause between trickled bytes (20)"
+    )
+    p.add_argument("--trickle-headers", action="store_true", help="trickle the status line and headers too")
+    p.add_argument(
+        "--only-table",
+        action="append",
+        default=[],
+        metavar="TABLE",
+        help="apply the faults only to data calls for this table id (repeatable; default: every table)",
+    )
+    p.add_argument(
         "--delay",
         type=float,
         default=0.0,
@@ -966,6 +1074,12 @@ def main(argv: list[str] | None = None) -> int:
         truncate_every=args.truncate_every,
         delay_seconds=args.delay,
         fail_first_n=args.fail_first,
+        reset_every=args.reset_every,
+        hang_every=args.hang_every,
+        trickle_every=args.trickle_every,
+        trickle_seconds=args.trickle_seconds,
+        trickle_headers=args.trickle_headers,
+        only_tables=frozenset(args.only_table),
     )
     try:
         server = SnapshotServer(

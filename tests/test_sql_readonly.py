@@ -1,0 +1,166 @@
+"""`regionstat sql` is read-only for real: no writes, no files, no settings; errors are one line, exit 2.
+
+One module-scoped pipeline run gives a real warehouse (raw, staging, marts) and published Parquet marts. Every
+escape attempt must be refused by DuckDB itself and leave the warehouse and the marts byte-identical.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import duckdb
+import pyarrow.parquet as pq
+import pytest
+
+from extract.settings import Settings
+from regionstat_cli.main import main, run_pipeline
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("sql")]
+
+QUERY = "select region_code, year, population from marts.fct_population where region_code = '0580' order by year"
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    data = tmp_path_factory.mktemp("sql") / "data"
+    run_pipeline(Settings(data_dir=data), docs=False)
+    return data
+
+
+@pytest.fixture
+def env(run_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("REGIONSTAT_DATA_DIR", str(run_dir))
+    monkeypatch.delenv("REGIONSTAT_API_URL", raising=False)
+    return run_dir
+
+
+def _checksums(data: Path) -> dict[str, str]:
+    """Every file of the data directory (warehouse, marts, landing, ...) by content."""
+    return {
+        str(p.relative_to(data)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(data.rglob("*"))
+        if p.is_file() and ".state" not in p.parts
+    }
+
+
+def _expected(data: Path, query: str = QUERY) -> list[tuple]:
+    with duckdb.connect(str(data / "warehouse.duckdb"), read_only=True) as con:
+        return con.execute(query).fetchall()
+
+
+ESCAPES = {
+    "copy over the warehouse": "copy (select 1 as x) to '{data}/warehouse.duckdb' (format csv)",
+    "copy over a published mart": "copy (select 1 as x) to '{data}/marts/fct_population.parquet' (format parquet)",
+    "copy to a new file outside": "copy (select 1 as x) to '{outside}/leak.csv'",
+    "copy a table to a file": "copy marts.fct_population to '{outside}/leak.parquet'",
+    "export database": "export database '{outside}/export'",
+    "attach a new database": "attach '{outside}/other.duckdb' as other",
+    "read_csv of /etc/passwd": "select * from read_csv('/etc/passwd')",
+    "read_text of /etc/passwd": "select * from read_text('/etc/passwd')",
+    "glob outside": "select * from glob('/etc/*')",
+    "replacement scan of a file": "select * from '/etc/passwd'",
+    "read_parquet of a mart file": "select * from read_parquet('{data}/marts/fct_population.parquet')",
+    "install an extension": "install httpfs",
+    "load an extension": "load httpfs",
+    "set a setting": "set threads = 1",
+    "re-enable file access": "set enable_external_access = true",
+    "reset the lock": "reset enable_external_access",
+    "pragma": "pragma enable_profiling",
+    "create a table": "create table marts.evil as select 1 as x",
+    "drop a mart": "drop table marts.fct_population",
+}
+
+
+@pytest.mark.parametrize("name", list(ESCAPES), ids=list(ESCAPES))
+def test_escape_attempts_are_refused_and_change_nothing(
+    name: str, env: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = _checksums(env)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    query = ESCAPES[name].format(data=env, outside=outside)
+    assert main(["sql", query]) == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: "), captured.err
+    assert any(word in err[0] for word in ("Permission Error", "locked", "read-only", "does not exist")), err[0]
+    assert _checksums(env) == before
+    assert list(outside.iterdir()) == []  # nothing written outside either
+
+
+def test_refusal_names_the_file(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sql", "select * from read_text('/etc/passwd')"]) == 2
+    err = capsys.readouterr().err
+    assert '"/etc/passwd"' in err and "disabled by configuration" in err and "root:" not in err
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        QUERY,
+        "select count(*) as n from raw.population where _source_name = 'population_tab638'",
+        "select count(*) as n from staging.stg_scb__population",
+        "select * from marts.mart_commuting_totals_series where municipality_code = '0580' order by year",
+    ],
+    ids=["marts", "raw", "staging", "marts-series"],
+)
+def test_normal_selects_work(query: str, env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    expected = _expected(env, query)
+    assert expected and expected[0][0] not in (None, 0)
+    assert main(["sql", query, "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [tuple(r.values()) for r in rows] == [tuple(r) for r in expected]
+
+
+def test_output_files_csv_parquet_json(env: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    before = _checksums(env)
+    expected = _expected(env)
+    assert main(["sql", QUERY, "--format", "parquet", "--output", str(tmp_path / "p.parquet")]) == 0
+    assert [tuple(r.values()) for r in pq.read_table(tmp_path / "p.parquet").to_pylist()] == expected
+    assert main(["sql", QUERY, "--format", "csv", "--output", str(tmp_path / "p.csv")]) == 0
+    lines = (tmp_path / "p.csv").read_text(encoding="utf-8").splitlines()
+    assert lines[0] == "region_code,year,population" and len(lines) == len(expected) + 1
+    assert lines[1].split(",")[0] == expected[0][0] and int(lines[1].split(",")[2]) == expected[0][2]
+    assert main(["sql", QUERY, "--format", "json", "--output", str(tmp_path / "p.json")]) == 0
+    rows = json.loads((tmp_path / "p.json").read_text(encoding="utf-8"))
+    assert [tuple(r.values()) for r in rows] == expected
+    assert "wrote" in capsys.readouterr().out
+    assert not list(tmp_path.glob(".*.tmp"))
+    assert _checksums(env) == before
+
+
+def test_output_into_the_data_directory_is_refused(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    before = _checksums(env)
+    target = env / "marts" / "fct_population.parquet"
+    assert main(["sql", QUERY, "--format", "parquet", "--output", str(target)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "inside the data directory" in err[0] and str(target) in err[0]
+    assert _checksums(env) == before
+
+
+@pytest.mark.parametrize(
+    ("query", "needles"),
+    [
+        ("selec 1", ["Parser Error", "syntax error", "(at line 1, column 1)"]),
+        ("select * from marts.fct_populaton", ["Catalog Error", "fct_populaton", "Did you mean"]),
+        ("select nope from marts.fct_population", ["Binder Error", '"nope"', "Candidate bindings"]),
+    ],
+    ids=["syntax", "unknown-table", "unknown-column"],
+)
+def test_sql_errors_are_one_line_with_the_hint(
+    query: str, needles: list[str], env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["sql", query]) == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: "), captured.err
+    for needle in needles:
+        assert needle in err[0], err[0]
+
+
+def test_table_format_prints_brackets_as_data(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sql", "select '[/bold]' as \"[x]\", '[red]y' as z"]) == 0
+    out = capsys.readouterr().out
+    assert "[/bold]" in out and "[red]y" in out and "[x]" in out
