@@ -49,7 +49,7 @@ RUN uv sync --frozen --compile-bytecode --no-default-groups --no-install-project
 COPY extract ./extract
 COPY expectations ./expectations
 COPY warehouse ./warehouse
-COPY regionstat_cli ./regionstat_cli
+COPY regionstat ./regionstat
 COPY dbt_project ./dbt_project
 COPY dags ./dags
 COPY reference ./reference

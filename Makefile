@@ -29,7 +29,7 @@ $(VENV)/.installed: uv.lock pyproject.toml | $(UV)
 install: $(VENV)/.installed  ## create .venv from the committed uv.lock (idempotent, fast when nothing changed)
 
 demo: install  ## run the whole pipeline through Airflow offline against the bundled snapshot
-	$(BIN)/python -m regionstat_cli.demo
+	$(BIN)/python -m regionstat.cli.demo
 
 test: install lint  ## ruff, sqlfluff and the test suite
 	$(BIN)/pytest -q -n 2 --dist loadgroup
@@ -46,7 +46,7 @@ drills: install  ## long fault drills: kill -9 during extract/load/dbt, two runs
 	$(BIN)/pytest -q -m drill tests/drills/
 
 airflow: install  ## local Airflow on 127.0.0.1:8080 with the project's DAGs (api-server first, then the rest)
-	$(BIN)/python -m regionstat_cli.airflow_local standalone
+	$(BIN)/python -m regionstat.cli.airflow_local standalone
 
 clean:  ## remove data/ and local Airflow state (keeps .venv)
 	rm -rf data .airflow .lint.duckdb .tools

@@ -22,7 +22,7 @@ WORKER = """
 import json, sys
 from pathlib import Path
 from extract.pipeline import extract_inbox
-from extract.settings import Settings
+from regionstat.settings import Settings
 results = extract_inbox(settings=Settings(data_dir=Path(sys.argv[1])))
 print(json.dumps({"results": [{"status": r.status, "rows": r.rows, "message": r.message[:200]} for r in results]}))
 """

@@ -81,12 +81,12 @@ def _pxwebpy_needs_shim(url: str) -> str | None:
 def _plan_queries(tables_dir: Path) -> list[dict[str, Any]]:
     """Per catalogue source at all-Sweden scale: the pipeline's selection and the explicit code lists it resolves to
     (planned against an unmeasured server, so planning calls do not count)."""
-    from extract.catalogue import load_catalogue
     from extract.chunking import lower_bound
     from extract.pipeline import _restrict_to_region_set
     from extract.pxweb import PxWebClient
-    from extract.settings import Settings
     from extract.snapshot.server import SnapshotServer
+    from regionstat.catalogue import load_catalogue
+    from regionstat.settings import Settings
 
     catalogue = load_catalogue()
     region_set = catalogue.region_set("sweden")

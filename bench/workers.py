@@ -138,7 +138,7 @@ def decode(name: str, payload_path: str, repeats: int, use_tracemalloc: bool) ->
 
 # ------------------------------------------------------------------------------------------------ dbt
 def dbt(command: str, data_dir: str) -> dict[str, Any]:
-    from extract.settings import Settings
+    from regionstat.settings import Settings
     from warehouse.build import invoke_dbt, run_dbt
 
     settings = Settings.from_env(data_dir=data_dir)

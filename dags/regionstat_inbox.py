@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import regionstat_airflow as ra
 from airflow.sdk import TriggerRule, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+import regionstat.dag_support as ra
 
 _FILES = "\n".join(
     f"| `{f.pattern}` | `{f.name}` | `raw.{f.raw_table}` | {f.description} |" for f in ra.CATALOGUE.files

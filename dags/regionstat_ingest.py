@@ -1,4 +1,4 @@
-"""Ingest DAG(s), generated from extract/catalogue.yaml: extract -> validate per source, then one load.
+"""Ingest DAG(s), generated from regionstat/catalogue.yaml: extract -> validate per source, then one load.
 
 One DAG per distinct ``schedule`` in the catalogue (today: one, ``regionstat_ingest``, ``@monthly``). Why not one
 DAG per raw table: the per-source split already lives inside the run (a mapped task group, one map index per
@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import regionstat_airflow as ra
 from airflow.sdk import Param, TriggerRule, dag, get_current_context, task, task_group
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+import regionstat.dag_support as ra
 
 
 def _doc(dag_id: str, schedule: str, names: list[str]) -> str:
@@ -25,7 +26,7 @@ def _doc(dag_id: str, schedule: str, names: list[str]) -> str:
     return f"""
 ### {dag_id}: SCB PxWeb v2 -> landing Parquet -> Great Expectations -> DuckDB `raw.*`
 
-Generated from `extract/catalogue.yaml` (schedule `{schedule}`). Per source (mapped task group `source`, one map
+Generated from `regionstat/catalogue.yaml` (schedule `{schedule}`). Per source (mapped task group `source`, one map
 index per catalogue entry):
 
 * **extract** - asks `/tables/{{id}}` for `updated`; unchanged upstream costs no data request (the log says

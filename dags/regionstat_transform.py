@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import regionstat_airflow as ra
 from airflow.sdk import AssetAny, dag, get_current_context, task
+
+import regionstat.dag_support as ra
 
 _GROUPS = "\n".join(
     f"| `dbt_{g}` | `dbt build --select {sel}` | {', '.join(f'`dbt_{u}`' for u in ups) or '-'} |"

@@ -1,6 +1,7 @@
 """GX expectation suites for landing batches: one suite per catalogue entry (SCB source or municipal file).
 
-Suites are built as code from ``extract/catalogue.yaml`` (columns, explicit code lists), plus domain knowledge
+Suites are built as code from the catalogue model (:mod:`regionstat.catalogue`: columns, explicit code lists,
+the region reference), plus domain knowledge
 that the catalogue cannot express (known region and SNI codes, period formats, which measures are counts).
 
 Severities, as bigquery-etl's ``#fail`` / ``#warn``: every expectation carries ``meta["severity"]``;
@@ -15,21 +16,13 @@ employed residents) live in :mod:`expectations.checks` and are recorded in the s
 
 from __future__ import annotations
 
-import csv
 import re
 from dataclasses import dataclass, field
 from functools import cache
-from pathlib import Path
 from typing import Any
 
-import yaml
-
 from expectations.gxcore import gx
-
-HERE = Path(__file__).resolve().parent
-PROJECT_ROOT = HERE.parent
-CATALOGUE_PATH = PROJECT_ROOT / "extract" / "catalogue.yaml"
-REGIONS_CSV = HERE / "reference" / "regions.csv"
+from regionstat.catalogue import FileSource, Source, load_catalogue, load_regions
 
 FAIL = "fail"
 WARN = "warn"
@@ -59,14 +52,7 @@ REFERENCE_CODES = {
 @cache
 def known_regions() -> tuple[str, ...]:
     """Region codes of SCB's Region dimension (TAB638: Riket, 21 counties, 290 municipalities)."""
-    with REGIONS_CSV.open(encoding="utf-8", newline="") as fh:
-        return tuple(row["code"] for row in csv.DictReader(fh))
-
-
-@cache
-def load_catalogue(path: str | None = None) -> dict[str, Any]:
-    with Path(path or CATALOGUE_PATH).open(encoding="utf-8") as fh:
-        return yaml.safe_load(fh)
+    return tuple(r.code for r in load_regions())
 
 
 @dataclass(frozen=True)
@@ -95,8 +81,8 @@ class SuiteSpec:
         return (*self.dimensions, "value", "status")
 
 
-def _spec_from_source(src: dict[str, Any]) -> SuiteSpec:
-    selection: dict[str, Any] = src.get("selection") or {}
+def _spec_from_source(src: Source) -> SuiteSpec:
+    selection: dict[str, Any] = src.selection or {}
     dims = tuple(selection)
     code_lists = []
     for var, sel in selection.items():
@@ -114,44 +100,44 @@ def _spec_from_source(src: dict[str, Any]) -> SuiteSpec:
     elif "ContentsCode" in dims:  # "*": decide per row
         count_contents, non_count = "condition", tuple(sorted(NON_COUNT_CONTENTS))
     return SuiteSpec(
-        source_name=src["name"],
-        raw_table=src["raw_table"],
+        source_name=src.name,
+        raw_table=src.raw_table,
         kind="pxweb",
         dimensions=dims,
         code_lists=tuple(code_lists),
         count_contents=count_contents,
         non_count_codes=non_count,
-        description=src.get("description", "").strip(),
+        description=(src.description or "").strip(),
     )
 
 
-def _spec_from_file(entry: dict[str, Any]) -> SuiteSpec:
-    targets = [t for t in (entry.get("columns") or {}).values() if t not in ("value", "status")]
+def _spec_from_file(entry: FileSource) -> SuiteSpec:
+    targets = [t for t in (entry.columns or {}).values() if t not in ("value", "status")]
     cond = None
     if "flow_type" in targets:
         cond = f"flow_type not in {NET_FLOW_CODES!r}"
     code_lists, code_refs = [], []
-    for col, codes in (entry.get("codes") or {}).items():
+    for col, codes in (entry.codes or {}).items():
         if col not in targets:
-            raise ValueError(f"catalogue files entry {entry['name']!r}: codes for {col!r}: not a target column")
+            raise ValueError(f"catalogue files entry {entry.name!r}: codes for {col!r}: not a target column")
         if isinstance(codes, str):
             if codes not in REFERENCE_CODES:
                 raise ValueError(
-                    f"catalogue files entry {entry['name']!r}: codes of {col!r} name unknown reference {codes!r} "
+                    f"catalogue files entry {entry.name!r}: codes of {col!r} name unknown reference {codes!r} "
                     f"(known: {', '.join(REFERENCE_CODES)})"
                 )
             code_refs.append((col, codes))
         else:
             code_lists.append((col, tuple(str(c) for c in codes)))
     return SuiteSpec(
-        source_name=entry["name"],
-        raw_table=entry["raw_table"],
+        source_name=entry.name,
+        raw_table=entry.raw_table,
         kind="file",
         dimensions=tuple(targets),
         code_lists=tuple(code_lists),
         code_refs=tuple(code_refs),
         value_nonneg_condition=cond,
-        description=entry.get("description", "").strip(),
+        description=(entry.description or "").strip(),
     )
 
 
@@ -159,8 +145,8 @@ def _spec_from_file(entry: dict[str, Any]) -> SuiteSpec:
 def suite_specs() -> dict[str, SuiteSpec]:
     """Every catalogue entry's spec, by source name."""
     cat = load_catalogue()
-    specs = {s["name"]: _spec_from_source(s) for s in cat.get("sources") or []}
-    specs.update({f["name"]: _spec_from_file(f) for f in cat.get("files") or []})
+    specs = {s.name: _spec_from_source(s) for s in cat.sources}
+    specs.update({f.name: _spec_from_file(f) for f in cat.files})
     return specs
 
 

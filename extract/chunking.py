@@ -23,7 +23,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from extract.errors import TooManyCellsError
+from regionstat.errors import TooManyCellsError
 
 __all__ = ["ChunkPlan", "lower_bound", "plan_chunks"]
 

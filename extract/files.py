@@ -1,6 +1,6 @@
 """Municipal file source: PX / CSV / XLSX files dropped into ``<data_dir>/inbox/commuting/``.
 
-The catalogue's ``files:`` entries (dicts from the YAML, or ``extract.catalogue.FileSource`` objects) say which
+The catalogue's ``files:`` entries (dicts from the YAML, or ``regionstat.catalogue.FileSource`` objects) say which
 files an entry takes (``pattern``, a glob on the file name, matched case-insensitively), which raw table they feed,
 how source columns map to target columns (``columns``), which codes are valid (``codes``, checked by the GX suite)
 and, optionally, ``limits`` overriding :data:`DEFAULT_LIMITS`.
@@ -66,8 +66,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import yaml
 
-from extract.errors import CatalogueError, FileSourceError
 from extract.px import STANDARD_SYMBOLS, read_px
+from regionstat.catalogue import CATALOGUE_PATH
+from regionstat.errors import CatalogueError, FileSourceError
 
 __all__ = [
     "CATALOGUE_PATH",
@@ -85,9 +86,8 @@ __all__ = [
     "snippet",
 ]
 
-# A catalogue ``files:`` entry: the YAML dict or an ``extract.catalogue.FileSource`` (same fields).
+# A catalogue ``files:`` entry: the YAML dict or an ``regionstat.catalogue.FileSource`` (same fields).
 Entry = Any
-CATALOGUE_PATH = Path(__file__).resolve().parent / "catalogue.yaml"
 _SKIP_PREFIXES = (".", "~$")
 _SKIP_SUFFIXES = (".part", ".tmp", ".crdownload")
 _XLSX_HEADER_SCAN = 10
@@ -154,7 +154,7 @@ def load_file_entries(catalogue_path: str | os.PathLike[str] | None = None) -> l
 
 
 def _f(entry: Any, key: str, default: Any = KeyError) -> Any:
-    """A field of a catalogue entry: a dict from the YAML or an ``extract.catalogue.FileSource``."""
+    """A field of a catalogue entry: a dict from the YAML or an ``regionstat.catalogue.FileSource``."""
     if isinstance(entry, Mapping):
         if default is KeyError:
             return entry[key]

@@ -19,7 +19,7 @@ import numpy as np
 import orjson
 import pyarrow as pa
 
-from extract.errors import ResponseError
+from regionstat.errors import ResponseError
 
 BOM = b"\xef\xbb\xbf"
 

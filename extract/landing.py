@@ -20,8 +20,8 @@ import pandera.pandas as pdx
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from extract.errors import SchemaError
-from extract.settings import Settings
+from regionstat.errors import SchemaError
+from regionstat.settings import Settings
 
 MANIFEST_SUFFIX = ".manifest.json"
 _CHECK_ROWS = 500_000  # rows per pandera slice in check_landing_frame

@@ -10,10 +10,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from extract.catalogue import Catalogue, Source, load_catalogue
-from extract.errors import CatalogueError, PxWebError, RegionstatError, SchemaError
 from extract.landing import Manifest, latest_manifest, manifests, write_batch
-from extract.settings import Settings
+from regionstat.catalogue import Catalogue, Source, load_catalogue
+from regionstat.errors import CatalogueError, PxWebError, RegionstatError, SchemaError
+from regionstat.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -310,9 +310,9 @@ def extract_inbox(*, settings: Settings, catalogue: Catalogue | None = None) -> 
     equal the newest batch already made from the same file name is not read again; a changed file (or an older
     version dropped back) lands again and supersedes that file's earlier batch only.
     """
-    from extract.errors import FileSourceError
     from extract.files import RefusedFileError, file_sha256, read_file, scan_inbox, snippet
     from extract.landing import quarantine_file
+    from regionstat.errors import FileSourceError
 
     catalogue = catalogue or load_catalogue()
     results: list[ExtractResult] = []

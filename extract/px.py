@@ -16,7 +16,7 @@ heading, named as in the file) holding value codes, ``value`` float64 (null wher
 What a symbol *means* is in ``PxFile.symbol_labels`` (from ``DATASYMBOL1..6``, ``DATASYMBOLNIL``,
 ``DATASYMBOLSUM``).  ``DECIMALS`` is display precision only; numbers are taken as written.
 
-Every problem raises :class:`extract.errors.FileSourceError` naming the file and, where known, the line.
+Every problem raises :class:`regionstat.errors.FileSourceError` naming the file and, where known, the line.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from extract.errors import FileSourceError
+from regionstat.errors import FileSourceError
 
 __all__ = ["PxFile", "PxVariable", "read_px"]
 

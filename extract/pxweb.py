@@ -38,12 +38,6 @@ import urllib3
 import urllib3.connection
 
 from extract.chunking import ChunkPlan, plan_chunks
-from extract.errors import (
-    ApiUnavailableError,
-    PxWebError,
-    ResponseError,
-    TableNotFoundError,
-)
 from extract.jsonstat import (
     Cube,
     code_index_arrays,
@@ -56,6 +50,12 @@ from extract.jsonstat import (
 )
 from extract.ratelimit import SlidingWindowLimiter
 from extract.selection import ResolvedSelection, TableMetadata, resolve_selection
+from regionstat.errors import (
+    ApiUnavailableError,
+    PxWebError,
+    ResponseError,
+    TableNotFoundError,
+)
 
 __all__ = [
     "ApiConfig",
@@ -293,7 +293,7 @@ class PxWebClient:
         self._overrides = {"max_data_cells": max_data_cells, "max_calls": max_calls, "time_window": time_window}
         host = urlsplit(self.base_url).hostname or "localhost"
         if state_dir is None or state_dir is True:
-            from extract.settings import Settings
+            from regionstat.settings import Settings
 
             state: Path | None = Settings.from_env().state_dir
         elif state_dir is False:

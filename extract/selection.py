@@ -22,14 +22,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from extract.errors import (
+from extract.jsonstat import category_codes, category_labels
+from regionstat.errors import (
     InvalidSelectionError,
     NonEliminableVariableError,
     ResponseError,
     UnknownValueCodeError,
     UnknownVariableError,
 )
-from extract.jsonstat import category_codes, category_labels
 
 __all__ = ["ResolvedSelection", "TableMetadata", "Variable", "resolve_selection", "split_items"]
 

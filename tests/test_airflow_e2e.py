@@ -65,8 +65,8 @@ def _live_loads(data: Path) -> dict[str, str]:
 
 
 def test_airflow_dags_test_matches_regionstat_run(tmp_path: Path) -> None:
-    from extract.catalogue import load_catalogue
-    from regionstat_cli.airflow_local import airflow_env, dags_test, setup
+    from regionstat.catalogue import load_catalogue
+    from regionstat.cli.airflow_local import airflow_env, dags_test, setup
 
     catalogue = load_catalogue()
     data = tmp_path / "airflow-data"

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import pytest
 
-from regionstat_cli.airflow_local import Component
+from regionstat.cli.airflow_local import Component
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("airflow")]
 
@@ -179,7 +179,7 @@ class Progress:
         self.signature: object = None
 
     def snapshot(self, dag_id: str, run_id: str | None) -> tuple:
-        from regionstat_cli.airflow_local import metadata_query
+        from regionstat.cli.airflow_local import metadata_query
 
         tis = metadata_query(
             self.env,
@@ -206,7 +206,7 @@ class Progress:
 
 def _wait_for_run(progress: Progress, dag_id: str, run_id: str) -> tuple[str | None, list[tuple]]:
     """Poll the metadata DB until the run is success/failed, as long as it makes progress: its state and TIs."""
-    from regionstat_cli.airflow_local import metadata_query
+    from regionstat.cli.airflow_local import metadata_query
 
     while True:
         rows = metadata_query(
@@ -226,8 +226,8 @@ def _wait_for_run(progress: Progress, dag_id: str, run_id: str) -> tuple[str | N
 
 
 def test_scheduler_runs_ingest_then_transform_on_postgresql(postgres_url: str, tmp_path: Path) -> None:
-    from extract.catalogue import load_catalogue
-    from regionstat_cli.airflow_local import (
+    from regionstat.catalogue import load_catalogue
+    from regionstat.cli.airflow_local import (
         POOL,
         POOL_SLOTS,
         airflow_env,

@@ -1,4 +1,4 @@
-"""``make airflow`` (``python -m regionstat_cli.airflow_local standalone``): credentials owner-only, the api-server
+"""``make airflow`` (``python -m regionstat.cli.airflow_local standalone``): credentials owner-only, the api-server
 up before anything can queue a task, and a task that fails before it starts says why in its own log.
 
 The two end-to-end tests run the real components (SQLite metadata DB, LocalExecutor) on a free port in a throwaway
@@ -36,7 +36,7 @@ def _mode(path: Path) -> int:
 
 
 def test_secure_credentials_makes_the_password_file_and_config_owner_only(tmp_path: Path) -> None:
-    from regionstat_cli.airflow_local import PASSWORD_FILE, admin_password, airflow_env, secure_credentials
+    from regionstat.cli.airflow_local import PASSWORD_FILE, admin_password, airflow_env, secure_credentials
 
     env = airflow_env(home=tmp_path / "home", data_dir=tmp_path / "data", base={"PATH": os.environ["PATH"]})
     home = Path(env["AIRFLOW_HOME"])
@@ -58,7 +58,7 @@ def test_secure_credentials_makes_the_password_file_and_config_owner_only(tmp_pa
 
 
 def _standalone_env(tmp_path: Path, port: int, **extra: str) -> dict[str, str]:
-    from regionstat_cli.airflow_local import airflow_env
+    from regionstat.cli.airflow_local import airflow_env
 
     base = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "REGIONSTAT_"))}
     base["AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"] = "True"  # the test unpauses only the inbox DAG
@@ -71,7 +71,7 @@ def _running_standalone(env: dict[str, str], port: int, out: Path) -> Iterator[s
     """`make airflow`'s code path in its own session; SIGTERM (as a service manager would) at the end."""
     with out.open("w", encoding="utf-8") as fh:
         proc = subprocess.Popen(
-            [str(BIN / "python"), "-m", "regionstat_cli.airflow_local", "standalone", "--port", str(port)],
+            [str(BIN / "python"), "-m", "regionstat.cli.airflow_local", "standalone", "--port", str(port)],
             env=env,
             cwd=ROOT,
             stdout=fh,
@@ -135,7 +135,7 @@ def _unpause_inbox(env: dict[str, str]) -> None:
 
 
 def _finished_inbox_runs(env: dict[str, str]) -> list[tuple]:
-    from regionstat_cli.airflow_local import metadata_query
+    from regionstat.cli.airflow_local import metadata_query
 
     return metadata_query(
         env, "select run_id, state from dag_run where dag_id = 'regionstat_inbox' and state in ('success', 'failed')"
@@ -145,7 +145,7 @@ def _finished_inbox_runs(env: dict[str, str]) -> list[tuple]:
 @pytest.mark.slow
 @pytest.mark.xdist_group("airflow")
 def test_standalone_starts_the_api_server_first_and_tasks_reach_it(tmp_path: Path) -> None:
-    from regionstat_cli.airflow_local import HEALTH_PATH, PASSWORD_FILE, api_health, metadata_query
+    from regionstat.cli.airflow_local import HEALTH_PATH, PASSWORD_FILE, api_health, metadata_query
 
     port = _free_port()
     env = _standalone_env(tmp_path, port)

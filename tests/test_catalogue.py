@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from extract.catalogue import load_catalogue
-from extract.errors import CatalogueError
+from regionstat.catalogue import load_catalogue
+from regionstat.errors import CatalogueError
 
 OSTERGOTLAND = ["0509", "0512", "0513", "0560", "0561", "0562", "0563", "0580", "0581", "0582", "0583", "0584", "0586"]
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from regionstat_cli.main import main
+from regionstat.cli.main import main
 
 COMMANDS = ["run", "extract", "validate", "load", "build", "publish", "report", "docs", "status", "sql"]
 

@@ -177,7 +177,7 @@ def test_init_migrates_and_creates_the_one_slot_writer_pool():
     assert "airflow dags reserialize" in lines
     assert lines.index("airflow db migrate") < lines.index(pool)
     assert SERVICES["airflow-init"]["restart"] == "no"
-    dags_pool = re.search(r'^POOL = "(\w+)"', (ROOT / "dags" / "regionstat_airflow.py").read_text(), re.M)
+    dags_pool = re.search(r'^POOL = "(\w+)"', (ROOT / "regionstat" / "dag_support.py").read_text(), re.M)
     assert dags_pool and dags_pool.group(1) == "duckdb_writer"  # the pool the DAG tasks ask for
 
 

@@ -26,12 +26,9 @@ DBT_MODELS = PROJECT_ROOT / "dbt_project" / "models"
 os.environ.setdefault("AIRFLOW_HOME", str(Path(tempfile.gettempdir()) / "regionstat-test-airflow-home"))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(DAGS))
-if str(DAGS) not in sys.path:  # as the DAG processor does for the dags-folder bundle
-    sys.path.append(str(DAGS))
 
-import regionstat_airflow as ra  # noqa: E402
-
-from extract.catalogue import load_catalogue  # noqa: E402
+import regionstat.dag_support as ra  # noqa: E402
+from regionstat.catalogue import load_catalogue  # noqa: E402
 
 CATALOGUE = load_catalogue()
 WRITER_TASKS = {
@@ -382,14 +379,14 @@ def test_failure_callback_logs_one_line(caplog):
 
 
 def test_pool_name_is_the_same_everywhere():
-    from regionstat_cli import airflow_local
+    from regionstat.cli import airflow_local
 
     assert ra.POOL == airflow_local.POOL == "duckdb_writer"
     assert airflow_local.POOL_SLOTS == 1
 
 
 def test_airflow_env_is_project_local(tmp_path):
-    from regionstat_cli.airflow_local import airflow_env
+    from regionstat.cli.airflow_local import airflow_env
 
     env = airflow_env(base={"PATH": "/usr/bin"}, data_dir=tmp_path / "d")
     assert env["AIRFLOW_HOME"] == str(PROJECT_ROOT / ".airflow")

@@ -17,7 +17,7 @@ import pytest
 
 from expectations.validate import validate_pending
 from extract.pipeline import extract_all
-from extract.settings import Settings
+from regionstat.settings import Settings
 from warehouse.build import DBT_PROJECT_DIR, invoke_dbt, run_dbt
 from warehouse.db import connect_writer
 from warehouse.load import load_validated

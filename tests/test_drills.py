@@ -30,14 +30,14 @@ import pyarrow.parquet as pq
 import pytest
 
 from expectations.validate import validate_batch, validate_pending
-from extract.errors import PxWebError, WarehouseWriteError, WriterBusyError
 from extract.landing import latest_manifest, manifests
 from extract.pipeline import extract_all, extract_source
 from extract.pxweb import PxWebClient, RetryPolicy
-from extract.settings import Settings
 from extract.snapshot import TABLES_DIR
 from extract.snapshot.server import Faults, SnapshotServer
-from regionstat_cli.main import main as cli
+from regionstat.cli.main import main as cli
+from regionstat.errors import PxWebError, WarehouseWriteError, WriterBusyError
+from regionstat.settings import Settings
 from warehouse.db import connect_reader
 from warehouse.load import load_validated
 
@@ -128,7 +128,7 @@ HOLDER = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from extract.settings import Settings
+    from regionstat.settings import Settings
     from warehouse.db import connect_writer, work_copy
     settings = Settings(data_dir=Path(sys.argv[1]))
     with work_copy(settings, purpose="drill: another run") as path:

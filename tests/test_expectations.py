@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from expectations.validate import build_data_docs, list_quarantine, validate_batch, validate_pending
-from extract.settings import Settings
+from regionstat.settings import Settings
 
 MUNIS = ["0509", "0512", "0513", "0560", "0561", "0562", "0563", "0580", "0581", "0582", "0583", "0584", "0586"]
 REGIONS = ["00", "05", *MUNIS]
@@ -386,9 +386,9 @@ def test_validate_pending_list_quarantine_and_offline_data_docs(data_dir: Path) 
 def test_100k_rows_validate_in_a_few_seconds(data_dir: Path, n_regions: int, n_years: int) -> None:
     import time
 
-    regions = pd.read_csv(Path(__file__).parent.parent / "expectations" / "reference" / "regions.csv", dtype=str)[
-        "code"
-    ].tolist()[:n_regions]
+    from regionstat.catalogue import load_regions
+
+    regions = [r.code for r in load_regions()][:n_regions]
     years = [str(y) for y in range(1700, 1700 + n_years)]
     rows = [
         {"Region": r, "ContentsCode": "BE0101N1", "Tid": y, "value": 1.0, "status": None}

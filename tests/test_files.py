@@ -10,7 +10,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from extract.errors import FileSourceError
 from extract.files import (
     RefusedFileError,
     discover,
@@ -20,6 +19,7 @@ from extract.files import (
     read_file_source,
     scan_inbox,
 )
+from regionstat.errors import FileSourceError
 from tests.conftest import REFERENCE_DATA
 
 LKPG = REFERENCE_DATA / "linkoping_kommun_px"
@@ -368,7 +368,7 @@ def test_unsupported_suffix(tmp_path: Path, entries: dict[str, dict]) -> None:
 
 
 def test_catalogue_filesource_objects_work_too(inbox: Path) -> None:
-    from extract.catalogue import load_catalogue
+    from regionstat.catalogue import load_catalogue
 
     files = list(load_catalogue().files)
     shutil.copy(LKPG / "PE12.px", inbox / "PE12.px")

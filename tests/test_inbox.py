@@ -8,7 +8,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from extract.pipeline import extract_inbox
-from extract.settings import Settings
+from regionstat.settings import Settings
 from tests.conftest import REFERENCE_DATA
 
 

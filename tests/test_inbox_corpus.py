@@ -19,8 +19,8 @@ import openpyxl
 import pytest
 import yaml
 
-from extract.settings import Settings
-from regionstat_cli.main import main
+from regionstat.cli.main import main
+from regionstat.settings import Settings
 from tests.conftest import PROJECT_ROOT
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("pipeline")]

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from extract.errors import ResponseError
 from extract.jsonstat import BOM, decode_jsonstat2
+from regionstat.errors import ResponseError
 from tests.conftest import REFERENCE_DATA
 
 FIXTURE = REFERENCE_DATA / "scb_v2_responses" / "TAB5839_ostergotland_subset.jsonstat2.json"

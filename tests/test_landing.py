@@ -8,9 +8,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from extract.errors import SchemaError
 from extract.landing import latest_manifest, write_batch
-from extract.settings import Settings
+from regionstat.errors import SchemaError
+from regionstat.settings import Settings
 
 FIELDS = {
     "source_name": "population_tab638",

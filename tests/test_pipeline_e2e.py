@@ -14,8 +14,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from extract.settings import Settings
-from regionstat_cli.main import main, run_pipeline
+from regionstat.cli.main import main, run_pipeline
+from regionstat.settings import Settings
 from tests.conftest import REFERENCE_DATA
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("pipeline")]

@@ -15,8 +15,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from extract.settings import Settings
-from regionstat_cli.main import run_pipeline
+from regionstat.cli.main import run_pipeline
+from regionstat.settings import Settings
 from warehouse.provenance import PROVENANCE_COLUMNS, Provenance, from_lineage, mart_provenance, source_vintages
 from warehouse.publish import publish_marts, read_index_checksums, write_parquet
 

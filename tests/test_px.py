@@ -8,8 +8,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from extract.errors import FileSourceError
 from extract.px import read_px
+from regionstat.errors import FileSourceError
 from tests.conftest import REFERENCE_DATA
 
 LKPG = REFERENCE_DATA / "linkoping_kommun_px"

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from extract.chunking import lower_bound, plan_chunks
-from extract.errors import TooManyCellsError
+from regionstat.errors import TooManyCellsError
 
 
 def _check_cover(sizes: tuple[int, ...], max_cells: int, plan) -> None:

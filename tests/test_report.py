@@ -10,7 +10,7 @@ import duckdb
 import pytest
 import yaml
 
-from extract.settings import PROJECT_ROOT, Settings
+from regionstat.settings import PROJECT_ROOT, Settings
 from warehouse.report import render_html, write_report
 
 MUNIS = {"0580": "Linköping", "0581": "Norrköping", "0583": "Motala", "0512": "Ydre"}

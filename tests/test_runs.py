@@ -11,13 +11,13 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from extract.errors import PxWebError
 from extract.landing import latest_manifest
 from extract.pipeline import extract_all, extract_source, retry_policy
 from extract.pxweb import PxWebClient, RetryPolicy
-from extract.settings import Settings
 from extract.snapshot.server import Faults, SnapshotServer
-from regionstat_cli.main import main
+from regionstat.cli.main import main
+from regionstat.errors import PxWebError
+from regionstat.settings import Settings
 
 pytestmark = [pytest.mark.xdist_group("runs")]
 
@@ -97,7 +97,7 @@ def test_table_retry_budget_caps_retries_over_all_requests(make_snapshot_server)
 
 # ------------------------------------------------------------------------------------ settings and catalogue
 def test_limits_come_from_catalogue_then_source_then_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    from extract.catalogue import load_catalogue
+    from regionstat.catalogue import load_catalogue
 
     catalogue = load_catalogue()
     default = retry_policy(Settings(), catalogue)
@@ -112,7 +112,7 @@ def test_limits_come_from_catalogue_then_source_then_environment(monkeypatch: py
     assert (policy.request_deadline, policy.max_attempts) == (2.5, 2)
     assert policy.table_retry_budget == catalogue.http["table_retry_budget"]
     monkeypatch.setenv("REGIONSTAT_MAX_ATTEMPTS", "two")
-    from extract.errors import RegionstatError
+    from regionstat.errors import RegionstatError
 
     with pytest.raises(RegionstatError, match="REGIONSTAT_MAX_ATTEMPTS='two'"):
         Settings.from_env()

@@ -14,8 +14,8 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from extract.settings import Settings
-from regionstat_cli.main import main, run_pipeline
+from regionstat.cli.main import main, run_pipeline
+from regionstat.settings import Settings
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("sql")]
 

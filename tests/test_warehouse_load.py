@@ -11,9 +11,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from extract.errors import WriterBusyError
 from extract.landing import Manifest, write_batch
-from extract.settings import Settings
+from regionstat.errors import WriterBusyError
+from regionstat.settings import Settings
 from warehouse.db import writer
 from warehouse.load import load_validated, source_updated
 

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from extract.errors import RegionstatError, WarehouseWriteError
-from extract.settings import PROJECT_ROOT, Settings
+from regionstat.errors import RegionstatError, WarehouseWriteError
+from regionstat.settings import PROJECT_ROOT, Settings
 from warehouse.db import connect_writer, work_copy
 
 log = logging.getLogger(__name__)

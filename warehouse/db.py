@@ -20,8 +20,8 @@ from collections.abc import Iterator
 import duckdb
 from filelock import FileLock, Timeout
 
-from extract.errors import WarehouseWriteError, WriterBusyError
-from extract.settings import Settings
+from regionstat.errors import WarehouseWriteError, WriterBusyError
+from regionstat.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +126,7 @@ META_COLUMNS = {
 
 def declared_raw_columns() -> dict[str, list[str]]:
     """Per raw table, the columns its catalogue sources declare (selected variables or mapped file columns)."""
-    from extract.catalogue import load_catalogue
+    from regionstat.catalogue import load_catalogue
 
     catalogue = load_catalogue()
     out: dict[str, list[str]] = {}

@@ -19,7 +19,7 @@ import duckdb
 import pyarrow.parquet as pq
 
 from extract.landing import Manifest, manifests
-from extract.settings import Settings
+from regionstat.settings import Settings
 from warehouse.db import _is_storage_error, connect_reader, connect_writer, work_copy
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ from typing import Any
 
 import duckdb
 
-from extract.settings import PROJECT_ROOT, Settings
+from regionstat.settings import PROJECT_ROOT, Settings
 
 log = logging.getLogger(__name__)
 

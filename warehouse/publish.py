@@ -19,7 +19,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from extract.settings import Settings
+from regionstat.settings import Settings
 from warehouse.db import connect_reader, writer
 from warehouse.provenance import (
     ColumnDoc,

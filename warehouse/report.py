@@ -23,7 +23,8 @@ import pandas as pd
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
-from extract.settings import PROJECT_ROOT, Settings
+from regionstat.catalogue import REGIONS_PATH
+from regionstat.settings import PROJECT_ROOT, Settings
 from warehouse.db import connect_reader
 from warehouse.provenance import (
     PROVENANCE_COLUMNS,
@@ -42,7 +43,7 @@ log = logging.getLogger(__name__)
 MART_SCHEMA = "marts"
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 TEMPLATE_NAME = "report.html.j2"
-REGIONS_CSV = PROJECT_ROOT / "extract" / "reference" / "regions.csv"
+REGIONS_CSV = REGIONS_PATH
 SEEDS_DIR = PROJECT_ROOT / "dbt_project" / "seeds"
 COUNTY_CODE = "05"
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from extract.catalogue import load_catalogue
 from extract.landing import manifests
-from extract.settings import Settings
+from regionstat.catalogue import load_catalogue
+from regionstat.settings import Settings
 from warehouse.db import connect_reader
 
 

@@ -1,13 +1,13 @@
 """Local Airflow for regionstat: a project-local AIRFLOW_HOME (``.airflow/``, SQLite), the ``duckdb_writer`` pool,
 ``airflow dags test`` runs, and a standalone Airflow on 127.0.0.1:8080 that starts the api-server first.
 
-Used by ``make airflow`` (``python -m regionstat_cli.airflow_local standalone``), ``make demo`` and the end-to-end
+Used by ``make airflow`` (``python -m regionstat.cli.airflow_local standalone``), ``make demo`` and the end-to-end
 test. Subcommands::
 
-    python -m regionstat_cli.airflow_local setup          # migrate the DB, create the pool, serialise the DAGs
-    python -m regionstat_cli.airflow_local standalone     # setup + api-server, once it answers the others; login
-    python -m regionstat_cli.airflow_local test DAG_ID    # setup + airflow dags test DAG_ID
-    python -m regionstat_cli.airflow_local env            # print the environment (eval-able)
+    python -m regionstat.cli.airflow_local setup          # migrate the DB, create the pool, serialise the DAGs
+    python -m regionstat.cli.airflow_local standalone     # setup + api-server, once it answers the others; login
+    python -m regionstat.cli.airflow_local test DAG_ID    # setup + airflow dags test DAG_ID
+    python -m regionstat.cli.airflow_local env            # print the environment (eval-able)
 
 Explicit environment wins: ``AIRFLOW_HOME``, ``REGIONSTAT_DATA_DIR`` and any ``AIRFLOW__*`` already set are kept.
 The admin password file and ``airflow.cfg`` (Fernet key, JWT secret) in AIRFLOW_HOME are kept owner-only (0600).
@@ -34,7 +34,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+from regionstat.settings import PROJECT_ROOT
+
 DAGS_FOLDER = PROJECT_ROOT / "dags"
 VENV_BIN = Path(sys.executable).parent
 POOL = "duckdb_writer"
@@ -643,7 +644,7 @@ def stop_components(components: list[Component]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m regionstat_cli.airflow_local",
+        prog="python -m regionstat.cli.airflow_local",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -5,7 +5,7 @@ function from ``extract/``, ``expectations/`` or ``warehouse/`` (docs/CONTRACTS.
 Airflow (``regionstat run``). Importing this module reads the catalogue YAML and nothing else; the heavy stage
 modules (pyarrow, GX, dbt, DuckDB) are imported inside the functions, i.e. only when a task runs.
 
-This file holds no DAG (it is listed in ``.airflowignore``); the DAG processor imports it from the DAG files.
+It lives in the package (not the dags folder), so DAG files import it like any module, no ``sys.path`` tricks.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 
 from airflow.sdk import Asset, AssetAlias
 
-from extract.catalogue import Catalogue, load_catalogue
+from regionstat.catalogue import Catalogue, load_catalogue
 
 log = logging.getLogger("regionstat.airflow")
 
@@ -120,7 +120,7 @@ EXTRACT_RETRIES: dict[str, Any] = {
 
 def settings():
     """Runtime settings from the worker's environment (REGIONSTAT_DATA_DIR, REGIONSTAT_API_URL, ...)."""
-    from extract.settings import Settings
+    from regionstat.settings import Settings
 
     return Settings.from_env()
 

@@ -18,7 +18,7 @@ HTTP_ENV = {
 
 
 def _http_from_env() -> dict[str, float]:
-    from extract.errors import RegionstatError
+    from regionstat.errors import RegionstatError
 
     out: dict[str, float] = {}
     for key, var in HTTP_ENV.items():

@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from regionstat_cli.airflow_local import (
+from regionstat.cli.airflow_local import (
     AirflowSetupError,
     DagRunSummary,
     airflow_env,
@@ -134,7 +134,7 @@ def _status_line(path: Path, what: str = "") -> str:
 
 def _validation_summary(data_dir: Path) -> str:
     """One line from the ledger: how many sources are live, passed validation, were quarantined, warned."""
-    from extract.settings import Settings
+    from regionstat.settings import Settings
     from warehouse.status import status_rows
 
     try:

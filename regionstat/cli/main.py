@@ -24,8 +24,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from extract.errors import RegionstatError
-from extract.settings import Settings
+from regionstat.errors import RegionstatError
+from regionstat.settings import Settings
 
 console = Console(stderr=False, highlight=False, soft_wrap=True)
 if not console.is_terminal and "COLUMNS" not in os.environ:
@@ -38,7 +38,7 @@ environment:
   REGIONSTAT_API_URL     PxWeb v2 base URL; unset = the bundled offline snapshot (default), 'live' = SCB
   REGIONSTAT_REGION_SET  ostergotland (default) or sweden (all 290 municipalities)
   REGIONSTAT_REQUEST_DEADLINE_SECONDS, REGIONSTAT_MAX_ATTEMPTS, REGIONSTAT_TABLE_RETRY_BUDGET
-                         override the catalogue's HTTP limits (http: in extract/catalogue.yaml)
+                         override the catalogue's HTTP limits (http: in regionstat/catalogue.yaml)
 
 exit codes: 0 ok; 1 a source failed or was quarantined (summary on stderr), or a stage failed; 2 bad SQL/arguments
 
@@ -140,7 +140,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     settings = _settings(args)
     sources = None
     if args.table:
-        from extract.catalogue import load_catalogue
+        from regionstat.catalogue import load_catalogue
 
         sources = [load_catalogue().source(t).name for t in args.table]
     outcomes = validate_pending(settings, sources=sources)

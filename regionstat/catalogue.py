@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from extract.errors import CatalogueError
+from regionstat.errors import CatalogueError
 
 CATALOGUE_PATH = Path(__file__).with_name("catalogue.yaml")
 REGIONS_PATH = Path(__file__).parent / "reference" / "regions.csv"
