@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from expectations.suites import FAIL, TIME_COLUMNS, WARN, SuiteSpec
+from regionstat.batches import MANIFEST_SUFFIX, PARQUET_SUFFIX, is_validated, load_id_of
 
 YEAR_TOTAL_TOLERANCE = 0.05
 #: OD row sums may exceed employed residents by this much (disclosure noise, age-band differences).
@@ -132,9 +133,9 @@ def keys_shared_with_other_files(
         return None
     me = (manifest.get("source_name"), manifest.get("table_id"))
     newest: dict[tuple[str, str], tuple[str, Path]] = {}
-    for m in (landing_dir / manifest["raw_table"]).glob("*/*.manifest.json"):
-        load_id = m.name.removesuffix(".manifest.json")
-        if load_id == manifest.get("load_id") or not m.with_name(load_id + ".validation.parquet").exists():
+    for m in (landing_dir / manifest["raw_table"]).glob(f"*/*{MANIFEST_SUFFIX}"):
+        load_id = load_id_of(m)
+        if load_id == manifest.get("load_id") or not is_validated(m):
             continue
         try:
             other = json.loads(m.read_text(encoding="utf-8"))
@@ -142,7 +143,7 @@ def keys_shared_with_other_files(
             continue
         key = (other.get("source_name"), other.get("table_id"))
         if other.get("kind") == "file" and key != me and (key not in newest or load_id > newest[key][0]):
-            newest[key] = (load_id, m.with_name(load_id + ".parquet"))
+            newest[key] = (load_id, m.with_name(load_id + PARQUET_SUFFIX))
     mine = df[list(dimensions)].drop_duplicates()
     shared = []
     for (_, table_id), (load_id, path) in sorted(newest.items(), key=lambda kv: str(kv[0])):
@@ -172,10 +173,10 @@ def _latest_landing_batch(landing_dir: Path, raw_table: str) -> tuple[str, Path]
     base = landing_dir / raw_table
     if not base.exists():
         return None
-    found = sorted(base.glob("*/*.manifest.json"), key=lambda p: p.name)
+    found = sorted(base.glob(f"*/*{MANIFEST_SUFFIX}"), key=lambda p: p.name)
     for m in reversed(found):
-        load_id = m.name.removesuffix(".manifest.json")
-        pq = m.with_name(load_id + ".parquet")
+        load_id = load_id_of(m)
+        pq = m.with_name(load_id + PARQUET_SUFFIX)
         if pq.exists():
             return load_id, pq
     return None

@@ -23,9 +23,10 @@ from typing import Any
 
 from expectations.gxcore import gx
 from regionstat.catalogue import FileSource, Source, load_catalogue, load_regions
+from regionstat.results import Severity
 
-FAIL = "fail"
-WARN = "warn"
+FAIL = Severity.FAIL
+WARN = Severity.WARN
 _GX_SEVERITY = {FAIL: "critical", WARN: "warning"}
 
 #: PxWeb cell symbols allowed in ``status`` (null = a number).
@@ -397,7 +398,7 @@ def all_suites() -> list[Any]:
     return [build_suite(spec) for spec in suite_specs().values()]
 
 
-def severity_of(expectation_config: Any) -> str:
+def severity_of(expectation_config: Any) -> Severity:
     meta = getattr(expectation_config, "meta", None) or {}
     return WARN if meta.get("severity") == WARN else FAIL
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 import uuid
 import warnings as _warnings
@@ -29,26 +28,11 @@ from expectations import checks
 from expectations.checks import CheckResult
 from expectations.gxcore import batch_definition, lock
 from expectations.suites import FAIL, SuiteSpec, build_suite, severity_of, spec_for
+from regionstat import batches
+from regionstat.batches import PARQUET_SUFFIX, VALIDATION_SUFFIX, atomic_write, load_id_of
+from regionstat.results import RESULTS_SCHEMA, Severity
 
-MANIFEST_SUFFIX = ".manifest.json"
-VALIDATION_SUFFIX = ".validation.parquet"
-REASON_SUFFIX = ".reason.txt"
 STORE_DIRNAME = "_store"  # under docs/gx: GX results and suites as JSON, the input of Data Docs
-
-RESULTS_SCHEMA = pa.schema(
-    [
-        ("run_id", pa.string()),
-        ("load_id", pa.string()),
-        ("source_name", pa.string()),
-        ("expectation", pa.string()),
-        ("column", pa.string()),
-        ("severity", pa.string()),
-        ("success", pa.bool_()),
-        ("observed_value", pa.string()),
-        ("details", pa.string()),
-        ("validated_at", pa.timestamp("us", tz="UTC")),
-    ]
-)
 
 
 @dataclass
@@ -85,27 +69,6 @@ class QuarantineEntry:
 # -- helpers ------------------------------------------------------------------------------------------------
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        if exc.filename is None:  # a full disk names no file: say which one could not be written
-            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
-        raise
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _load_id_of(manifest_path: Path) -> str:
-    return manifest_path.name.removesuffix(MANIFEST_SUFFIX)
-
-
 def _for_gx(df: pd.DataFrame) -> pd.DataFrame:
     """pandas 3 reads Arrow strings as the ``str`` dtype, which GX's type checks do not know: use object."""
     conv = {c: object for c in df.columns if isinstance(df[c].dtype, pd.StringDtype) or df[c].dtype == "str"}
@@ -118,22 +81,8 @@ def _previous_batch(manifest_path: Path, load_id: str, manifest: dict[str, Any])
     Only batches with a validation result count (in landing that means they passed): a newer or not yet
     validated batch is no baseline, and another municipality's file is not this file's previous version.
     """
-    same_file = manifest.get("kind") == "file"
-    best: tuple[str, Path] | None = None
-    for p in manifest_path.parent.glob(f"*{MANIFEST_SUFFIX}"):
-        other = _load_id_of(p)
-        if other >= load_id or (best is not None and other <= best[0]):
-            continue
-        if not p.with_name(other + VALIDATION_SUFFIX).exists():
-            continue
-        if same_file:
-            try:
-                if json.loads(p.read_text(encoding="utf-8")).get("table_id") != manifest.get("table_id"):
-                    continue
-            except (OSError, ValueError):
-                continue
-        best = (other, p)
-    return best[1] if best else None
+    table_id = manifest.get("table_id") if manifest.get("kind") == "file" else None
+    return batches.latest_validated(manifest_path.parent, before=load_id, table_id=table_id)
 
 
 def _quote(values: list[Any], limit: int = 10) -> str:
@@ -270,9 +219,9 @@ def _validate_batch(manifest_path: Path, *, settings: Any) -> ValidationOutcome:
     t0 = time.perf_counter()
     manifest_path = Path(manifest_path)
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    load_id = manifest.get("load_id") or _load_id_of(manifest_path)
+    load_id = manifest.get("load_id") or load_id_of(manifest_path)
     source_name, raw_table = manifest["source_name"], manifest["raw_table"]
-    parquet_path = manifest_path.with_name(f"{load_id}.parquet")
+    parquet_path = manifest_path.with_name(f"{load_id}{PARQUET_SUFFIX}")
     spec = spec_for(source_name, raw_table, manifest.get("schema"))
     run_id = uuid.uuid4().hex
     validated_at = datetime.now(UTC)
@@ -282,7 +231,13 @@ def _validate_batch(manifest_path: Path, *, settings: Any) -> ValidationOutcome:
     warnings: list[str] = []
 
     def record(
-        expectation: str, column: str | None, severity: str, success: bool, observed: Any, details: str, message: str
+        expectation: str,
+        column: str | None,
+        severity: Severity,
+        success: bool,
+        observed: Any,
+        details: str,
+        message: str,
     ) -> None:
         rows.append(
             {
@@ -291,7 +246,7 @@ def _validate_batch(manifest_path: Path, *, settings: Any) -> ValidationOutcome:
                 "source_name": source_name,
                 "expectation": expectation,
                 "column": column or None,
-                "severity": severity,
+                "severity": str(severity),
                 "success": bool(success),
                 "observed_value": None if observed is None else str(observed),
                 "details": details,
@@ -322,8 +277,8 @@ def _validate_batch(manifest_path: Path, *, settings: Any) -> ValidationOutcome:
     extra: list[CheckResult] = []
     if prev_manifest_path is not None:
         prev_manifest = json.loads(prev_manifest_path.read_text(encoding="utf-8"))
-        prev_load = prev_manifest.get("load_id") or _load_id_of(prev_manifest_path)
-        prev_pq = prev_manifest_path.with_name(f"{prev_load}.parquet")
+        prev_load = prev_manifest.get("load_id") or load_id_of(prev_manifest_path)
+        prev_pq = prev_manifest_path.with_name(f"{prev_load}{PARQUET_SUFFIX}")
         if prev_manifest.get("region_set") != manifest.get("region_set"):
             extra.append(checks.region_set_note(manifest, prev_manifest))
         elif prev_pq.exists():
@@ -381,7 +336,7 @@ def _finish(
     t0: float,
     nrows: int | None,
 ) -> ValidationOutcome:
-    load_id = manifest.get("load_id") or _load_id_of(manifest_path)
+    load_id = manifest.get("load_id") or load_id_of(manifest_path)
     source_name, raw_table = manifest["source_name"], manifest["raw_table"]
     table = pa.Table.from_pylist(rows, schema=RESULTS_SCHEMA)
     buf = pa.BufferOutputStream()
@@ -401,10 +356,8 @@ def _finish(
         _store_for_docs(settings, spec, load_id, gx_result)
     if not failures:
         outcome.results_path = manifest_path.with_name(f"{load_id}{VALIDATION_SUFFIX}")
-        _atomic_write(outcome.results_path, data)  # written last: marks the batch as validated
+        atomic_write(outcome.results_path, data)  # written last: marks the batch as validated
     else:
-        qdir = Path(settings.quarantine_dir) / raw_table / source_name
-        qdir.mkdir(parents=True, exist_ok=True)
         reason = [
             f"quarantined: {failures[0]}",
             "",
@@ -417,16 +370,15 @@ def _finish(
         ]
         if warnings:
             reason += [f"warnings ({len(warnings)}):", *[f"  - {w}" for w in warnings]]
-        _atomic_write(qdir / f"{load_id}{REASON_SUFFIX}", ("\n".join(reason) + "\n").encode("utf-8"))
-        outcome.results_path = qdir / f"{load_id}{VALIDATION_SUFFIX}"
-        _atomic_write(outcome.results_path, data)
-        stale = manifest_path.with_name(f"{load_id}{VALIDATION_SUFFIX}")
-        stale.unlink(missing_ok=True)
-        os.replace(manifest_path, qdir / manifest_path.name)  # leaves landing: the batch is no longer visible
-        src_pq = manifest_path.with_name(f"{load_id}.parquet")
-        if src_pq.exists():
-            os.replace(src_pq, qdir / src_pq.name)
-        outcome.quarantined_to = qdir / src_pq.name
+        outcome.quarantined_to = batches.quarantine(
+            manifest_path,
+            settings=settings,
+            raw_table=raw_table,
+            source_name=source_name,
+            reason="\n".join(reason) + "\n",
+            results=data,
+        )
+        outcome.results_path = outcome.quarantined_to.with_name(f"{load_id}{VALIDATION_SUFFIX}")
     outcome.seconds = time.perf_counter() - t0
     return outcome
 
@@ -438,18 +390,7 @@ def validate_pending(
 
     ``sources`` limits it to those catalogue sources (folder names under ``landing/<raw_table>/``).
     """
-    landing = Path(settings.landing_dir)
-    pending = (
-        [
-            m
-            for m in landing.glob(f"*/*/*{MANIFEST_SUFFIX}")
-            if not m.with_name(_load_id_of(m) + VALIDATION_SUFFIX).exists()
-            and (not sources or m.parent.name in sources)
-        ]
-        if landing.exists()
-        else []
-    )
-    outcomes = [validate_batch(m, settings=settings) for m in sorted(pending, key=_load_id_of)]
+    outcomes = [validate_batch(m, settings=settings) for m in batches.pending(settings, sources)]
     if outcomes and build_docs:
         build_data_docs(settings)
     return outcomes
@@ -457,15 +398,12 @@ def validate_pending(
 
 def list_quarantine(settings: Any) -> list[QuarantineEntry]:
     """Every quarantined batch, newest first, with the first line of its reason."""
-    qroot = Path(settings.quarantine_dir)
     out: list[QuarantineEntry] = []
-    if not qroot.exists():
-        return out
-    for reason_path in qroot.glob(f"*/*/*{REASON_SUFFIX}"):
-        load_id = reason_path.name.removesuffix(REASON_SUFFIX)
+    for reason_path in batches.reason_paths(settings):
+        load_id = reason_path.name.removesuffix(batches.REASON_SUFFIX)
         lines = reason_path.read_text(encoding="utf-8").splitlines()
         rows = None
-        man = reason_path.with_name(f"{load_id}{MANIFEST_SUFFIX}")
+        man = reason_path.with_name(f"{load_id}{batches.MANIFEST_SUFFIX}")
         if man.exists():
             try:
                 rows = json.loads(man.read_text(encoding="utf-8")).get("rows")
@@ -478,7 +416,7 @@ def list_quarantine(settings: Any) -> list[QuarantineEntry]:
                 raw_table=reason_path.parent.parent.name,
                 reason=lines[0] if lines else "",
                 reason_path=reason_path,
-                parquet_path=reason_path.with_name(f"{load_id}.parquet"),
+                parquet_path=reason_path.with_name(f"{load_id}{PARQUET_SUFFIX}"),
                 quarantined_at=datetime.fromtimestamp(reason_path.stat().st_mtime, UTC),
                 rows=rows,
                 details=[ln.strip()[2:] for ln in lines if ln.strip().startswith("- ")],
@@ -497,7 +435,7 @@ def _store_dir(settings: Any) -> Path:
 def _store_for_docs(settings: Any, spec: SuiteSpec, load_id: str, gx_result: Any) -> None:
     store = _store_dir(settings)
     payload = gx_result.to_json_dict()
-    _atomic_write(
+    atomic_write(
         store / "results" / spec.suite_name / f"{load_id}.json", json.dumps(payload, default=str).encode("utf-8")
     )
 

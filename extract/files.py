@@ -54,7 +54,6 @@ import os
 import re
 import shutil
 import stat
-import tempfile
 import zipfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -67,6 +66,7 @@ import pyarrow.compute as pc
 import yaml
 
 from extract.px import STANDARD_SYMBOLS, read_px
+from regionstat.batches import atomic_path
 from regionstat.catalogue import CATALOGUE_PATH
 from regionstat.errors import CatalogueError, FileSourceError
 
@@ -249,17 +249,8 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
 
 def copy_regular_file(source: str | os.PathLike[str], target: Path) -> None:
     """Stream a regular file (never a symlink's target) to ``target`` atomically (temp file + rename)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix="." + target.name, suffix=".tmp")
-    try:
-        with _open_regular(source) as src, os.fdopen(fd, "wb") as dst:
-            shutil.copyfileobj(src, dst, _READ_BYTES)
-            dst.flush()
-            os.fsync(dst.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(target) as tmp, _open_regular(source) as src, open(tmp, "wb") as dst:
+        shutil.copyfileobj(src, dst, _READ_BYTES)
 
 
 def _matches(name: str, pattern: str) -> bool:

@@ -10,7 +10,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from extract.landing import Manifest, latest_manifest, manifests, write_batch
+from extract.landing import write_batch
+from regionstat.batches import Batch, batches, latest_batch
 from regionstat.catalogue import Catalogue, Source, load_catalogue
 from regionstat.errors import CatalogueError, PxWebError, RegionstatError, SchemaError
 from regionstat.settings import Settings
@@ -158,7 +159,7 @@ def _extract_source(
     selection = source.resolved_selection(region_set)
     info = client.table_info(source.table)
     updated = info.updated
-    previous = latest_manifest(settings, source.raw_table, source.name)
+    previous = latest_batch(settings, source.raw_table, source.name)
     if (
         not force
         and previous is not None
@@ -278,20 +279,20 @@ def processed_file_hashes(settings: Settings, raw_table: str, source_name: str) 
     """Hashes of the files already landed or quarantined for one catalogue file entry."""
     seen: set[str] = set()
     for root in (settings.landing_dir, settings.quarantine_dir):
-        for m in manifests(root / raw_table / source_name):
+        for m in batches(root / raw_table / source_name):
             if m.file_sha256:
                 seen.add(m.file_sha256)
     return seen
 
 
-def latest_file_batches(settings: Settings, raw_table: str, source_name: str) -> dict[str, Manifest]:
+def latest_file_batches(settings: Settings, raw_table: str, source_name: str) -> dict[str, Batch]:
     """Per inbox file name, the newest batch landed or quarantined for one catalogue file entry.
 
     Each file is its own series of batches: a re-dropped file name supersedes only its own earlier version.
     """
-    newest: dict[str, Manifest] = {}
+    newest: dict[str, Batch] = {}
     for root in (settings.landing_dir, settings.quarantine_dir):
-        for m in manifests(root / raw_table / source_name):
+        for m in batches(root / raw_table / source_name):
             if m.kind == "file" and (m.table_id not in newest or m.load_id > newest[m.table_id].load_id):
                 newest[m.table_id] = m
     return newest
@@ -316,7 +317,7 @@ def extract_inbox(*, settings: Settings, catalogue: Catalogue | None = None) -> 
 
     catalogue = catalogue or load_catalogue()
     results: list[ExtractResult] = []
-    processed: dict[tuple[str, str], dict[str, Manifest]] = {}
+    processed: dict[tuple[str, str], dict[str, Batch]] = {}
     for path, entry in scan_inbox(settings.inbox_dir, list(catalogue.files)):
         if isinstance(entry, FileSourceError):
             entry_name, raw_table, columns = "_unmatched", "_unmatched", {}
@@ -363,7 +364,7 @@ def extract_inbox(*, settings: Settings, catalogue: Catalogue | None = None) -> 
         else:
             try:
                 fields = {**fields, "cells": read.table.num_rows, "encoding": read.encoding}
-                manifest: Manifest = write_batch(read.table, fields, settings=settings)
+                manifest: Batch = write_batch(read.table, fields, settings=settings)
             except SchemaError as exc:
                 reason = str(exc)
             else:

@@ -19,6 +19,8 @@ from pathlib import Path
 import orjson
 from filelock import FileLock
 
+from regionstat.batches import atomic_write
+
 __all__ = ["SlidingWindowLimiter"]
 
 
@@ -98,15 +100,8 @@ class SlidingWindowLimiter:
                 doc.update({k: old[k] for k in ("max_calls", "window") if k in old})
             except (FileNotFoundError, orjson.JSONDecodeError, TypeError):
                 pass
-        tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        try:
-            tmp.write_bytes(orjson.dumps(doc))
-            os.replace(tmp, self.path)
-        except OSError as exc:
-            tmp.unlink(missing_ok=True)
-            if exc.filename is None:  # a full disk names no file: say which one could not be written
-                raise OSError(exc.errno, exc.strerror or str(exc), str(self.path)) from exc
-            raise
+        # no fsync: a window lost in a power cut only forgets recent calls, and this runs once per request
+        atomic_write(self.path, orjson.dumps(doc), fsync=False)
 
     def _locked(self) -> contextlib.AbstractContextManager[object]:
         return self._flock if self._flock is not None else contextlib.nullcontext()

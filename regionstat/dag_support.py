@@ -21,6 +21,7 @@ from typing import Any
 
 from airflow.sdk import Asset, AssetAlias
 
+from regionstat.batches import REASON_SUFFIX, is_validated
 from regionstat.catalogue import Catalogue, load_catalogue
 
 log = logging.getLogger("regionstat.airflow")
@@ -221,11 +222,6 @@ def extract_inbox_files() -> list[dict[str, Any]]:
     return results
 
 
-def _validation_done(manifest_path: Path) -> bool:
-    load_id = manifest_path.name.removesuffix(".manifest.json")
-    return manifest_path.with_name(load_id + ".validation.parquet").exists()
-
-
 def needs_validation(result: Mapping[str, Any]) -> bool:
     """A freshly landed batch, or an earlier batch left unvalidated (e.g. a run that died after extract)."""
     path = result.get("manifest_path")
@@ -234,7 +230,7 @@ def needs_validation(result: Mapping[str, Any]) -> bool:
     manifest = Path(str(path))
     if result.get("status") == "landed":
         return True
-    return manifest.exists() and not _validation_done(manifest)
+    return manifest.exists() and not is_validated(manifest)
 
 
 class Quarantined(Exception):
@@ -314,11 +310,11 @@ def quarantined_since(since: datetime | None) -> list[str]:
         return []
     cutoff = since.timestamp() - 1 if since else 0
     lines = []
-    for reason in sorted(qdir.rglob("*.reason.txt")):
+    for reason in sorted(qdir.rglob(f"*{REASON_SUFFIX}")):
         if reason.stat().st_mtime >= cutoff:
             text = reason.read_text(encoding="utf-8").strip().splitlines()
             lines.append(
-                f"{reason.parent.name} {reason.name.removesuffix('.reason.txt')}: "
+                f"{reason.parent.name} {reason.name.removesuffix(REASON_SUFFIX)}: "
                 f"{text[0] if text else 'no reason recorded'}"
             )
     return lines

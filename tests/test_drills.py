@@ -30,11 +30,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from expectations.validate import validate_batch, validate_pending
-from extract.landing import latest_manifest, manifests
 from extract.pipeline import extract_all, extract_source
 from extract.pxweb import PxWebClient, RetryPolicy
 from extract.snapshot import TABLES_DIR
 from extract.snapshot.server import Faults, SnapshotServer
+from regionstat.batches import batches, latest_batch
 from regionstat.cli.main import main as cli
 from regionstat.errors import PxWebError, WarehouseWriteError, WriterBusyError
 from regionstat.settings import Settings
@@ -198,7 +198,7 @@ def reference_hash(tmp_path_factory: pytest.TempPathFactory) -> str:
         client = PxWebClient(server.url, state_dir=False, retry=FAST_RETRY)
         res = extract_source(SOURCE, settings=settings, client=client, base_url=server.url)
         assert res.requests == 3
-    return latest_manifest(settings, RAW, SOURCE).content_sha256
+    return latest_batch(settings, RAW, SOURCE).content_sha256
 
 
 RECOVERABLE = {
@@ -217,7 +217,7 @@ def test_transient_faults_end_in_correct_data(fault: str, tmp_path: Path, refere
         bad = server.stats.responses_429 + server.stats.responses_503 + server.stats.truncated_responses
     assert res.status == "landed" and res.requests == 3
     assert bad > 0, "the fault was not exercised"
-    assert latest_manifest(settings, RAW, SOURCE).content_sha256 == reference_hash
+    assert latest_batch(settings, RAW, SOURCE).content_sha256 == reference_hash
 
 
 PERMANENT = {
@@ -365,7 +365,7 @@ def test_drift_renamed_variable_fails_naming_table_and_variable(base: Path, tmp_
 def test_drift_new_value_code_is_landed_and_validated(base: Path, tmp_path: Path):
     settings = _copy(base, tmp_path / "data")
     tables = _tables_copy(tmp_path)
-    previous = latest_manifest(settings, DRIFT_RAW, DRIFT_SOURCE)
+    previous = latest_batch(settings, DRIFT_RAW, DRIFT_SOURCE)
 
     def add_year(meta: dict) -> None:
         cat = meta["dimension"]["Tid"]["category"]
@@ -400,7 +400,7 @@ def test_drift_new_value_code_is_landed_and_validated(base: Path, tmp_path: Path
 def test_drift_changed_updated_same_data_refetched_same_hash(base: Path, tmp_path: Path):
     settings = _copy(base, tmp_path / "data")
     tables = _tables_copy(tmp_path)
-    previous = latest_manifest(settings, DRIFT_RAW, DRIFT_SOURCE)
+    previous = latest_batch(settings, DRIFT_RAW, DRIFT_SOURCE)
     raw_before = _raw_rows(settings, DRIFT_RAW, DRIFT_SOURCE)
     unchanged = _extract_from(tables, settings)
     assert unchanged.status == "skipped_fresh" and unchanged.requests == 0
@@ -411,12 +411,12 @@ def test_drift_changed_updated_same_data_refetched_same_hash(base: Path, tmp_pat
     _edit_metadata(tables, DRIFT_TABLE, touch)
     res = _extract_from(tables, settings)
     assert res.status == "landed" and res.requests >= 1  # upstream says it changed: re-fetched
-    current = latest_manifest(settings, DRIFT_RAW, DRIFT_SOURCE)
+    current = latest_batch(settings, DRIFT_RAW, DRIFT_SOURCE)
     assert current.load_id != previous.load_id and current.content_sha256 == previous.content_sha256
     assert validate_batch(res.manifest_path, settings=settings).success
     assert current.load_id in load_validated(settings=settings).loaded
     assert _raw_rows(settings, DRIFT_RAW, DRIFT_SOURCE) == raw_before  # same data in the warehouse
-    assert len(manifests(settings.landing_dir / DRIFT_RAW / DRIFT_SOURCE)) == 2
+    assert len(batches(settings.landing_dir / DRIFT_RAW / DRIFT_SOURCE)) == 2
     with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
         n = con.execute("select count(*) from raw.commuting_totals where _source_name = ?", [DRIFT_SOURCE]).fetchone()
     assert n == (len(raw_before),)  # replaced, not duplicated

@@ -8,7 +8,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from extract.landing import latest_manifest, write_batch
+from extract.landing import write_batch
+from regionstat.batches import latest_batch
 from regionstat.errors import SchemaError
 from regionstat.settings import Settings
 
@@ -44,7 +45,7 @@ def test_batch_and_manifest_land_together(data_dir: Path) -> None:
     assert m.path is not None and m.path.exists() and m.parquet_path.exists()
     assert pq.read_table(m.parquet_path).column("value").to_pylist() == [167404.0, 168035.0]
     assert m.rows == 2 and len(m.content_sha256) == 64 and m.load_id.endswith(m.content_sha256[:8])
-    assert latest_manifest(settings, "population", "population_tab638") == m
+    assert latest_batch(settings, "population", "population_tab638") == m
     assert not list(m.path.parent.glob("*.tmp"))
 
 

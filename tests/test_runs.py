@@ -11,10 +11,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from extract.landing import latest_manifest
 from extract.pipeline import extract_all, extract_source, retry_policy
 from extract.pxweb import PxWebClient, RetryPolicy
 from extract.snapshot.server import Faults, SnapshotServer
+from regionstat.batches import latest_batch
 from regionstat.cli.main import main
 from regionstat.errors import PxWebError
 from regionstat.settings import Settings
@@ -128,7 +128,7 @@ def test_one_unavailable_table_does_not_stop_the_others(make_snapshot_server, tm
     assert set(by_status.values()) == {"landed"} and len(by_status) == 8
     failed = next(r for r in results if r.status == "failed")
     assert "table TAB628" in failed.message and "HTTP 503" in failed.message and "\n" not in failed.message
-    assert latest_manifest(settings, "land_area", "land_area_tab628") is None
+    assert latest_batch(settings, "land_area", "land_area_tab628") is None
 
 
 def test_unreachable_api_fails_every_table_quickly_and_clearly(tmp_path: Path) -> None:
@@ -212,7 +212,7 @@ def test_a_batch_that_cannot_be_loaded_does_not_stop_the_others(
     settings = Settings.from_env()
     extract_all(["population_tab638", "land_area_tab628"], settings=settings)
     assert all(o.success for o in validate_pending(settings, build_docs=False))
-    bad = latest_manifest(settings, "land_area", "land_area_tab628")
+    bad = latest_batch(settings, "land_area", "land_area_tab628")
     bad.parquet_path.write_bytes(b"PAR1 damaged on disk after validation")
     assert main(["load"]) == 1
     captured = capsys.readouterr()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -11,8 +12,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from extract.landing import Manifest, write_batch
+from extract.landing import write_batch
+from regionstat.batches import Batch
 from regionstat.errors import WriterBusyError
+from regionstat.results import RESULTS_SCHEMA
 from regionstat.settings import Settings
 from warehouse.db import writer
 from warehouse.load import load_validated, source_updated
@@ -32,7 +35,7 @@ FIELDS = {
 }
 
 
-def _land(settings: Settings, values: list[float], *, passed: bool = True, **extra: pa.Array) -> Manifest:
+def _land(settings: Settings, values: list[float], *, passed: bool = True, **extra: pa.Array) -> Batch:
     cols = {
         "Region": pa.array(["0580", "0581"]),
         **extra,
@@ -42,21 +45,24 @@ def _land(settings: Settings, values: list[float], *, passed: bool = True, **ext
     }
     m = write_batch(pa.table(cols), FIELDS, settings=settings)
     pq.write_table(
-        pa.table(
-            {
-                "run_id": ["r"],
-                "load_id": [m.load_id],
-                "source_name": [m.source_name],
-                "expectation": ["x"],
-                "column": ["value"],
-                "severity": ["fail"],
-                "success": [passed],
-                "observed_value": [""],
-                "details": [""],
-                "validated_at": ["now"],
-            }
+        pa.Table.from_pylist(
+            [
+                {
+                    "run_id": "r",
+                    "load_id": m.load_id,
+                    "source_name": m.source_name,
+                    "expectation": "x",
+                    "column": "value",
+                    "severity": "fail",
+                    "success": passed,
+                    "observed_value": "",
+                    "details": "",
+                    "validated_at": datetime.now(UTC),
+                }
+            ],
+            schema=RESULTS_SCHEMA,
         ),
-        m.path.with_name(m.load_id + ".validation.parquet"),
+        m.validation_path,
     )
     return m
 

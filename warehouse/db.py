@@ -21,11 +21,13 @@ import duckdb
 from filelock import FileLock, Timeout
 
 from regionstat.errors import WarehouseWriteError, WriterBusyError
+from regionstat.results import RESULTS_DDL
 from regionstat.settings import Settings
 
 log = logging.getLogger(__name__)
 
-LEDGER_DDL = """
+LEDGER_DDL = (
+    """
 create schema if not exists raw;
 create schema if not exists ops;
 create table if not exists ops.loads (
@@ -40,19 +42,9 @@ create table if not exists ops.loads (
     reason varchar,
     loaded_at timestamp not null
 );
-create table if not exists ops.validation_results (
-    run_id varchar,
-    load_id varchar,
-    source_name varchar,
-    expectation varchar,
-    "column" varchar,
-    severity varchar,
-    success boolean,
-    observed_value varchar,
-    details varchar,
-    validated_at varchar
-);
 """
+    + RESULTS_DDL
+)
 
 
 def writer_lock_timeout() -> float:

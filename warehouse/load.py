@@ -12,20 +12,17 @@ import contextlib
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import duckdb
 import pyarrow.parquet as pq
 
-from extract.landing import Manifest, manifests
+from regionstat.batches import Batch, batches
+from regionstat.results import LoadStatus, Severity
 from regionstat.settings import Settings
 from warehouse.db import _is_storage_error, connect_reader, connect_writer, work_copy
 
 log = logging.getLogger(__name__)
-
-VALIDATION_SUFFIX = ".validation.parquet"
-REASON_SUFFIX = ".reason.txt"
 
 
 @dataclass
@@ -49,18 +46,13 @@ class LoadSummary:
         )
 
 
-def _validation_path(m: Manifest) -> Path:
-    assert m.path is not None
-    return m.path.with_name(m.load_id + VALIDATION_SUFFIX)
-
-
-def _passed(m: Manifest) -> bool | None:
+def _passed(m: Batch) -> bool | None:
     """True if validated and no fail-severity expectation failed, False if failed, None if not validated."""
-    vpath = _validation_path(m)
+    vpath = m.validation_path
     if not vpath.exists():
         return None
     results = pq.read_table(vpath, columns=["severity", "success"]).to_pylist()
-    return not any(r["severity"] == "fail" and not r["success"] for r in results)
+    return not any(r["severity"] == Severity.FAIL and not r["success"] for r in results)
 
 
 def source_updated(updated: str | None) -> str | None:
@@ -80,7 +72,7 @@ def source_updated(updated: str | None) -> str | None:
     return parsed.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _series(m: Manifest) -> tuple[str, str]:
+def _series(m: Batch) -> tuple[str, str]:
     """What a batch replaces: its source, or for an inbox file the source *and* the file name (``table_id``)."""
     return (m.source_name, m.table_id if m.kind == "file" else "")
 
@@ -89,7 +81,7 @@ def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _load_batch(con: duckdb.DuckDBPyConnection, m: Manifest) -> None:
+def _load_batch(con: duckdb.DuckDBPyConnection, m: Batch) -> None:
     table = f"raw.{_ident(m.raw_table)}"
     path = str(m.parquet_path)
     con.execute("begin transaction")
@@ -117,13 +109,10 @@ def _load_batch(con: duckdb.DuckDBPyConnection, m: Manifest) -> None:
         else:
             con.execute(f"delete from {table} where _source_name = ?", [m.source_name])
         con.execute(f"insert into {table} by name {batch}", params)
-        con.execute(
-            "insert into ops.loads values (?, ?, ?, ?, ?, ?, ?, 'loaded', null, ?)",
-            [m.load_id, m.source_name, m.raw_table, m.table_id, m.rows, m.content_sha256, m.synthetic, now],
-        )
+        _ledger(con, m, LoadStatus.LOADED, None, now)
         con.execute("delete from ops.validation_results where load_id = ?", [m.load_id])
         con.execute(
-            "insert into ops.validation_results by name select * from read_parquet(?)", [str(_validation_path(m))]
+            "insert into ops.validation_results by name select * from read_parquet(?)", [str(m.validation_path)]
         )
         con.execute("commit")
     except BaseException:
@@ -133,52 +122,35 @@ def _load_batch(con: duckdb.DuckDBPyConnection, m: Manifest) -> None:
         raise
 
 
-def _record_failed(con: duckdb.DuckDBPyConnection, m: Manifest, exc: duckdb.Error, summary: LoadSummary) -> None:
+def _ledger(con: duckdb.DuckDBPyConnection, m: Batch, status: LoadStatus, reason: str | None, at: datetime) -> None:
+    """One ``ops.loads`` row for a batch."""
+    con.execute(
+        "insert into ops.loads values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [m.load_id, m.source_name, m.raw_table, m.table_id, m.rows, m.content_sha256, m.synthetic, status, reason, at],
+    )
+
+
+def _record_failed(con: duckdb.DuckDBPyConnection, m: Batch, exc: duckdb.Error, summary: LoadSummary) -> None:
     """Ledger row ``failed`` with DuckDB's first line; the source keeps its last good rows in ``raw.*``."""
     first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
     reason = f"raw.{m.raw_table}: cannot load {m.parquet_path}: {first}"
     log.info("%s batch %s not loaded: %s", m.source_name, m.load_id, reason)
-    con.execute(
-        "insert into ops.loads values (?, ?, ?, ?, ?, ?, ?, 'failed', ?, ?)",
-        [
-            m.load_id,
-            m.source_name,
-            m.raw_table,
-            m.table_id,
-            m.rows,
-            m.content_sha256,
-            m.synthetic,
-            reason,
-            datetime.now(UTC).replace(tzinfo=None),
-        ],
-    )
+    _ledger(con, m, LoadStatus.FAILED, reason, datetime.now(UTC).replace(tzinfo=None))
     summary.failed.append((m.source_name, m.load_id, reason))
 
 
 def _record_quarantined(con: duckdb.DuckDBPyConnection, settings: Settings, summary: LoadSummary) -> None:
-    known = {r[0] for r in con.execute("select load_id from ops.loads where status = 'quarantined'").fetchall()}
-    for m in manifests(settings.quarantine_dir):
+    known = {
+        r[0] for r in con.execute("select load_id from ops.loads where status = ?", [LoadStatus.QUARANTINED]).fetchall()
+    }
+    for m in batches(settings.quarantine_dir):
         if m.load_id in known:
             continue
-        assert m.path is not None
-        reason_file = m.path.with_name(m.load_id + REASON_SUFFIX)
+        reason_file = m.reason_path
         reason = reason_file.read_text(encoding="utf-8").splitlines()[0] if reason_file.exists() else ""
-        vpath = m.path.with_name(m.load_id + VALIDATION_SUFFIX)
+        vpath = m.validation_path
         con.execute("begin transaction")
-        con.execute(
-            "insert into ops.loads values (?, ?, ?, ?, ?, ?, ?, 'quarantined', ?, ?)",
-            [
-                m.load_id,
-                m.source_name,
-                m.raw_table,
-                m.table_id,
-                m.rows,
-                m.content_sha256,
-                m.synthetic,
-                reason,
-                datetime.now(UTC).replace(tzinfo=None),
-            ],
-        )
+        _ledger(con, m, LoadStatus.QUARANTINED, reason, datetime.now(UTC).replace(tzinfo=None))
         if vpath.exists():
             con.execute("delete from ops.validation_results where load_id = ?", [m.load_id])
             con.execute("insert into ops.validation_results by name select * from read_parquet(?)", [str(vpath)])
@@ -221,18 +193,18 @@ def load_validated(*, settings: Settings, wait: float | None = None) -> LoadSumm
     With nothing new the live warehouse is not touched at all (no lock, no copy).
     """
     summary = LoadSummary()
-    newest: dict[tuple[str, str], Manifest] = {}
-    for m in manifests(settings.landing_dir):
+    newest: dict[tuple[str, str], Batch] = {}
+    for m in batches(settings.landing_dir):
         verdict = _passed(m)
         if verdict is None:
             summary.unvalidated.append(m.load_id)
         elif verdict:
-            newest[_series(m)] = m  # manifests() is oldest first
+            newest[_series(m)] = m  # batches() is oldest first
     current, recorded = _live_state(settings)
     live_id = {key: load_id for key, (load_id, _) in current.items()}
     todo = [m for m in newest.values() if live_id.get(_series(m)) != m.load_id]
     summary.unchanged = [m.load_id for m in newest.values() if live_id.get(_series(m)) == m.load_id]
-    new_quarantine = any(m.load_id not in recorded for m in manifests(settings.quarantine_dir))
+    new_quarantine = any(m.load_id not in recorded for m in batches(settings.quarantine_dir))
     if not todo and not new_quarantine and settings.warehouse_path.exists():
         return summary
     with work_copy(settings, wait=wait, purpose="load") as path:

@@ -19,6 +19,7 @@ from typing import Any
 
 import duckdb
 
+from regionstat.batches import MANIFEST_SUFFIX
 from regionstat.settings import PROJECT_ROOT, Settings
 
 log = logging.getLogger(__name__)
@@ -151,7 +152,6 @@ def iso_utc(text: str | None) -> str | None:
 
 def landing_updated(settings: Settings, raw_table: str, source_name: str, load_id: str) -> str | None:
     """The upstream ``updated`` from the landing manifest of a load (raw tables before ``_source_updated``)."""
-    from extract.landing import MANIFEST_SUFFIX  # imported here: extract.landing pulls in pandas and pandera
 
     path = settings.landing_dir / raw_table / source_name / f"{load_id}{MANIFEST_SUFFIX}"
     try:

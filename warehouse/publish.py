@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from regionstat.batches import atomic_path, atomic_write
 from regionstat.settings import Settings
 from warehouse.db import connect_reader, writer
 from warehouse.provenance import (
@@ -39,22 +39,6 @@ INDEX_NAME = "_index.json"
 ROW_GROUP_SIZE = 100_000
 #: Parquet key-value metadata keys written per file (docs/CONTRACTS.md, "Published marts").
 META_PREFIX = "regionstat."
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _replace_atomically(tmp: Path, final: Path) -> None:
-    """fsync the finished temp file, rename it over ``final``, fsync the directory: all or nothing on disk."""
-    with open(tmp, "rb") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, final)
-    _fsync_dir(final.parent)
 
 
 def column_docs(model: ModelDoc | None, comments: dict[str, str], columns: list[str]) -> dict[str, ColumnDoc]:
@@ -176,7 +160,6 @@ def publish_marts(*, settings: Settings, wait: float | None = None) -> dict[str,
                 lineage = from_lineage(model.raw_tables if model else (), vintages)
                 provenance = mart_provenance(con, relation, columns, lineage)
                 final = out / f"{name}.parquet"
-                tmp = out / f".{name}.parquet.tmp"
                 # the last query on this connection until the file is written: the stream must stay open
                 reader = con.sql(f"select * from {relation} order by all").to_arrow_reader(ROW_GROUP_SIZE)
                 schema = describe_schema(
@@ -185,12 +168,8 @@ def publish_marts(*, settings: Settings, wait: float | None = None) -> dict[str,
                     file_metadata(name, description, provenance, docs),
                     dict(zip(columns, null_counts, strict=True)),
                 )
-                try:
+                with atomic_path(final) as tmp:  # on any error the published file stays as it was
                     rows = write_parquet(reader, schema, tmp)
-                    _replace_atomically(tmp, final)
-                except BaseException:
-                    tmp.unlink(missing_ok=True)  # the published file stays as it was
-                    raise
                 index[name] = {
                     "file": final.name,
                     "sha256": hashlib.sha256(final.read_bytes()).hexdigest(),
@@ -200,9 +179,7 @@ def publish_marts(*, settings: Settings, wait: float | None = None) -> dict[str,
                 }
         finally:
             con.close()
-    tmp_index = out / f".{INDEX_NAME}.tmp"
-    tmp_index.write_text(json.dumps(index, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
-    _replace_atomically(tmp_index, out / INDEX_NAME)
+    atomic_write(out / INDEX_NAME, json.dumps(index, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
     log.info("published %d marts to %s", len(index), out)
     return {name: entry["sha256"] for name, entry in index.items()}
 

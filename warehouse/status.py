@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from extract.landing import manifests
+from regionstat.batches import batches
 from regionstat.catalogue import load_catalogue
 from regionstat.settings import Settings
 from warehouse.db import connect_reader
@@ -21,7 +21,7 @@ def _parse_time(text: str) -> datetime | None:
 
 def status_rows(settings: Settings) -> list[dict[str, Any]]:
     catalogue = load_catalogue()
-    landed = {m.source_name: m for m in manifests(settings.landing_dir)}  # newest wins
+    landed = {m.source_name: m for m in batches(settings.landing_dir)}  # newest wins
     ledger: dict[str, dict[str, Any]] = {}
     validation: dict[str, str] = {}
     if settings.warehouse_path.exists():

@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from regionstat.batches import atomic_path
 from regionstat.errors import RegionstatError
 from regionstat.settings import Settings
 
@@ -360,16 +361,8 @@ def _output_path(settings: Settings, output: str) -> Path:
 
 def _write_output(path: Path, write: Callable[[Path], None]) -> None:
     """Write via a temporary file beside ``path`` and rename, so a failed write leaves no half file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
+    with atomic_path(path) as tmp:
         write(tmp)
-        os.replace(tmp, path)
-    except OSError as exc:
-        if exc.filename is None:  # a full disk names no file
-            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
-        raise
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
