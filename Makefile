@@ -14,7 +14,7 @@ export GX_ANALYTICS_ENABLED := False
 export AIRFLOW_HOME ?= $(CURDIR)/.airflow
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help install demo test lint bench drills airflow clean
+.PHONY: help install demo test lint typecheck bench drills airflow clean
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
 
@@ -31,13 +31,16 @@ install: $(VENV)/.installed  ## create .venv from the committed uv.lock (idempot
 demo: install  ## run the whole pipeline through Airflow offline against the bundled snapshot
 	$(BIN)/python -m regionstat.cli.demo
 
-test: install lint  ## ruff, sqlfluff and the test suite
+test: install lint typecheck  ## ruff, sqlfluff, mypy and the test suite
 	$(BIN)/pytest -q -n 2 --dist loadgroup
 
 lint: install  ## ruff + sqlfluff (dbt templater)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	cd dbt_project && REGIONSTAT_DUCKDB_PATH=$${REGIONSTAT_DUCKDB_PATH:-$(CURDIR)/.lint.duckdb} ../$(BIN)/sqlfluff lint models --processes 2
+
+typecheck: install  ## mypy over regionstat/ extract/ expectations/ warehouse/ (config in pyproject.toml)
+	$(BIN)/mypy
 
 bench: install  ## benchmarks against peers; results in bench/results/*.json
 	$(BIN)/python -m bench.run

@@ -16,6 +16,7 @@ import pandas as pd
 
 from expectations.suites import FAIL, TIME_COLUMNS, WARN, SuiteSpec
 from regionstat.batches import MANIFEST_SUFFIX, PARQUET_SUFFIX, is_validated, load_id_of
+from regionstat.results import Severity
 
 YEAR_TOTAL_TOLERANCE = 0.05
 #: OD row sums may exceed employed residents by this much (disclosure noise, age-band differences).
@@ -26,7 +27,7 @@ OD_TOLERANCE = 0.02
 class CheckResult:
     expectation: str
     column: str | None
-    severity: str
+    severity: Severity
     success: bool
     observed_value: Any
     message: str = ""

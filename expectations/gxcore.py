@@ -37,7 +37,7 @@ def gx() -> ModuleType:
             import great_expectations as mod
 
             _state["gx"] = mod
-        return mod
+        return mod  # type: ignore[return-value]
 
 
 def context() -> Any:

@@ -27,7 +27,7 @@ from regionstat.results import Severity
 
 FAIL = Severity.FAIL
 WARN = Severity.WARN
-_GX_SEVERITY = {FAIL: "critical", WARN: "warning"}
+_GX_SEVERITY: dict[str, str] = {FAIL: "critical", WARN: "warning"}
 
 #: PxWeb cell symbols allowed in ``status`` (null = a number).
 STATUS_SYMBOLS = ["..", ".", "-", "...", "...."]
@@ -90,7 +90,7 @@ def _spec_from_source(src: Source) -> SuiteSpec:
         if isinstance(sel, list):
             code_lists.append((var, tuple(str(v) for v in sel)))
     contents = selection.get("ContentsCode")
-    non_count = ()
+    non_count: tuple[str, ...] = ()
     count_contents = "all"
     if isinstance(contents, list):
         nc = [c for c in contents if str(c) in NON_COUNT_CONTENTS]

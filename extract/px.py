@@ -212,7 +212,7 @@ def _decode(raw: bytes, path: str) -> tuple[str, str]:
     bom = raw.startswith(codecs.BOM_UTF8)
     charset = re.search(rb'(?m)^\s*CHARSET\s*=\s*"([^"]*)"', head)
     codepage = re.search(rb'(?m)^\s*CODEPAGE\s*=\s*"([^"]*)"', head)
-    ansi = bool(charset) and charset.group(1).strip().upper() == b"ANSI"
+    ansi = charset is not None and charset.group(1).strip().upper() == b"ANSI"
 
     def line_of(offset: int) -> int:
         return raw.count(b"\n", 0, offset) + 1
@@ -359,7 +359,7 @@ def read_px(source: str | os.PathLike[str] | bytes, *, name: str | None = None) 
                 return ln
         return None
 
-    language = (getl("LANGUAGE") or [None])[0]
+    language: str | None = (getl("LANGUAGE") or [None])[0]  # type: ignore[list-item]
     languages = getl("LANGUAGES") or ([language] if language else [])
     other_langs = [lg for lg in languages if lg and lg != language]
     if "KEYS" in {e[0] for e in entries}:
@@ -418,7 +418,7 @@ def read_px(source: str | os.PathLike[str] | bytes, *, name: str | None = None) 
             )
 
     expected = math.prod(len(v) for v in variables)
-    values, status = _parse_data(text, data_start, lines, path, expected, data_line)
+    cell_values, status = _parse_data(text, data_start, lines, path, expected, data_line)
     return PxFile(
         path=path,
         encoding=encoding,
@@ -427,7 +427,7 @@ def read_px(source: str | os.PathLike[str] | bytes, *, name: str | None = None) 
         meta=meta,
         entries=entries,
         variables=variables,
-        values=values,
+        values=cell_values,
         status=status,
         data_line=data_line,
     )

@@ -659,7 +659,7 @@ class PxWebClient:
             cols[v] = string_column(idx[d], codes[d])
             if labels:
                 var = meta.variable(v)
-                cols[f"{v}_label"] = string_column(idx[d], [var.labels[var.position(code)] for code in codes[d]])
+                cols[f"{v}_label"] = string_column(idx[d], [var.labels[var.position(code)] for code in codes[d]])  # type: ignore[index]
         cols["value"] = value_column(values)
         cols["status"] = status_column(status, list(symbols), n)
         return pa.table(cols)

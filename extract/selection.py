@@ -142,7 +142,9 @@ _FUNC = re.compile(r"^\s*(top|bottom|range|from|to)\s*\((.*)\)\s*$", re.IGNORECA
 
 def split_items(value: str) -> list[str]:
     """Split a selection string on commas that are not inside parentheses or brackets."""
-    items, depth, cur = [], 0, []
+    items: list[str] = []
+    cur: list[str] = []
+    depth = 0
     for ch in value:
         if ch in "([":
             depth += 1

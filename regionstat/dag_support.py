@@ -253,7 +253,7 @@ def validate_one(result: Mapping[str, Any]) -> dict[str, Any] | None:
         log.info("%s: nothing new to validate (%s)", result.get("source_name"), result.get("status"))
         return None
     outcome = validate_batch(Path(str(result["manifest_path"])), settings=settings())
-    summary = {
+    summary: dict[str, Any] = {
         "source_name": outcome.source_name,
         "load_id": outcome.load_id,
         "success": bool(outcome.success),

@@ -170,7 +170,7 @@ def _live_state(settings: Settings) -> tuple[dict[tuple[str, str], tuple[str, st
     try:
         if not con.execute(
             "select count(*) from information_schema.tables where table_schema = 'ops' and table_name = 'loads'"
-        ).fetchone()[0]:
+        ).fetchone()[0]:  # type: ignore[index]
             return {}, set()
         current: dict[tuple[str, str], tuple[str, str]] = {}
         for partition, key in (("source_name", lambda n, t: (n, "")), ("source_name, table_id", lambda n, t: (n, t))):

@@ -97,9 +97,9 @@ def write_parquet(
     pending_rows = 0
 
     def flush(group: pa.Table) -> None:
-        writer.write_table(pa.Table.from_arrays(group.combine_chunks().columns, schema=schema), row_group_size)
+        parquet_writer.write_table(pa.Table.from_arrays(group.combine_chunks().columns, schema=schema), row_group_size)
 
-    with pq.ParquetWriter(path, schema, compression="zstd") as writer:
+    with pq.ParquetWriter(path, schema, compression="zstd") as parquet_writer:
         for batch in batches:
             if not batch.num_rows:
                 continue

@@ -359,7 +359,7 @@ def _output_path(settings: Settings, output: str) -> Path:
     return path
 
 
-def _write_output(path: Path, write: Callable[[Path], None]) -> None:
+def _write_output(path: Path, write: Callable[[Path], object]) -> None:
     """Write via a temporary file beside ``path`` and rename, so a failed write leaves no half file."""
     with atomic_path(path) as tmp:
         write(tmp)
