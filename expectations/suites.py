@@ -36,8 +36,8 @@ SNI_CODES = ["A-U+US", "A", "B+C", "D+E", "F", "G", "H", "I", "J", "K", "L", "M+
 #: Years, quarters (2024K4) and months (2024M01).
 PERIOD_REGEX = r"^\d{4}(?:K[1-4]|M(?:0[1-9]|1[0-2]))?$"
 LOCALITY_REGEX = r"^\d{4}T[BC]\d{3}$"
-#: Content codes whose values are not counts of people (land area km², hectares, density).
-NON_COUNT_CONTENTS = frozenset({"BE0101U1", "BE0101U3", "000003F9"})
+#: Content codes whose values are not counts of people (land area km², hectares, density): the catalogue's measures.
+NON_COUNT_CONTENTS = load_catalogue().non_count_contents
 #: Columns holding region codes.
 REGION_COLUMNS = ("Region", "Bostadskommun", "Arbetsstallekommun")
 TIME_COLUMNS = ("Tid", "period")

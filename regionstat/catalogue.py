@@ -1,5 +1,10 @@
 """The source catalogue: one declarative YAML from which extraction, validation, DAGs and dbt sources follow.
 
+It is the one definition of the sources and their SCB tables, the region sets and regions (one reference
+file, ``reference/regions.csv``), the series each source delivers and their breaks, the measures (content code
+-> name, unit, count or not), freshness thresholds and which offline tables are synthetic. Everything else
+(validation suites, DAGs, dbt sources and seeds, the report) reads it through this typed model.
+
 Loading resolves region placeholders (``{municipalities}``, ``{counties}``, ``{reference}``, ``{regions}``)
 against the active region set, so every consumer sees concrete selections.
 """
@@ -10,7 +15,7 @@ import csv
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
@@ -23,12 +28,54 @@ PLACEHOLDERS = ("{municipalities}", "{counties}", "{reference}", "{regions}")
 Selection = dict[str, "list[str] | str"]
 
 
+RegionLevel = Literal["country", "county", "municipality"]
+
+
 @dataclass(frozen=True)
 class Region:
     code: str
     name: str
-    level: str  # country | county | municipality
-    county_code: str
+    level: RegionLevel
+    county_code: str  # empty for the country
+
+
+@dataclass(frozen=True)
+class Freshness:
+    """Days since the table's upstream ``updated`` after which ``status`` (and dbt source freshness) warn / fail."""
+
+    warn_after_days: int
+    error_after_days: int
+
+    def verdict(self, age_days: float) -> Literal["fresh", "warn", "error"]:
+        if age_days > self.error_after_days:
+            return "error"
+        return "warn" if age_days > self.warn_after_days else "fresh"
+
+
+@dataclass(frozen=True)
+class Measure:
+    """One content code of an SCB table: SCB's name and unit, and whether its values count people."""
+
+    code: str
+    name: str
+    unit: str
+    count: bool = True
+
+
+@dataclass(frozen=True)
+class Series:
+    """A stretch of years one source delivers on one definition; the rows of dbt's ``series_breaks`` seed."""
+
+    id: str
+    raw_table: str
+    source_table: str
+    year_from: int
+    year_to: int | None
+    register: str
+    age_range: str | None
+    totals_additive: bool
+    reconciliation_tolerance: float
+    break_note: str
 
 
 @dataclass(frozen=True)
@@ -62,8 +109,10 @@ class Source:
     description: str
     selection: dict[str, Any]
     schedule: str = "@monthly"
-    freshness: dict[str, int] = field(default_factory=dict)
-    series: str | None = None
+    freshness: Freshness | None = None
+    series: tuple[str, ...] = ()  # ids of Catalogue.series
+    synthetic_offline: bool = False  # the bundled offline snapshot of this table is generated, not SCB's
+    measures: dict[str, Measure] = field(default_factory=dict)  # content code -> measure, every code of the table
     region_filter: dict[str, Any] | None = None
     verify_live: str | None = None
     closed: str | None = None  # a series SCB no longer updates (why, or what continues it): no freshness alarm
@@ -103,6 +152,7 @@ class Catalogue:
     default_region_set: str
     reference_region: str
     http: dict[str, float] = field(default_factory=dict)  # request deadline, attempts, retry budget defaults
+    series: tuple[Series, ...] = ()
 
     def source(self, name: str) -> Source:
         for s in self.sources:
@@ -115,6 +165,23 @@ class Catalogue:
     def raw_tables(self) -> list[str]:
         names = [s.raw_table for s in self.sources] + [f.raw_table for f in self.files]
         return list(dict.fromkeys(names))
+
+    def measures(self) -> dict[str, Measure]:
+        """Every content code of every source's table (codes are unique across SCB tables)."""
+        return {code: m for s in self.sources for code, m in s.measures.items()}
+
+    @property
+    def non_count_contents(self) -> frozenset[str]:
+        """Content codes whose values are not counts of people (areas, densities)."""
+        return frozenset(code for code, m in self.measures().items() if not m.count)
+
+    def series_of(self, source: Source) -> tuple[Series, ...]:
+        by_id = {s.id: s for s in self.series}
+        return tuple(by_id[i] for i in source.series)
+
+    @staticmethod
+    def regions() -> tuple[Region, ...]:
+        return load_regions()
 
     def region_set(self, name: str | None = None) -> RegionSet:
         name = name or self.default_region_set
@@ -142,18 +209,59 @@ def load_regions() -> tuple[Region, ...]:
     """Sweden's regions (country, 21 counties, 290 municipalities) from SCB's TAB638 metadata."""
     with REGIONS_PATH.open(encoding="utf-8") as fh:
         return tuple(
-            Region(code=r["region_code"], name=r["region_name"], level=r["level"], county_code=r["county_code"])
+            Region(
+                code=r["region_code"],
+                name=r["region_name"],
+                level=r["level"],  # type: ignore[arg-type]  # the file is generated with these three levels
+                county_code=r["county_code"],
+            )
             for r in csv.DictReader(fh)
         )
+
+
+def _source(raw: dict[str, Any]) -> Source:
+    """A ``sources:`` entry with its nested parts typed."""
+    fields = dict(raw)
+    if fields.get("freshness"):
+        fields["freshness"] = Freshness(**fields["freshness"])
+    series = fields.get("series") or ()
+    fields["series"] = (series,) if isinstance(series, str) else tuple(series)
+    fields["measures"] = {
+        str(code): Measure(code=str(code), **spec) for code, spec in (fields.get("measures") or {}).items()
+    }
+    return Source(**fields)
+
+
+def _check_series(path: Path | str, sources: tuple[Source, ...], series: tuple[Series, ...]) -> None:
+    """Every series named by a source exists, belongs to that source's table, and has exactly one source."""
+    by_id = {s.id: s for s in series}
+    named: dict[str, str] = {}
+    for src in sources:
+        for sid in src.series:
+            if sid not in by_id:
+                raise CatalogueError(f"{path}: source {src.name!r} names unknown series {sid!r}")
+            if by_id[sid].source_table != src.table or by_id[sid].raw_table != src.raw_table:
+                raise CatalogueError(
+                    f"{path}: series {sid!r} is {by_id[sid].raw_table}/{by_id[sid].source_table}, "
+                    f"but source {src.name!r} is {src.raw_table}/{src.table}"
+                )
+            if sid in named:
+                raise CatalogueError(f"{path}: series {sid!r} named by both {named[sid]!r} and {src.name!r}")
+            named[sid] = src.name
+    orphans = sorted(set(by_id) - set(named))
+    if orphans:
+        raise CatalogueError(f"{path}: series {', '.join(orphans)} named by no source")
 
 
 def load_catalogue(path: Path | str = CATALOGUE_PATH) -> Catalogue:
     raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     try:
-        sources = tuple(Source(**s) for s in raw["sources"])
+        sources = tuple(_source(s) for s in raw["sources"])
         files = tuple(FileSource(**f) for f in raw.get("files", []))
+        series = tuple(Series(**s) for s in raw.get("series") or [])
     except TypeError as exc:
         raise CatalogueError(f"{path}: malformed entry: {exc}") from exc
+    _check_series(path, sources, series)
     names = [s.name for s in sources] + [f.name for f in files]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
@@ -165,4 +273,5 @@ def load_catalogue(path: Path | str = CATALOGUE_PATH) -> Catalogue:
         default_region_set=raw.get("default_region_set", "ostergotland"),
         reference_region=str(raw.get("reference_region", "00")),
         http=dict(raw.get("http") or {}),
+        series=series,
     )

@@ -52,3 +52,59 @@ def test_unknown_names_are_clear_errors() -> None:
         cat.source("TAB9999")
     with pytest.raises(CatalogueError, match="unknown region set 'norrland'"):
         cat.region_set("norrland")
+
+
+def test_series_agree_with_the_dbt_seed() -> None:
+    """seeds/series_breaks.csv is the catalogue's `series:` (until `regionstat generate` writes it)."""
+    import csv
+    from pathlib import Path
+
+    seed = Path(__file__).resolve().parent.parent / "dbt_project" / "seeds" / "series_breaks.csv"
+    with seed.open(encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+
+    def text(value: object) -> str:
+        return "" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+
+    cat = load_catalogue()
+    assert [r["source_series"] for r in rows] == [s.id for s in cat.series]
+    for row, series in zip(rows, cat.series, strict=True):
+        as_seed = {
+            "raw_table": series.raw_table,
+            "source_table": series.source_table,
+            "source_series": series.id,
+            "year_from": text(series.year_from),
+            "year_to": text(series.year_to),
+            "register": series.register,
+            "age_range": text(series.age_range),
+            "totals_additive": text(series.totals_additive),
+            "reconciliation_tolerance": text(series.reconciliation_tolerance),
+            "break_note": series.break_note,
+        }
+        assert as_seed == row
+
+
+def test_every_selected_content_code_is_a_measure_and_series_belong_to_their_source() -> None:
+    cat = load_catalogue()
+    for source in cat.sources:
+        selected = source.selection.get("ContentsCode")
+        if isinstance(selected, list):
+            assert set(map(str, selected)) <= set(source.measures), source.name
+        assert source.measures, source.name
+        assert source.freshness is not None and source.freshness.warn_after_days < source.freshness.error_after_days
+        assert all(s.source_table == source.table for s in cat.series_of(source))
+    assert cat.non_count_contents == {"BE0101U1", "BE0101U3", "000003F9"}
+    assert {s.table for s in cat.sources if s.synthetic_offline} == {"TAB1830", "TAB3204"}
+
+
+def test_a_series_named_by_no_source_is_a_catalogue_error(tmp_path) -> None:
+    import yaml
+
+    from regionstat.catalogue import CATALOGUE_PATH
+
+    doc = yaml.safe_load(CATALOGUE_PATH.read_text(encoding="utf-8"))
+    doc["sources"][0]["series"] = []
+    bad = tmp_path / "catalogue.yaml"
+    bad.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(CatalogueError, match="rtb_1968_2024 named by no source"):
+        load_catalogue(bad)

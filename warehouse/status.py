@@ -47,7 +47,7 @@ def status_rows(settings: Settings) -> list[dict[str, Any]]:
             con.close()
     rows = []
     entries = [(s.name, s.raw_table, s.freshness, s.closed) for s in catalogue.sources]
-    entries += [(f.name, f.raw_table, {}, None) for f in catalogue.files]
+    entries += [(f.name, f.raw_table, None, None) for f in catalogue.files]
     now = datetime.now(UTC)
     for name, raw_table, freshness, closed in entries:
         led = ledger.get(name, {})
@@ -62,14 +62,10 @@ def status_rows(settings: Settings) -> list[dict[str, Any]]:
             fresh = "never loaded"
         elif closed:
             fresh = "closed series"
-        elif not freshness:
+        elif freshness is None:
             fresh = "n/a"
-        elif age > freshness.get("error_after_days", 1e9):
-            fresh = "error"
-        elif age > freshness.get("warn_after_days", 1e9):
-            fresh = "warn"
         else:
-            fresh = "fresh"
+            fresh = freshness.verdict(age)
         pending = newest
         rows.append(
             {
