@@ -1,5 +1,5 @@
 {#-
-  Regional-economics formulas (DESIGN §5). Each macro returns a SQL expression; arguments are SQL expressions.
+  Regional-economics formulas (docs/design.md §5). Each macro returns a SQL expression; arguments are SQL expressions.
   e_ij employment in industry i, region j; e_j regional total; e_i reference total; e reference all.
   The aggregate macros take `order_by`, a key unique within the group (e.g. the SNI group code): floating-point
   sums are then always taken in the same order, so rebuilding the same data gives byte-identical marts.
@@ -47,7 +47,7 @@
     {{ safe_divide('1.0', h) }}
 {%- endmacro %}
 
-{#- Round a published index; 7 decimals as in DESIGN's golden values. -#}
+{#- Round a published index; 7 decimals as in the reference values in docs/design.md §5. -#}
 {% macro round_index(expression, decimals=7) -%}
     round({{ expression }}, {{ decimals }})
 {%- endmacro %}

@@ -1,5 +1,5 @@
 {#-
-  Shift-share parts per industry (DESIGN §5). Sum over industries for the region totals.
+  Shift-share parts per industry (docs/design.md §5). Sum over industries for the region totals.
   e_ij1/e_ij2 region-industry at base/end year; e_i1/e_i2 reference industry; e1/e2 reference totals;
   e_j1 regional total at base year.
 -#}

@@ -1,4 +1,4 @@
--- Municipality categories per county (DESIGN §4): K1 = the county's largest municipality (latest population),
+-- Municipality categories per county (docs/design.md §4): K1 = the county's largest municipality (latest population),
 -- K2 = within var('k2_max_minutes') by car of K1, K3 = the rest. Travel times come from the maintained seed;
 -- where one is missing the category falls back to a commuting proxy from the OD matrix and says so in
 -- `category_basis` / `category_basis_note`:

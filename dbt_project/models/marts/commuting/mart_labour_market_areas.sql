@@ -1,4 +1,4 @@
--- SCB's LA rule (DESIGN §5) applied to the OD matrix per year: a municipality can be a centre if its
+-- SCB's LA rule (docs/design.md §5) applied to the OD matrix per year: a municipality can be a centre if its
 -- out-commuting is at most var('la_max_out_share') of employed residents and no single destination takes more
 -- than var('la_max_single_destination_share'); every other municipality follows its largest outflow, at most
 -- var('la_max_links') links to a centre. A destination outside the OD extract cannot be tested and is treated
