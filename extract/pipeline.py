@@ -9,6 +9,7 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from extract.landing import write_batch
 from regionstat.batches import Batch, batches, latest_batch
@@ -19,12 +20,16 @@ from regionstat.settings import Settings
 log = logging.getLogger(__name__)
 
 
+#: what extracting one source or inbox file did (DAG tasks and the CLI read it as plain text)
+ExtractStatus = Literal["landed", "skipped_fresh", "skipped_seen", "quarantined", "failed"]
+
+
 @dataclass
 class ExtractResult:
     source_name: str
     raw_table: str
     table_id: str
-    status: str  # landed | skipped_fresh | skipped_seen | quarantined | failed (message says why)
+    status: ExtractStatus  # failed and quarantined: the message says why
     rows: int = 0
     cells: int = 0
     requests: int = 0

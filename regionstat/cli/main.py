@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
+from typing import Literal
 
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
@@ -89,7 +90,7 @@ def _extract_progress() -> Callable:
 class Problem:
     """A table that did not reach the warehouse in this run: fetch failed, file unreadable, validation failed."""
 
-    kind: str  # failed | quarantined
+    kind: Literal["failed", "quarantined"]
     source_name: str
     what: str  # SCB table id or file name (and load id for quarantined batches)
     reason: str
