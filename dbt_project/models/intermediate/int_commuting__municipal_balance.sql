@@ -1,4 +1,5 @@
--- Commuting balance per residence municipality of the OD extract and year (docs/design.md §5, T_ij live in i, work in j).
+-- Commuting balance per residence municipality of the OD extract and year (docs/design.md §5;
+-- T_ij: live in i, work in j).
 -- Jobs W_i and in-commuting count only residents of the municipalities covered by the OD extract.
 with
 
