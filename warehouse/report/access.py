@@ -33,6 +33,7 @@ from warehouse.provenance import (
     read_model_docs,
     source_vintages,
 )
+from warehouse.report.format import is_missing
 from warehouse.report.model import Provenance
 
 log = logging.getLogger(__name__)
@@ -255,7 +256,8 @@ class Warehouse:
             if t in self.raw_synthetic:
                 continue
             try:
-                flag = self.con.execute(f'select bool_or(_synthetic) from raw."{t}"').fetchone()[0]
+                row = self.con.execute(f'select bool_or(_synthetic) from raw."{t}"').fetchone()
+                flag = row[0] if row else None
             except Exception:
                 continue
             if flag is not None:
@@ -332,7 +334,8 @@ class Warehouse:
         syn_raw = self.synthetic_inputs(raw)  # raw tables, with the offline fallback when nothing is recorded
 
         def column(name: str) -> list[Any] | None:
-            return list(rows[name]) if name in rows.columns else None
+            """The column's cells with pandas' NaN as None (a NaN cell is truthy and would read as 'nan')."""
+            return [None if is_missing(v) else v for v in rows[name]] if name in rows.columns else None
 
         has_flags = "is_synthetic" in rows.columns
         syn_rows = int(rows["is_synthetic"].fillna(False).astype(bool).sum()) if has_flags else None

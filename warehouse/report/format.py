@@ -12,7 +12,7 @@ import pandas as pd
 
 def is_missing(v: object) -> bool:
     """None, NaN and pandas' NA all count as missing (``pd.isna`` of a scalar)."""
-    return v is None or bool(pd.isna(v))  # type: ignore[arg-type]
+    return v is None or bool(pd.isna(v))
 
 
 def fmt_int(v: object) -> str:

@@ -78,18 +78,18 @@ def _growth_table(df: pd.DataFrame) -> tuple[list[Period], dict[tuple[str, str, 
     periods: dict[tuple[int, int], Period] = {}
     growth: dict[tuple[str, str, int, int], Growth] = {}
     for r in df.itertuples(index=False):
-        a, b = int(r.start_year), int(r.end_year)  # type: ignore[call-overload]
+        a, b = int(r.start_year), int(r.end_year)
         if (a, b) not in periods and len(periods) < MAX_PERIODS:
             periods[(a, b)] = Period(a, b, str(r.horizon_label))
         values = (r.growth_pct_pooled, r.growth_pct_unweighted_mean)
         growth.setdefault(
             (str(r.group_type), str(r.group_code), a, b),
-            (None if is_missing(values[0]) else float(values[0]), None if is_missing(values[1]) else float(values[1])),  # type: ignore[arg-type]
+            (None if is_missing(values[0]) else float(values[0]), None if is_missing(values[1]) else float(values[1])),
         )
     return list(periods.values()), growth
 
 
-def _group_rows(df: pd.DataFrame, periods: list[Period], growth: dict) -> list[GroupRow]:  # type: ignore[type-arg]
+def _group_rows(df: pd.DataFrame, periods: list[Period], growth: dict) -> list[GroupRow]:
     groups = df[df["group_type"].isin(["county", "category"])]
     keys = sorted(
         set(zip(groups["group_type"], groups["group_code"], strict=True)),
@@ -152,7 +152,7 @@ def _growth_chart(rows: list[GroupRow], periods: list[Period]) -> Chart | None:
     return chart(spec, "catgrowth")
 
 
-def _member_rows(wh: Warehouse, df: pd.DataFrame, periods: list[Period], growth: dict) -> list[MemberRow]:  # type: ignore[type-arg]
+def _member_rows(wh: Warehouse, df: pd.DataFrame, periods: list[Period], growth: dict) -> list[MemberRow]:
     munis = df[df["group_type"] == "municipality"].drop_duplicates("group_code")
     munis = munis.assign(_order=munis["category"].map(lambda k: CATEGORY_ORDER.get(k, 3)))
     rows = []

@@ -43,12 +43,12 @@ def _region(wh: Warehouse, code: str, sub: pd.DataFrame) -> RegionSectors:
     max_share = float(sub["share"].max()) if sub["share"].notna().any() else 0.0
     rows = [
         SectorRow(
-            rank=int(r.sector_rank),  # type: ignore[call-overload]
+            rank=int(r.sector_rank),
             code=str(r.sni_group_code),
             name=str(r.sni_group_name_en),
             employed=r.employed,
             share=r.share,
-            bar_pct=0.0 if is_missing(r.share) or max_share <= 0 else 100.0 * float(r.share) / max_share,  # type: ignore[arg-type]
+            bar_pct=0.0 if is_missing(r.share) or max_share <= 0 else 100.0 * float(r.share) / max_share,
             rank_change=r.rank_change,
         )
         for r in sub.itertuples(index=False)
