@@ -46,7 +46,8 @@ def _heatmap_spec(d: pd.DataFrame, sector_order: list[str], muni_order: list[str
 
 def location_quotients(wh: Warehouse) -> Block:
     mart = "mart_sector_location_quotients"
-    rows = wh.read(mart, "location_quotients")
+    basis = str(wh.vars.get("employment_basis", "day"))
+    rows = wh.read(mart, "location_quotients", basis=basis)
     sni = wh.seed("sni2007_groups", ["sort_order"]).set_index("sni_group_code")
     d = rows.copy()
     d["municipality"] = d["region_code"].map(wh.name_of)
@@ -60,7 +61,7 @@ def location_quotients(wh: Warehouse) -> Block:
     return Block(
         title="",
         view=HeatmapView(
-            chart=chart(lambda: _heatmap_spec(d, sector_order, muni_order), "lqheat"), note="Shown: basis = day."
+            chart=chart(lambda: _heatmap_spec(d, sector_order, muni_order), "lqheat"), note=f"Shown: basis = {basis}."
         ),
         macro="heatmap",
         prov=wh.provenance(mart, rows, ["employment_by_sector"]),

@@ -41,8 +41,15 @@ class BlockSpec:
 class SectionSpec:
     id: str
     title: str
-    intro: str
+    intro: str | Callable[[Warehouse], str]  # a function when the text names facts from the warehouse or dbt
     blocks: tuple[BlockSpec, ...] = field(default_factory=tuple)
+
+
+def _sectors_intro(wh: Warehouse) -> str:
+    source = wh.sources.get("employment_by_sector")
+    tables = ", ".join(source.source_tables) if source else ""
+    basis = {"day": "by workplace", "night": "by residence"}.get(str(wh.vars.get("employment_basis")), "")
+    return f"Employment by SNI 2007 sector group ({', '.join(x for x in (tables, basis) if x)})."
 
 
 SECTIONS = (
@@ -58,7 +65,7 @@ SECTIONS = (
     SectionSpec(
         "sectors",
         "Largest sectors per municipality",
-        "Employment by SNI 2007 sector group (TAB3204, by workplace).",
+        _sectors_intro,
         (BlockSpec(sectors.top_sectors, "Top sectors per municipality", "employment"),),
     ),
     SectionSpec(
@@ -113,7 +120,13 @@ def build_block(wh: Warehouse, spec: BlockSpec) -> Block:
 
 def build_sections(wh: Warehouse) -> list[Section]:
     return [
-        Section(id=s.id, title=s.title, intro=s.intro, blocks=[build_block(wh, b) for b in s.blocks]) for s in SECTIONS
+        Section(
+            id=s.id,
+            title=s.title,
+            intro=s.intro if isinstance(s.intro, str) else s.intro(wh),
+            blocks=[build_block(wh, b) for b in s.blocks],
+        )
+        for s in SECTIONS
     ]
 
 
