@@ -386,3 +386,14 @@ def test_typology_view_sorts_municipalities_in_swedish_order(settings: Settings)
     assert linkoping.study_area and linkoping.rules == ["size = 6000 -> S3 town", "density = 800 -> D2"]
     assert [c.class_code for c in linkoping.cells] == ["S3", "G0", "D2", "F2", "A2"]
     assert view.rules is not None and view.rules.rows  # the seed's classification rules
+
+
+def test_dbt_exposure_lists_every_mart_the_report_reads() -> None:
+    """dbt's lineage of the report (exposure html_report) is complete: each mart a report query reads is in it."""
+    sql_dir = PROJECT_ROOT / "warehouse" / "report" / "sql"
+    read = {m for path in sql_dir.glob("*.sql") for m in re.findall(r"\bmarts\.(\w+)", path.read_text("utf-8"))}
+    exposures = PROJECT_ROOT / "dbt_project" / "models" / "reports" / "_reports__exposures.yml"
+    (report,) = [e for e in yaml.safe_load(exposures.read_text("utf-8"))["exposures"] if e["name"] == "html_report"]
+    listed = {re.fullmatch(r"ref\('(\w+)'\)", dep).group(1) for dep in report["depends_on"]}  # type: ignore[union-attr]
+    assert len(read) >= 9
+    assert read <= listed, f"add to the exposure: {sorted(read - listed)}"
