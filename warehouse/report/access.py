@@ -218,6 +218,12 @@ class Warehouse:
             if rec["municipality_name"]:
                 self._names[rec["municipality_code"]] = rec["municipality_name"]
 
+    def county_short_name(self) -> str:
+        """``Östergötland`` from SCB's ``Östergötlands län``: the county's name without "län" and the genitive s."""
+        name = self.name_of(self.county)
+        short = name.removesuffix(" län")
+        return short.removesuffix("s") if short != name and name.endswith("s län") else short
+
     def region_label(self) -> str:
         """``Östergötlands län (county 05, 13 municipalities) with Sweden (00) as reference``, from the data."""
         county_munis = [c for c in self.munis if c.startswith(self.county)]

@@ -179,7 +179,7 @@ def header_facts(wh: Warehouse, settings: Settings, sections: list[Section]) -> 
     if not wh.loads.empty and wh.loads["loaded_at"].notna().any():
         loaded = str(pd.Timestamp(wh.loads["loaded_at"].max()).strftime("%Y-%m-%d %H:%M UTC"))
     return {
-        "title": wh.name_of(wh.county).removesuffix(" län").removesuffix("s"),
+        "title": wh.county_short_name(),
         "region_set": f"{wh.region_label()} (region set {settings.region_set})",
         "data_source": "bundled offline snapshot" if settings.offline else settings.api_url,
         "vintages": _vintages(sections),
