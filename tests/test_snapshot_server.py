@@ -9,7 +9,7 @@ import time
 import pytest
 import requests
 
-from extract.snapshot.server import Faults, SnapshotServer, main
+from tools.snapshot.server import Faults, SnapshotServer, main
 
 BOM = b"\xef\xbb\xbf"
 OSTERGOTLAND = ["0509", "0512", "0513", "0560", "0561", "0562", "0563", "0580", "0581", "0582", "0583", "0584", "0586"]

@@ -51,7 +51,7 @@ import numpy as np
 import orjson
 import pyarrow.parquet as pq
 
-from extract.snapshot import TABLES_DIR
+from tools.snapshot import TABLES_DIR
 
 BOM = b"\xef\xbb\xbf"
 API_PREFIX = "/api/v2"

@@ -1,6 +1,6 @@
-"""Build the bundled offline snapshot (`extract/snapshot/tables/`) from `reference/data/`.
+"""Build the bundled offline snapshot (`tools/snapshot/tables/`) from `reference/data/`.
 
-Run `python -m extract.snapshot.build` from the project root. The output is deterministic (seeded numpy, sorted
+Run `python -m tools.snapshot.build` from the project root. The output is deterministic (seeded numpy, sorted
 rows, fixed dates), so re-running gives byte-identical files; it is committed with the code.
 
 Per table `tables/<TABLE_ID>/`:
@@ -22,15 +22,16 @@ import copy
 import csv
 import json
 import math
-import re
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from extract.snapshot import TABLES_DIR
+from extract.px import read_px
+from tools.snapshot import TABLES_DIR
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 REF = PROJECT_ROOT / "reference" / "data"
@@ -158,46 +159,18 @@ def fix_size(meta: dict) -> dict:
     return meta
 
 
-def read_px_minimal(path: Path) -> tuple[dict[str, list[str]], dict[str, list[str]], list[str], list[str], np.ndarray]:
-    """Just enough PX for ksi2242: VALUES, CODES, STUB, HEADING and DATA (missing symbols -> NaN)."""
-    text = path.read_bytes().decode("latin-1")
-    head, data = text.split("DATA=", 1)
-    values: dict[str, list[str]] = {}
-    codes: dict[str, list[str]] = {}
-    stub: list[str] = []
-    heading: list[str] = []
-    for stmt in re.finditer(r'([A-Z-]+)(?:\("([^"]*)"\))?=((?:"[^"]*"|[^;"])*);', head):
-        key, sub, raw = stmt.group(1), stmt.group(2), stmt.group(3)
-        items = [re.sub(r'"\s*"', "", part).strip().strip('"') for part in re.split(r'"\s*,\s*"', raw.strip())]
-        if key == "VALUES":
-            values[sub] = items
-        elif key == "CODES":
-            codes[sub] = items
-        elif key == "STUB":
-            stub = items
-        elif key == "HEADING":
-            heading = items
-    tokens = data.split(";", 1)[0].split()
-    arr = np.array([math.nan if t.startswith('"') else float(t) for t in tokens], dtype=np.float64)
-    return values, codes, stub, heading, arr
-
-
 def ksi2242_q4_population() -> dict[tuple[str, str], float]:
     """{(region code, year): population at the end of Q4} from ksi2242.px (indicator Befolkning)."""
-    values, codes, stub, heading, arr = read_px_minimal(REF / "linkoping_kommun_px" / "ksi2242.px")
-    order = stub + heading
-    shape = [len(codes.get(v) or values[v]) for v in order]
-    cube = arr.reshape(shape)
-    tid, kv, kom, ind = (codes.get(v) or values[v] for v in order)
-    q4 = kv.index("Q4")
-    bef = ind.index("Befolkning")
-    out = {}
-    for ti, year in enumerate(tid):
-        for ki, region in enumerate(kom):
-            v = cube[ti, q4, ki, bef]
-            if not math.isnan(v):
-                out[(region, year)] = float(v)
-    return out
+    facts = read_px(REF / "linkoping_kommun_px" / "ksi2242.px").to_arrow()
+    q4 = facts.filter(
+        (pc.field("kvartal") == "Q4") & (pc.field("indikator") == "Befolkning") & pc.field("value").is_valid()
+    )
+    return {
+        (region, year): value
+        for region, year, value in zip(
+            q4["kommun"].to_pylist(), q4["tid"].to_pylist(), q4["value"].to_pylist(), strict=True
+        )
+    }
 
 
 def write_table(
