@@ -53,6 +53,7 @@ COPY regionstat_cli ./regionstat_cli
 COPY dbt_project ./dbt_project
 COPY dags ./dags
 COPY reference ./reference
+COPY tools ./tools
 RUN uv sync --frozen --compile-bytecode --no-default-groups --inexact \
     && mkdir -p /opt/regionstat/data /opt/airflow/logs \
     && chown -R "${AIRFLOW_UID}:0" /opt/regionstat/data /opt/airflow /opt/regionstat/dbt_project \

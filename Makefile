@@ -39,6 +39,10 @@ lint: install  ## ruff + sqlfluff (dbt templater)
 	$(BIN)/ruff format --check .
 	cd dbt_project && REGIONSTAT_DUCKDB_PATH=$${REGIONSTAT_DUCKDB_PATH:-$(CURDIR)/.lint.duckdb} ../$(BIN)/sqlfluff lint models --processes 2
 
+.PHONY: snapshot
+snapshot: install  ## rebuild the offline snapshot tools/snapshot/tables/ from reference/data/ (byte-identical if unchanged)
+	$(BIN)/python -m tools.snapshot.build
+
 bench: install  ## benchmarks against peers; results in bench/results/*.json
 	$(BIN)/python -m bench.run
 

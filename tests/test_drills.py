@@ -35,9 +35,9 @@ from extract.landing import latest_manifest, manifests
 from extract.pipeline import extract_all, extract_source
 from extract.pxweb import PxWebClient, RetryPolicy
 from extract.settings import Settings
-from extract.snapshot import TABLES_DIR
-from extract.snapshot.server import Faults, SnapshotServer
 from regionstat_cli.main import main as cli
+from tools.snapshot import TABLES_DIR
+from tools.snapshot.server import Faults, SnapshotServer
 from warehouse.db import connect_reader
 from warehouse.load import load_validated
 

@@ -23,7 +23,7 @@ from extract.errors import (
 )
 from extract.pxweb import PxWebClient, RetryPolicy
 from extract.ratelimit import SlidingWindowLimiter
-from extract.snapshot.server import Faults
+from tools.snapshot.server import Faults
 
 FAST = RetryPolicy(max_attempts=6, base_delay=0.01, max_delay=0.05, connect_timeout=2, read_timeout=10)
 POP = {"Region": "05*", "Alder": "*", "Kon": "*", "ContentsCode": "BE0101N1", "Tid": "top(5)"}  # 14280 cells

@@ -16,8 +16,8 @@ from extract.landing import latest_manifest
 from extract.pipeline import extract_all, extract_source, retry_policy
 from extract.pxweb import PxWebClient, RetryPolicy
 from extract.settings import Settings
-from extract.snapshot.server import Faults, SnapshotServer
 from regionstat_cli.main import main
+from tools.snapshot.server import Faults, SnapshotServer
 
 pytestmark = [pytest.mark.xdist_group("runs")]
 
