@@ -66,18 +66,30 @@ def build(settings: Any) -> Path:
     results_dir = store / "results"
     for path in sorted(results_dir.glob("*/*.json")) if results_dir.exists() else []:
         data = json.loads(path.read_text(encoding="utf-8"))
-        result = ExpectationSuiteValidationResult(**data)
         suite_name, load_id = path.parent.name, path.stem
-        run_time = (data.get("meta") or {}).get("batch_markers", {}).get("ge_load_time")
+        meta = data.setdefault("meta", {})
+        run_id = RunIdentifier(run_name=load_id, run_time=meta.get("batch_markers", {}).get("ge_load_time"))
+        _name_run_and_asset(meta, run_id)
+        result = ExpectationSuiteValidationResult(**data)
         key = ValidationResultIdentifier(
             expectation_suite_identifier=ExpectationSuiteIdentifier(name=suite_name),
-            run_id=RunIdentifier(run_name=load_id, run_time=run_time),
+            run_id=run_id,
             batch_identifier=suite_name.rsplit(".", 1)[-1],
         )
         ctx.validation_results_store.set(key, result)
     ctx.build_data_docs(site_names=[SITE])
     make_offline(site_dir)
     return site_dir / "index.html"
+
+
+def _name_run_and_asset(meta: dict[str, Any], run_id: Any) -> None:
+    """Give GX's page renderer the run and asset it looks for: a result validated on a batch (not through a
+    checkpoint) has no ``run_id`` (pages said ``__none__``), and a fluent batch's ``batch_spec`` has no
+    ``data_asset_name`` (pages said "Data asset: None"); both are taken from the result's own metadata."""
+    meta.setdefault("run_id", run_id.to_json_dict())
+    asset = (meta.get("active_batch_definition") or {}).get("data_asset_name")
+    if asset and isinstance(meta.get("batch_spec"), dict):
+        meta["batch_spec"].setdefault("data_asset_name", asset)
 
 
 def make_offline(site_dir: Path) -> None:

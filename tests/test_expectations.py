@@ -380,6 +380,12 @@ def test_validate_pending_list_quarantine_and_offline_data_docs(data_dir: Path) 
     assert (index.parent / "static" / "regionstat" / "offline.css").exists()
     html = index.read_text(encoding="utf-8")
     assert "static/regionstat/offline.js" in html and "landing.population.population_tab638" in html
+    # one named GX data asset per source, on the index and on each page; GX's placeholders are gone
+    assert "population_tab638 (raw.population)" in html and "population_tab5557 (raw.population)" in html
+    for page in pages:
+        text = page.read_text(encoding="utf-8")
+        assert "Data asset: None" not in text and "__none__" not in text, page
+        assert f"Data asset: {page.stem} (raw.population)" in text, page
 
 
 @pytest.mark.parametrize("n_regions,n_years", [(312, 330)])
