@@ -168,6 +168,7 @@ def site_config(site_dir: Path) -> dict[str, Any]:
 
 
 def build(settings: Any) -> Path:
+    """Rebuild the site from the stored results and the catalogue's suites; returns its ``index.html``."""
     g = gx()
     from great_expectations.core.expectation_validation_result import (
         ExpectationSuiteValidationResult,
