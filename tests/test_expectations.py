@@ -394,9 +394,7 @@ def test_validate_pending_list_quarantine_and_offline_data_docs(data_dir: Path) 
 
 
 @pytest.mark.parametrize("n_regions,n_years", [(312, 330)])
-def test_100k_rows_validate_in_a_few_seconds(data_dir: Path, n_regions: int, n_years: int) -> None:
-    import time
-
+def test_100k_rows_validate(data_dir: Path, n_regions: int, n_years: int) -> None:
     regions = pd.read_csv(Path(__file__).parent.parent / "expectations" / "reference" / "regions.csv", dtype=str)[
         "code"
     ].tolist()[:n_regions]
@@ -407,12 +405,9 @@ def test_100k_rows_validate_in_a_few_seconds(data_dir: Path, n_regions: int, n_y
         for y in years
     ]
     m = land(data_dir, rows)
-    t = time.perf_counter()
-    out = validate_batch(m, settings=_settings(data_dir))
-    elapsed = time.perf_counter() - t
+    out = validate_batch(m, settings=_settings(data_dir))  # speed is a benchmark figure (make bench), not a test
     assert out.success, out.failures
     assert out.rows == 102_960
-    assert elapsed < 8, elapsed
 
 
 def test_data_docs_assets_are_gx_own_vendored_unchanged() -> None:
