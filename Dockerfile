@@ -7,9 +7,8 @@ ARG PYTHON_VERSION=3.11
 FROM python:${PYTHON_VERSION}-slim-bookworm
 
 ARG UV_VERSION=0.13.8
-# Deployment-only providers (PostgreSQL metadata DB, CeleryExecutor) that the lock does not carry: installed
-# with every locked package pinned as a constraint, so nothing from uv.lock moves.
-ARG DEPLOY_PACKAGES="apache-airflow-providers-postgres==7.1.1 apache-airflow-providers-celery==3.26.0"
+# The deployment providers (PostgreSQL metadata DB, CeleryExecutor + Redis client) are the lock's `deploy` group,
+# the same versions tests/test_airflow_postgres.py runs with.
 ARG AIRFLOW_UID=50000
 
 ENV PYTHONUNBUFFERED=1 \
@@ -38,12 +37,7 @@ WORKDIR /opt/regionstat
 
 # 1. dependencies only (cached until uv.lock / pyproject.toml change)
 COPY pyproject.toml uv.lock README.md ./
-RUN uv sync --frozen --compile-bytecode --no-default-groups --no-install-project \
-    && uv export --frozen --no-hashes --no-default-groups --no-emit-project --format requirements-txt \
-         -o /tmp/constraints.txt \
-    && uv pip install --python /opt/regionstat/.venv/bin/python --compile-bytecode \
-         -c /tmp/constraints.txt ${DEPLOY_PACKAGES} \
-    && rm /tmp/constraints.txt
+RUN uv sync --frozen --compile-bytecode --no-default-groups --group deploy --no-install-project
 
 # 2. the project itself
 COPY extract ./extract
@@ -53,7 +47,8 @@ COPY regionstat ./regionstat
 COPY dbt_project ./dbt_project
 COPY dags ./dags
 COPY reference ./reference
-RUN uv sync --frozen --compile-bytecode --no-default-groups --inexact \
+COPY tools ./tools
+RUN uv sync --frozen --compile-bytecode --no-default-groups --group deploy \
     && mkdir -p /opt/regionstat/data /opt/airflow/logs \
     && chown -R "${AIRFLOW_UID}:0" /opt/regionstat/data /opt/airflow /opt/regionstat/dbt_project \
     && chmod -R g+rwX /opt/regionstat/data /opt/airflow /opt/regionstat/dbt_project

@@ -14,7 +14,7 @@ export GX_ANALYTICS_ENABLED := False
 export AIRFLOW_HOME ?= $(CURDIR)/.airflow
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help install demo test lint typecheck bench drills airflow clean
+.PHONY: help install demo test test-servers lint typecheck bench drills airflow clean
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
 
@@ -31,8 +31,20 @@ install: $(VENV)/.installed  ## create .venv from the committed uv.lock (idempot
 demo: install  ## run the whole pipeline through Airflow offline against the bundled snapshot
 	$(BIN)/python -m regionstat.cli.demo
 
-test: install lint typecheck  ## ruff, sqlfluff, mypy and the test suite
+test: install lint typecheck test-servers  ## ruff, sqlfluff, mypy and the test suite
 	$(BIN)/pytest -q -n 2 --dist loadgroup
+
+# The scheduler tests start their own PostgreSQL and Redis on loopback (tests/test_airflow_postgres.py)
+# from Debian's server packages: installed here as root when missing; otherwise those tests skip and say why.
+test-servers:  ## Debian's postgresql and redis-server for the scheduler tests (apt-get, as root, when missing)
+	@missing=""; \
+	compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || command -v initdb >/dev/null || missing="postgresql"; \
+	command -v redis-server >/dev/null || [ -x /usr/bin/redis-server ] || missing="$$missing redis-server"; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then \
+		echo "test-servers: missing$$missing (not root with apt-get): the scheduler tests that need it skip"; exit 0; fi; \
+	echo "test-servers: apt-get install$$missing"; \
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing
 
 lint: install  ## ruff + sqlfluff (dbt templater)
 	$(BIN)/ruff check .
@@ -41,6 +53,10 @@ lint: install  ## ruff + sqlfluff (dbt templater)
 
 typecheck: install  ## mypy over regionstat/ extract/ expectations/ warehouse/ (config in pyproject.toml)
 	$(BIN)/mypy
+
+.PHONY: snapshot
+snapshot: install  ## rebuild the offline snapshot tools/snapshot/tables/ from reference/data/ (byte-identical if unchanged)
+	$(BIN)/python -m tools.snapshot.build
 
 bench: install  ## benchmarks against peers; results in bench/results/*.json
 	$(BIN)/python -m bench.run

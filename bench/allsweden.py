@@ -2,7 +2,7 @@
 
     from bench.allsweden import ensure_snapshot
     tables_dir = ensure_snapshot()          # cached under ~/.cache/regionstat-bench/allsweden-<digest>/
-    SnapshotServer(tables_dir=tables_dir)   # same format as extract/snapshot/tables/
+    SnapshotServer(tables_dir=tables_dir)   # same format as tools/snapshot/tables/
 
 Every catalogue table at full Sweden scale (290 municipalities, 21 counties, 00; the OD matrix TAB1830
 290 x 290 x 2 sexes x 5 years), with the *real* metadata dimension lists of the bundled snapshot and all values
@@ -35,7 +35,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from extract.snapshot import TABLES_DIR
+from tools.snapshot import TABLES_DIR
 
 SEED = 20260707
 UPDATED = "2025-06-01T06:00:00Z"
@@ -162,7 +162,7 @@ class World:
     """Municipalities, counties, population, coordinates and the employment/commuting model (all seeded)."""
 
     def __init__(self, seed: int = SEED):
-        from extract.snapshot.build import COUNTY_COORDS, MUNI_COORDS
+        from tools.snapshot.build import COUNTY_COORDS, MUNI_COORDS
 
         self.rng = np.random.default_rng(seed)
         rng = self.rng

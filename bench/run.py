@@ -84,9 +84,9 @@ def _plan_queries(tables_dir: Path) -> list[dict[str, Any]]:
     from extract.chunking import lower_bound
     from extract.pipeline import _restrict_to_region_set
     from extract.pxweb import PxWebClient
-    from extract.snapshot.server import SnapshotServer
     from regionstat.catalogue import load_catalogue
     from regionstat.settings import Settings
+    from tools.snapshot.server import SnapshotServer
 
     catalogue = load_catalogue()
     region_set = catalogue.region_set("sweden")
@@ -127,7 +127,7 @@ def _server_counts(server) -> dict[str, int]:
 
 def _run_contestant(name: str, profile: tuple, tables_dir: Path, queries: list[dict[str, Any]]) -> dict[str, Any]:
     from extract.pxweb import PxWebClient
-    from extract.snapshot.server import SnapshotServer
+    from tools.snapshot.server import SnapshotServer
 
     pname, max_cells, max_calls, window = profile
     rows = []
@@ -203,7 +203,7 @@ def _run_contestant(name: str, profile: tuple, tables_dir: Path, queries: list[d
 
 
 def bench_requests(tables_dir: Path, quick: bool) -> dict[str, Any]:
-    from extract.snapshot.server import SnapshotServer
+    from tools.snapshot.server import SnapshotServer
 
     queries = _plan_queries(tables_dir)
     with SnapshotServer(tables_dir) as server:
@@ -417,7 +417,7 @@ def _run_record(r: dict[str, Any]) -> dict[str, Any]:
 
 
 def bench_e2e(tables_dir: Path, work: Path, quick: bool) -> tuple[dict[str, Any], Path]:
-    from extract.snapshot.server import SnapshotServer
+    from tools.snapshot.server import SnapshotServer
 
     data = work / "e2e-sweden"
     shutil.rmtree(data, ignore_errors=True)
@@ -493,7 +493,7 @@ def bench_e2e(tables_dir: Path, work: Path, quick: bool) -> tuple[dict[str, Any]
 
 # ====================================================================================== 4. dbt and DagBag
 def bench_dbt_dags(tables_dir: Path, work: Path, data: Path | None, quick: bool) -> dict[str, Any]:
-    from extract.snapshot.server import SnapshotServer
+    from tools.snapshot.server import SnapshotServer
 
     if data is None or not (data / "warehouse.duckdb").exists():
         data = work / "dbt-sweden"

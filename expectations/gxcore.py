@@ -50,16 +50,31 @@ def context() -> Any:
 
             ctx = g.get_context(mode="ephemeral")
             ctx.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
-            ds = ctx.data_sources.add_pandas("regionstat_landing")
-            asset = ds.add_dataframe_asset("landing_frame")
-            _state["batch_definition"] = asset.add_batch_definition_whole_dataframe("whole_frame")
+            _state["datasource"] = ctx.data_sources.add_pandas(DATASOURCE)
+            _state["batch_definitions"] = {}
             _state["context"] = ctx
         return ctx
 
 
-def batch_definition() -> Any:
+DATASOURCE = "regionstat_landing"
+BATCH_DEFINITION = "whole landing batch"
+
+
+def asset_name(source_name: str, raw_table: str) -> str:
+    """The GX data asset of one source's landing batches: what Data Docs list under "Data asset"."""
+    return f"{source_name} (raw.{raw_table})"
+
+
+def batch_definition(source_name: str, raw_table: str) -> Any:
+    """The whole-dataframe batch definition of one source's data asset, created on first use."""
     context()
-    return _state["batch_definition"]
+    with _lock:
+        name = asset_name(source_name, raw_table)
+        definitions: dict[str, Any] = _state["batch_definitions"]
+        if name not in definitions:
+            asset = _state["datasource"].add_dataframe_asset(name)
+            definitions[name] = asset.add_batch_definition_whole_dataframe(BATCH_DEFINITION)
+        return definitions[name]
 
 
 def lock() -> threading.RLock:

@@ -307,6 +307,9 @@ def static_expectations(spec: SuiteSpec) -> list[Any]:
     nonneg: dict[str, Any] = {}
     if spec.value_nonneg_condition:
         nonneg = {"row_condition": spec.value_nonneg_condition, "condition_parser": "pandas"}
+    if spec.value_nonneg_condition and spec.value_nonneg_condition.startswith("flow_type not in"):
+        # GX would print the pandas condition ("If flow_type not in [...] ..."); say what it means instead
+        nonneg["description"] = "value is never negative, except on net-flow rows (a net flow can be negative)"
     ex.append(
         _mk(
             "ExpectColumnValuesToBeBetween",
@@ -319,13 +322,16 @@ def static_expectations(spec: SuiteSpec) -> list[Any]:
     )
     if spec.count_contents != "none":
         cond = "value % 1 != 0"
+        whole = "value: counts are whole numbers (no row has a fractional value)"
         if spec.count_contents == "condition":
             cond += f" and ContentsCode not in {list(spec.non_count_codes)!r}"
+            whole = f"value: counts are whole numbers (all contents except {', '.join(spec.non_count_codes)})"
         ex.append(
             _mk(
                 "ExpectColumnValuesToBeNull",
                 FAIL,
                 "counts are integral: rows with a fractional value must not exist",
+                description=whole,
                 column="value",
                 row_condition=cond,
                 condition_parser="pandas",
@@ -337,6 +343,7 @@ def static_expectations(spec: SuiteSpec) -> list[Any]:
             "ExpectColumnValuesToNotBeNull",
             WARN,
             "a missing value carries a PxWeb status symbol",
+            description="status: a missing value (NaN) carries a PxWeb status symbol saying why it is missing",
             column="status",
             row_condition="value != value",
             condition_parser="pandas",

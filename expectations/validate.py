@@ -200,10 +200,11 @@ def _details(res: Any) -> str:
 # -- the stage function -----------------------------------------------------------------------------------
 
 
-def _run_gx(df: pd.DataFrame, suite: Any) -> Any:
+def _run_gx(df: pd.DataFrame, suite: Any, spec: SuiteSpec) -> Any:
     with lock(), _warnings.catch_warnings():
         _warnings.simplefilter("ignore")
-        batch = batch_definition().get_batch(batch_parameters={"dataframe": _for_gx(df)})
+        definition = batch_definition(spec.source_name, spec.raw_table)
+        batch = definition.get_batch(batch_parameters={"dataframe": _for_gx(df)})
         return batch.validate(suite, result_format={"result_format": "SUMMARY", "partial_unexpected_count": 20})
 
 
@@ -291,7 +292,7 @@ def _validate_batch(manifest_path: Path, *, settings: Any) -> ValidationOutcome:
     suite = build_suite(
         spec, cells=manifest.get("cells"), previous_values=previous_values, previous_load_id=prev_load_id
     )
-    result = _run_gx(df, suite)
+    result = _run_gx(df, suite, spec)
     results = sorted(result.results, key=lambda r: (r.expectation_config.meta or {}).get("order", 10**6))
     for res in results:
         cfg = res.expectation_config

@@ -5,10 +5,12 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import errno
+import importlib
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Literal
 
 from extract.landing import write_batch
@@ -52,10 +54,25 @@ def api_base_url(settings: Settings) -> Iterator[str]:
     if settings.api_url:
         yield settings.api_url
         return
-    from extract.snapshot.server import SnapshotServer
-
-    with SnapshotServer() as server:
+    with snapshot_server_module().SnapshotServer() as server:
         yield server.url
+
+
+#: why the offline default cannot start outside a checkout (one line, printed as the command's error)
+SNAPSHOT_MISSING = (
+    "the offline snapshot ships with the repository checkout (tools/snapshot/), not with the installed package; "
+    "set REGIONSTAT_API_URL or use --live"
+)
+
+
+def snapshot_server_module() -> ModuleType:
+    """``tools.snapshot.server``, imported only when the offline snapshot is used: it is not in the runtime wheel."""
+    try:
+        return importlib.import_module("tools.snapshot.server")
+    except ModuleNotFoundError as exc:
+        if exc.name not in {"tools", "tools.snapshot", "tools.snapshot.server"}:
+            raise  # the checkout is there but one of its dependencies is not: that is a different problem
+        raise RegionstatError(SNAPSHOT_MISSING) from None
 
 
 #: catalogue ``http:`` keys -> RetryPolicy fields

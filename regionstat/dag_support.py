@@ -357,15 +357,7 @@ def dbt_group(group: str) -> dict[str, Any]:
     from warehouse.build import run_dbt
 
     selector = DBT_GROUPS[group][0]
-    previous = os.environ.get("DBT_INDIRECT_SELECTION")
-    os.environ["DBT_INDIRECT_SELECTION"] = "buildable"
-    try:
-        result = run_dbt(settings=settings(), select=selector)
-    finally:
-        if previous is None:
-            os.environ.pop("DBT_INDIRECT_SELECTION", None)
-        else:
-            os.environ["DBT_INDIRECT_SELECTION"] = previous
+    result = run_dbt(settings=settings(), select=selector, indirect_selection="buildable")
     log.info("%s (--select %s)", result.line(), selector)
     return {
         "group": group,

@@ -29,7 +29,7 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture
 def snapshot_server() -> Iterator[object]:
     """The bundled PxWeb v2 snapshot server on 127.0.0.1 with SCB's limits; `.url` is the API base."""
-    from extract.snapshot.server import SnapshotServer
+    from tools.snapshot.server import SnapshotServer
 
     with SnapshotServer() as server:
         yield server
@@ -38,7 +38,7 @@ def snapshot_server() -> Iterator[object]:
 @pytest.fixture
 def make_snapshot_server() -> Iterator[object]:
     """Factory for servers with other limits or faults: make_snapshot_server(max_data_cells=2000, ...)."""
-    from extract.snapshot.server import SnapshotServer
+    from tools.snapshot.server import SnapshotServer
 
     started: list[SnapshotServer] = []
 

@@ -1,15 +1,25 @@
-"""The real scheduler on a real PostgreSQL metadata DB (the one docker-compose.yml uses), no Docker needed.
+"""The real scheduler with compose's ``celery`` profile on a real PostgreSQL metadata DB, no Docker needed.
 
-A throwaway PostgreSQL cluster on 127.0.0.1 (the server binaries on this machine, e.g. Debian's ``postgresql``; as
-root the server runs as the ``postgres`` user), the project's own setup against it (``airflow_local.setup``:
-migrate, pool ``duckdb_writer``, reserialize), then the components as ``make airflow`` starts them - ``airflow
-api-server`` (the execution API the tasks talk to) first, ``airflow scheduler`` (LocalExecutor) and ``airflow
-dag-processor`` once it answers its health endpoint - each in its own process group, all stopped at the end
-whatever happens. ``regionstat_ingest`` is triggered with ``airflow dags trigger`` and must succeed and load
-``raw.*`` in a throwaway data dir; its asset event must make the scheduler start ``regionstat_transform``, which
-must publish marts. About 90 s on an idle machine (setup 3 s, ingest ~22 s, transform ~50 s); the waits fail only
-when nothing moves for STALL_LIMIT (or past CEILING), so a loaded machine is slower, not red. Skipped only where
-no PostgreSQL server binaries exist."""
+What a team that outgrows one machine runs (README "Scaling out: Celery"), with docker-compose.yml's settings
+(executor ``CeleryExecutor``, broker ``redis://…/0``, result backend ``db+postgresql://`` on the metadata DB,
+workers ``airflow celery worker``), all on loopback: a throwaway PostgreSQL cluster (the server binaries on this
+machine, Debian's ``postgresql``; as root the server runs as the ``postgres`` user) and a throwaway Redis (Debian's
+``redis-server``); ``make test`` installs both as root where missing, otherwise the test is skipped and says why.
+The project's own setup runs against PostgreSQL (``airflow_local.setup``: migrate, pool ``duckdb_writer``,
+reserialize), then the components as ``make airflow`` starts them - ``airflow api-server`` (the execution API the
+tasks talk to) first, the scheduler and dag-processor once it answers its health endpoint - plus two Celery
+workers with distinct names (``celery-a@…``, ``celery-b@…``) sharing one data dir, as workers sharing one
+``./data`` volume do; each in its own process group, all stopped at the end whatever happens.
+
+``regionstat_ingest`` is triggered with ``airflow dags trigger`` and must succeed and load ``raw.*``; its asset
+event must make the scheduler start ``regionstat_transform``, which must publish marts; each worker's own log must
+show it executed tasks of the runs (the work really was spread), and together they ran every task that ran. The
+one-slot pool ``duckdb_writer`` still serialises the DuckDB writers: the scheduler hands out its slot, whichever
+worker runs the task. The waits fail only when nothing moves for STALL_LIMIT (or past CEILING), so a loaded machine
+is slower, not red.
+
+One scheduler test, not two: the LocalExecutor (``make airflow``, compose's default profile) runs end to end in
+tests/test_airflow_standalone.py, so a second PostgreSQL run with LocalExecutor would add minutes and little."""
 
 from __future__ import annotations
 
@@ -18,6 +28,7 @@ import glob
 import json
 import os
 import pwd
+import re
 import secrets
 import shutil
 import signal
@@ -38,7 +49,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("airflow")]
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 PG_TOOLS = ("initdb", "pg_ctl", "postgres")
-RUN_ID = "regionstat_pg_scheduler_test"
+RUN_ID = "regionstat_celery_scheduler_test"
 # Waits fail on a stall, not on speed: a loaded 2-core machine makes the runs slower, it must not make them red.
 STALL_LIMIT = 300.0  # seconds without any task state, try number or task log size changing
 CEILING = 1200.0  # overall, per wait: only a run going round in circles gets here
@@ -225,7 +236,80 @@ def _wait_for_run(progress: Progress, dag_id: str, run_id: str) -> tuple[str | N
     return state, sorted(tis, key=lambda t: (t[0], t[1]))
 
 
-def test_scheduler_runs_ingest_then_transform_on_postgresql(postgres_url: str, tmp_path: Path) -> None:
+WORKERS = ("celery-a", "celery-b")
+WORKER_CONCURRENCY = 2  # 2 x 2 slots for 9 parallel extracts: both workers must take some
+REDIS_START_CEILING = 60.0  # seconds for redis-server to answer PING; it usually takes well under one
+# what the Celery provider logs when a worker starts a task (airflow.providers.celery ... execute_workload)
+EXECUTING = re.compile(r"Executing workload in Celery: .*?task_id='([^']+)'.*?dag_id='([^']+)'.*?run_id='([^']+)'")
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    """A throwaway Redis on 127.0.0.1:<free port> (no persistence, no other clients); its broker URL."""
+    server = shutil.which("redis-server", path=f"{os.environ.get('PATH', '')}{os.pathsep}/usr/bin")
+    if server is None:
+        pytest.skip("no redis-server: `make test` installs Debian's redis-server when run as root")
+    import redis
+
+    base = Path(tempfile.mkdtemp(prefix="regionstat-redis-"))
+    proc: subprocess.Popen | None = None
+    try:
+        for _attempt in range(3):  # the free port may be taken between the probe and the server's bind
+            port = _free_port()
+            argv = [server, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
+                    "--dir", str(base), "--logfile", str(base / "redis.log"), "--daemonize", "no"]  # fmt: skip
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, start_new_session=True)
+            client = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=2)
+            deadline = time.monotonic() + REDIS_START_CEILING
+            while proc.poll() is None and time.monotonic() < deadline:
+                try:
+                    if client.ping():
+                        break
+                except redis.exceptions.ConnectionError:
+                    time.sleep(0.2)
+            client.close()
+            if proc.poll() is None:
+                break
+        else:
+            log = (base / "redis.log").read_text(errors="replace")[-2000:] if (base / "redis.log").exists() else ""
+            pytest.fail(f"redis-server did not start on 127.0.0.1: {log}")
+        assert proc.poll() is None, "redis-server exited"
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        if proc is not None and proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def celery_env(env: dict[str, str], *, broker_url: str, metadata_url: str) -> dict[str, str]:
+    """Compose's Celery settings (docker-compose.yml x-airflow-env) on top of the project's Airflow env."""
+    assert metadata_url.startswith("postgresql+psycopg2://"), metadata_url
+    return {
+        **env,
+        "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+        "AIRFLOW__CELERY__BROKER_URL": broker_url,
+        "AIRFLOW__CELERY__RESULT_BACKEND": "db+postgresql" + metadata_url.removeprefix("postgresql+psycopg2"),
+        "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(WORKER_CONCURRENCY),
+    }
+
+
+def executed_by_worker(workers: list[Component], run_ids: set[str]) -> dict[str, set[tuple[str, str]]]:
+    """(dag_id, task_id) of the tasks of ``run_ids`` each worker's log says it executed."""
+    out: dict[str, set[tuple[str, str]]] = {}
+    for worker in workers:
+        text = worker.log_path.read_text(encoding="utf-8", errors="replace")
+        out[worker.name] = {(m[2], m[1]) for m in EXECUTING.finditer(text) if m[3] in run_ids}
+    return out
+
+
+def test_scheduler_with_two_celery_workers_runs_ingest_then_transform_on_postgresql(
+    postgres_url: str, redis_url: str, tmp_path: Path
+) -> None:
     from regionstat.catalogue import load_catalogue
     from regionstat.cli.airflow_local import (
         POOL,
@@ -248,7 +332,6 @@ def test_scheduler_runs_ingest_then_transform_on_postgresql(postgres_url: str, t
     base.update(
         {
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": postgres_url,
-            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             # the CLI steps below unpause what this test runs (not regionstat_inbox)
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
             # every component signs / checks the task JWTs with the same secret (as in compose)
@@ -257,7 +340,9 @@ def test_scheduler_runs_ingest_then_transform_on_postgresql(postgres_url: str, t
             "AIRFLOW__API__WORKERS": "1",
         }
     )
-    env = airflow_env(home=home, data_dir=data, base=base, port=port)
+    env = celery_env(
+        airflow_env(home=home, data_dir=data, base=base, port=port), broker_url=redis_url, metadata_url=postgres_url
+    )
     assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] == postgres_url
     assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == f"http://127.0.0.1:{port}/execution/"
     setup(env, echo=None)
@@ -272,12 +357,19 @@ def test_scheduler_runs_ingest_then_transform_on_postgresql(postgres_url: str, t
     assert next_run is not None
 
     procs: list[Component] = []
+    workers: list[Component] = []
     try:
         # as `make airflow` does: the api-server first; the rest once it answers its health endpoint
         procs.append(start_component("api-server", env, logs, echo=None))
         wait_for_api(procs[0], port, ceiling=CEILING)
         procs.append(start_component("scheduler", env, logs, echo=None))
         procs.append(start_component("dag-processor", env, logs, echo=None))
+        for name in WORKERS:
+            # each worker serves its task logs on its own port (in compose, each container has its own 8793)
+            worker_env = {**env, "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(_free_port())}
+            worker = start_component(f"celery worker --celery-hostname {name}@%h", worker_env, logs / name, echo=None)
+            workers.append(worker)
+            procs.append(worker)
 
         # The manual run takes the logical date of the scheduler's next @monthly run (the latest month, as
         # catchup=False has it): one run per logical date, so unpausing does not also start a scheduled run.
@@ -304,9 +396,12 @@ def test_scheduler_runs_ingest_then_transform_on_postgresql(postgres_url: str, t
             )
             time.sleep(1)
         assert [t[1] for t in transform] == ["asset_triggered"], f"{transform}\n{_report(procs, home)}"
-        state, tis = _wait_for_run(progress, "regionstat_transform", transform[0][0])
+        transform_run = transform[0][0]
+        state, transform_tis = _wait_for_run(progress, "regionstat_transform", transform_run)
         transform_s = time.monotonic() - start
-        assert state == "success", f"transform run {state} after {transform_s:.0f} s: {tis}\n{_report(procs, home)}"
+        assert state == "success", (
+            f"transform run {state} after {transform_s:.0f} s: {transform_tis}\n{_report(procs, home)}"
+        )
 
         # one ingest run: unpausing did not add a scheduled one
         runs = metadata_query(env, "select run_id from dag_run where dag_id = ?", ("regionstat_ingest",))
@@ -316,6 +411,14 @@ def test_scheduler_runs_ingest_then_transform_on_postgresql(postgres_url: str, t
         stop_components([c for c in procs if c.name == "api-server"])
     stray = [c.name for c in procs if not _group_gone(c.proc)]
     assert not stray, f"process groups left running: {stray}"
+
+    # both workers ran tasks, and together they ran every task that ran (none ran anywhere else)
+    by_worker = executed_by_worker(workers, {RUN_ID, transform_run})
+    counts = {w.split()[-1]: len(t) for w, t in by_worker.items()}
+    assert all(counts.values()), f"a worker ran no task: {counts}"
+    ran = {("regionstat_ingest", t[0]) for t in tis if t[2] == "success"}
+    ran |= {("regionstat_transform", t[0]) for t in transform_tis if t[2] == "success"}
+    assert set().union(*by_worker.values()) >= ran, ran - set().union(*by_worker.values())
 
     import duckdb
 
@@ -334,8 +437,8 @@ def test_scheduler_runs_ingest_then_transform_on_postgresql(postgres_url: str, t
     assert tables >= {s.raw_table for s in catalogue.sources}
     assert json.loads((data / "marts" / "_index.json").read_text()), "no marts published"
     print(
-        f"scheduler on PostgreSQL: setup {setup_s:.0f} s, ingest {ingest_s:.0f} s, transform {transform_s:.0f} s, "
-        f"total {time.monotonic() - t0:.0f} s"
+        f"CeleryExecutor on PostgreSQL, tasks per worker {counts}: setup {setup_s:.0f} s, ingest {ingest_s:.0f} s, "
+        f"transform {transform_s:.0f} s, total {time.monotonic() - t0:.0f} s"
     )
 
 

@@ -78,9 +78,7 @@ def test_commands_are_airflow_subcommands():
     from airflow.cli import cli_parser
 
     parser = cli_parser.get_parser()
-    for service, command in AIRFLOW_COMMANDS.items():
-        if command.startswith("celery"):
-            continue  # the celery provider is installed in the image only (Dockerfile DEPLOY_PACKAGES)
+    for service, command in AIRFLOW_COMMANDS.items():  # `celery worker` too: the lock's deploy group has it
         args = parser.parse_args(command.split())
         assert callable(args.func), service
 
@@ -203,15 +201,30 @@ def test_dockerfile_installs_from_the_lock():
     assert "COPY pyproject.toml uv.lock" in DOCKERFILE
     syncs = re.findall(r"uv sync ([^\n\\&]+)", DOCKERFILE)
     assert syncs and all("--frozen" in s and "--compile-bytecode" in s for s in syncs)
-    assert "--inexact" in syncs[-1]  # keep the deployment providers installed next to the lock
-    # deployment extras are pinned and constrained by the lock
-    deploy = re.search(r'ARG DEPLOY_PACKAGES="([^"]+)"', DOCKERFILE).group(1).split()
-    assert deploy and all("==" in p for p in deploy)
-    assert {p.split("==")[0] for p in deploy} == {
-        "apache-airflow-providers-postgres",
-        "apache-airflow-providers-celery",
-    }
-    assert "-c /tmp/constraints.txt" in DOCKERFILE
+    # the deployment providers come from the lock's deploy group (nothing installed beside the lock)
+    assert all("--no-default-groups --group deploy" in s for s in syncs), syncs
+    deploy = {re.split(r"[<>=!~ ]", req, maxsplit=1)[0] for req in PYPROJECT["dependency-groups"]["deploy"]}
+    assert {"apache-airflow-providers-postgres", "apache-airflow-providers-celery", "redis"} <= deploy
+    assert "deploy" in PYPROJECT["tool"]["uv"]["default-groups"]  # `make install` has what the Celery test runs
+    assert "uv pip install" not in DOCKERFILE and "DEPLOY_PACKAGES" not in DOCKERFILE
+
+
+def test_celery_profile_has_the_settings_the_celery_test_runs():
+    """tests/test_airflow_postgres.py runs compose's Celery settings on loopback: same executor, broker, result
+    backend (the metadata DB through Celery's database backend) and worker command."""
+    from test_airflow_postgres import celery_env
+
+    env = _env("airflow-worker")
+    assert env["AIRFLOW__CORE__EXECUTOR"] == "${AIRFLOW_EXECUTOR:-LocalExecutor}"
+    assert "AIRFLOW_EXECUTOR=CeleryExecutor docker compose --profile celery" in COMPOSE_TEXT
+    ran = celery_env(
+        {}, broker_url=env["AIRFLOW__CELERY__BROKER_URL"], metadata_url=env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+    )
+    assert ran["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+    assert ran["AIRFLOW__CELERY__BROKER_URL"] == "redis://redis:6379/0"
+    assert ran["AIRFLOW__CELERY__RESULT_BACKEND"] == env["AIRFLOW__CELERY__RESULT_BACKEND"]
+    assert SERVICES["airflow-worker"]["command"] == "celery worker"
+    assert SERVICES["redis"]["image"].startswith("redis:7")
 
 
 def test_dockerfile_copies_every_package_the_project_needs():

@@ -11,7 +11,6 @@ import os
 import re
 import sys
 import tempfile
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
@@ -43,16 +42,13 @@ WRITER_TASKS = {
 def dagbag():
     from airflow.dag_processing.dagbag import BundleDagBag
 
-    start = time.perf_counter()
-    bag = BundleDagBag(dag_folder=str(DAGS), bundle_path=DAGS, bundle_name="dags-folder")
-    bag.parse_seconds = time.perf_counter() - start  # type: ignore[attr-defined]
-    return bag
+    return BundleDagBag(dag_folder=str(DAGS), bundle_path=DAGS, bundle_name="dags-folder")
 
 
-def test_dagbag_has_no_import_errors_and_parses_fast(dagbag):
+def test_dagbag_has_no_import_errors(dagbag):
     assert dagbag.import_errors == {}
     assert set(dagbag.dag_ids) >= {"regionstat_ingest", "regionstat_inbox", "regionstat_transform"}
-    assert dagbag.parse_seconds < 2.0, f"DagBag took {dagbag.parse_seconds:.2f} s"
+    # parse time is a benchmark figure (make bench: DagBag parse vs `import airflow`), not a test
 
 
 def test_every_dag_is_documented_single_run_and_not_catching_up(dagbag):

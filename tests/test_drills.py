@@ -32,12 +32,12 @@ import pytest
 from expectations.validate import validate_batch, validate_pending
 from extract.pipeline import extract_all, extract_source
 from extract.pxweb import PxWebClient, RetryPolicy
-from extract.snapshot import TABLES_DIR
-from extract.snapshot.server import Faults, SnapshotServer
 from regionstat.batches import batches, latest_batch
 from regionstat.cli.main import main as cli
 from regionstat.errors import PxWebError, WarehouseWriteError, WriterBusyError
 from regionstat.settings import Settings
+from tools.snapshot import TABLES_DIR
+from tools.snapshot.server import Faults, SnapshotServer
 from warehouse.db import connect_reader
 from warehouse.load import load_validated
 
@@ -96,7 +96,7 @@ def _raw_rows(settings: Settings, table: str, source: str) -> list[tuple]:
             r[0]
             for r in con.execute(
                 "select column_name from information_schema.columns where table_schema = 'raw' and table_name = ? "
-                "and column_name not in ('_load_id', '_loaded_at') order by ordinal_position",
+                "and column_name not in ('_load_id', '_loaded_at', '_source_updated') order by ordinal_position",
                 [table],
             ).fetchall()
         ]
@@ -416,6 +416,11 @@ def test_drift_changed_updated_same_data_refetched_same_hash(base: Path, tmp_pat
     assert validate_batch(res.manifest_path, settings=settings).success
     assert current.load_id in load_validated(settings=settings).loaded
     assert _raw_rows(settings, DRIFT_RAW, DRIFT_SOURCE) == raw_before  # same data in the warehouse
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
+        vintages = con.execute(
+            "select distinct _source_updated from raw.commuting_totals where _source_name = ?", [DRIFT_SOURCE]
+        ).fetchall()
+    assert vintages == [("2026-01-01T07:00:00Z",)]  # ...but it now cites the new upstream vintage
     assert len(batches(settings.landing_dir / DRIFT_RAW / DRIFT_SOURCE)) == 2
     with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
         n = con.execute("select count(*) from raw.commuting_totals where _source_name = ?", [DRIFT_SOURCE]).fetchone()

@@ -20,7 +20,7 @@ from regionstat.settings import Settings
 from warehouse.provenance import PROVENANCE_COLUMNS, Provenance, from_lineage, mart_provenance, source_vintages
 from warehouse.publish import publish_marts, read_index_checksums, write_parquet
 
-#: the upstream `updated` of the bundled snapshot's tables (extract/snapshot), as the landing manifests record it
+#: the upstream `updated` of the bundled snapshot's tables (tools/snapshot), as the landing manifests record it
 SNAPSHOT_UPDATED = {
     "TAB638": "2025-02-21T07:00:00Z",
     "TAB5557": "2026-02-24T07:00:00Z",

@@ -14,7 +14,6 @@ import pytest
 
 from extract.pxweb import PxWebClient, RetryPolicy
 from extract.ratelimit import SlidingWindowLimiter
-from extract.snapshot.server import Faults
 from regionstat.errors import (
     ApiUnavailableError,
     InvalidSelectionError,
@@ -24,6 +23,7 @@ from regionstat.errors import (
     UnknownValueCodeError,
     UnknownVariableError,
 )
+from tools.snapshot.server import Faults
 
 FAST = RetryPolicy(max_attempts=6, base_delay=0.01, max_delay=0.05, connect_timeout=2, read_timeout=10)
 POP = {"Region": "05*", "Alder": "*", "Kon": "*", "ContentsCode": "BE0101N1", "Tid": "top(5)"}  # 14280 cells

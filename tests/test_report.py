@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
@@ -11,7 +12,8 @@ import pytest
 import yaml
 
 from regionstat.settings import PROJECT_ROOT, Settings
-from warehouse.report import render_html, write_report
+from warehouse.report import commuting, lq, population, render_html, sectors, typology, write_report
+from warehouse.report.access import Warehouse
 
 MUNIS = {"0580": "Linköping", "0581": "Norrköping", "0583": "Motala", "0512": "Ydre"}
 CATEGORY = {"0580": "K1", "0581": "K3", "0583": "K2", "0512": "K3"}
@@ -99,11 +101,11 @@ def _build_marts(settings: Settings) -> None:
                 "?, 2019, ?, true)",
                 [code, rank, sni, f"sv {sni}", f"Sector {sni}", 1000.0 / rank, 0.2 / rank, 1 - rank],
             )
-            for basis, lq in (("day", 0.5 + 0.3 * rank), ("night", 3.9)):
+            for basis, quotient in (("day", 0.5 + 0.3 * rank), ("night", 3.9)):
                 con.execute(
                     "insert into marts.mart_sector_location_quotients values (?, 'municipality', '05', "
                     "2024, ?, ?, 100, 1.0, ?, true)",
-                    [code, basis, sni, lq],
+                    [code, basis, sni, quotient],
                 )
         for other in sorted(MUNIS):
             for sex in ("1", "2", "total"):
@@ -291,3 +293,107 @@ def test_blocks_take_flag_and_vintage_from_the_rows_shown(settings: Settings) ->
     assert "updated TAB5557 2026-02-24, TAB638 2025-02-21" in line
     assert "employment 2024 (synthetic) · updated TAB3204 2025-06-01" in line  # the LQ block is all synthetic
     assert "commuting matrix 2024 (synthetic) commuting" in line  # no vintage known there: none is made up
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Section view models: each section module returns a typed view model from the marts, without any markup.
+
+
+@pytest.fixture
+def warehouse(settings: Settings) -> Iterator[Warehouse]:
+    _build_marts(settings)
+    wh = Warehouse(settings)
+    yield wh
+    wh.close()
+
+
+def test_warehouse_takes_county_vars_and_source_labels_from_dbt(warehouse: Warehouse) -> None:
+    project = yaml.safe_load((PROJECT_ROOT / "dbt_project" / "dbt_project.yml").read_text(encoding="utf-8"))
+    assert warehouse.county == project["vars"]["county_code"]
+    assert warehouse.sources["population"].label == "SCB TAB638/TAB5557"
+    assert warehouse.offline_synthetic() == ["commuting_flows", "employment_by_sector"]
+    assert warehouse.region_label().startswith("Östergötlands län (county 05, 4 municipalities)")
+
+
+def test_population_views(warehouse: Warehouse) -> None:
+    growth = population.category_growth(warehouse)
+    view = growth.view
+    assert isinstance(view, population.CategoryGrowthView)
+    assert [p.title for p in view.periods] == ["2014–2024"]
+    assert [g.name for g in view.groups] == ["K1", "K2", "K3", "County"]
+    assert view.groups[-1].is_county and view.groups[0].growth == [(5.0, 4.5)]
+    assert [m.name for m in view.members] == ["Linköping", "Motala", "Ydre", "Norrköping"]  # K1, K2, K3 by code
+    assert all(m.is_proxy for m in view.members)  # the fixture mart says commuting_proxy for all
+    assert "45-minute rule" in view.proxy_note and "7.5 %" in view.proxy_note  # dbt vars, not restated
+    assert view.chart is not None and view.chart.svg is not None
+    trend = population.population_trend(warehouse)
+    assert isinstance(trend.view, population.TrendView)
+    assert trend.view.note.startswith("4 municipalities, 2014–2024") and trend.vintage == "2014–2024"
+
+
+def test_sector_views(warehouse: Warehouse) -> None:
+    block = sectors.top_sectors(warehouse)
+    view = block.view
+    assert isinstance(view, sectors.TopSectorsView)
+    assert view.rank_change_header == "Rank change since 2019"
+    assert [r.code for r in view.regions] == sorted(MUNIS)
+    first = view.regions[0]
+    assert first.top.rank == 1 and first.top.bar_pct == 100.0 and first.rows[1].bar_pct == 50.0
+    assert block.intro.startswith("The 15 largest")  # var top_sectors_n
+    assert block.synthetic and block.vintage == "2024"
+    heat = lq.location_quotients(warehouse)
+    assert isinstance(heat.view, lq.HeatmapView) and heat.view.chart.svg is not None
+
+
+def test_commuting_views(warehouse: Warehouse) -> None:
+    balance = commuting.commuting_balance(warehouse).view
+    assert isinstance(balance, commuting.ChartTableView) and balance.table is not None
+    nets = [r["net_commuting"] for r in balance.table.rows]
+    assert nets == sorted(nets, reverse=True)
+    assert balance.table.rows[0]["largest"] == "Linköping (12.0\u2009%)"
+    assert "20 % and 7.5 %" in balance.note  # la_max_out_share, la_max_single_destination_share
+    flows = commuting.top_flows(warehouse, top_n=5).view
+    assert flows.table is not None and [r["rank"] for r in flows.table.rows] == [1, 2, 3, 4, 5]
+    assert all(r["residence_name"] != r["workplace_name"] for r in flows.table.rows)
+    series = commuting.commuting_series(warehouse)
+    assert "series breaks (2004, 2019)" in series.view.note and series.vintage == "1993–2021"
+
+
+def test_typology_view_sorts_municipalities_in_swedish_order(settings: Settings) -> None:
+    _build_marts(settings)
+    con = duckdb.connect(str(settings.warehouse_path))
+    con.execute(
+        "insert into marts.dim_municipalities values ('0509', 'Ödeshög', '05', false, 'K3', 'commuting_proxy', null), "
+        "('0561', 'Åtvidaberg', '05', false, 'K3', 'commuting_proxy', null), "
+        "('0560', 'Boxholm', '05', false, 'K3', 'commuting_proxy', null)"
+    )
+    for code in ("0509", "0561", "0560"):
+        con.execute(
+            "insert into marts.mart_locality_typology select ? || 'TC101', 'Ort', ?, 2023, typology_code, "
+            "typology_name_en, size_class, population, growth_class, previous_year, growth_pct_per_year, "
+            "density_class, density_per_km2, function_class, municipality_job_ratio, accessibility_class, "
+            "municipality_category, category_basis, rule_applied from marts.mart_locality_typology limit 1",
+            [code, code],
+        )
+    con.close()
+    wh = Warehouse(settings)
+    view = typology.locality_typology(wh).view
+    wh.close()
+    assert isinstance(view, typology.TypologyView)
+    munis = [r.municipality for r in view.rows]
+    assert munis == ["Boxholm", "Linköping", "Motala", "Norrköping", "Ydre", "Åtvidaberg", "Ödeshög"]
+    linkoping = view.rows[1]
+    assert linkoping.study_area and linkoping.rules == ["size = 6000 -> S3 town", "density = 800 -> D2"]
+    assert [c.class_code for c in linkoping.cells] == ["S3", "G0", "D2", "F2", "A2"]
+    assert view.rules is not None and view.rules.rows  # the seed's classification rules
+
+
+def test_dbt_exposure_lists_every_mart_the_report_reads() -> None:
+    """dbt's lineage of the report (exposure html_report) is complete: each mart a report query reads is in it."""
+    sql_dir = PROJECT_ROOT / "warehouse" / "report" / "sql"
+    read = {m for path in sql_dir.glob("*.sql") for m in re.findall(r"\bmarts\.(\w+)", path.read_text("utf-8"))}
+    exposures = PROJECT_ROOT / "dbt_project" / "models" / "reports" / "_reports__exposures.yml"
+    (report,) = [e for e in yaml.safe_load(exposures.read_text("utf-8"))["exposures"] if e["name"] == "html_report"]
+    listed = {re.fullmatch(r"ref\('(\w+)'\)", dep).group(1) for dep in report["depends_on"]}  # type: ignore[union-attr]
+    assert len(read) >= 9
+    assert read <= listed, f"add to the exposure: {sorted(read - listed)}"

@@ -13,11 +13,11 @@ import pytest
 
 from extract.pipeline import extract_all, extract_source, retry_policy
 from extract.pxweb import PxWebClient, RetryPolicy
-from extract.snapshot.server import Faults, SnapshotServer
 from regionstat.batches import latest_batch
 from regionstat.cli.main import main
 from regionstat.errors import PxWebError
 from regionstat.settings import Settings
+from tools.snapshot.server import Faults, SnapshotServer
 
 pytestmark = [pytest.mark.xdist_group("runs")]
 

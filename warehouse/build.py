@@ -9,6 +9,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from regionstat.errors import RegionstatError, WarehouseWriteError
 from regionstat.settings import PROJECT_ROOT, Settings
@@ -17,6 +18,8 @@ from warehouse.db import connect_writer, work_copy
 log = logging.getLogger(__name__)
 
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
+
+IndirectSelection = Literal["eager", "cautious", "buildable", "empty"]
 
 
 class DbtError(RegionstatError):
@@ -37,17 +40,23 @@ class DbtResult:
 
 
 def dbt_env(settings: Settings, duckdb_path: str | None = None) -> dict[str, str]:
-    return {
-        "REGIONSTAT_DUCKDB_PATH": duckdb_path or str(settings.warehouse_path),
-        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-        "DO_NOT_TRACK": "1",
-    }
+    """The environment dbt needs that has no dbt flag: the warehouse path ``profiles.yml`` reads with
+    ``env_var`` (so a hand-run ``dbt`` uses the same profile) and the cross-tool ``DO_NOT_TRACK``."""
+    return {"REGIONSTAT_DUCKDB_PATH": duckdb_path or str(settings.warehouse_path), "DO_NOT_TRACK": "1"}
 
 
-def dbt_args(command: str, settings: Settings, extra: list[str] | None = None, target: Path | None = None) -> list[str]:
+def dbt_args(
+    command: str,
+    settings: Settings,
+    extra: list[str] | None = None,
+    target: Path | None = None,
+    indirect_selection: IndirectSelection | None = None,
+) -> list[str]:
+    """dbt's command line; everything dbt has a flag for is passed as that flag, not through the environment."""
     target = target or settings.state_dir / "dbt" / "target"
     return [
         *command.split(),
+        "--no-send-anonymous-usage-stats",
         "--project-dir",
         str(DBT_PROJECT_DIR),
         "--profiles-dir",
@@ -57,6 +66,7 @@ def dbt_args(command: str, settings: Settings, extra: list[str] | None = None, t
         "--log-path",
         str(settings.state_dir / "dbt" / "logs"),
         "--quiet",
+        *(["--indirect-selection", indirect_selection] if indirect_selection else []),
         *(extra or []),
     ]
 
@@ -78,6 +88,7 @@ def invoke_dbt(
     extra: list[str] | None = None,
     target: Path | None = None,
     duckdb_path: str | None = None,
+    indirect_selection: IndirectSelection | None = None,
 ) -> DbtResult:
     """Run one dbt command in this process; the caller must hold the writer lock for writing commands."""
     from dbt.cli.main import dbtRunner
@@ -85,7 +96,7 @@ def invoke_dbt(
     os.environ.update(dbt_env(settings, duckdb_path))
     try:
         with _quiet_logging_errors():
-            res = dbtRunner().invoke(dbt_args(command, settings, extra, target))
+            res = dbtRunner().invoke(dbt_args(command, settings, extra, target, indirect_selection))
     finally:
         _close_dbt_duckdb()
     passed = failed = skipped = 0
@@ -139,13 +150,21 @@ def storage_failure(result: DbtResult, settings: Settings) -> WarehouseWriteErro
 
 
 def run_dbt(
-    *, settings: Settings, select: str | None = None, command: str = "build", wait: float | None = None
+    *,
+    settings: Settings,
+    select: str | None = None,
+    command: str = "build",
+    wait: float | None = None,
+    indirect_selection: IndirectSelection | None = None,
 ) -> DbtResult:
-    """``dbt build`` (seeds, models, tests) under the writer lock; raises DbtError naming the first failure."""
+    """``dbt build`` (seeds, models, tests) under the writer lock; raises DbtError naming the first failure.
+
+    ``indirect_selection`` is dbt's ``--indirect-selection`` (which tests adjacent to ``select`` run); None
+    keeps dbt's default (eager)."""
     extra = ["--select", select] if select else []
     with work_copy(settings, wait=wait, purpose=f"dbt {command}") as path:
         connect_writer(path).close()  # make sure raw/ops schemas exist before dbt looks for sources
-        result = invoke_dbt(command, settings, extra, duckdb_path=path)
+        result = invoke_dbt(command, settings, extra, duckdb_path=path, indirect_selection=indirect_selection)
         if not result.success:  # raising inside the block discards the work copy: the live warehouse stays
             storage = storage_failure(result, settings)
             if storage is not None:

@@ -27,6 +27,8 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -150,6 +152,7 @@ def setup(env: Mapping[str, str] | None = None, *, echo: Callable[[str], None] |
         ["db", "migrate"],
         ["pools", "set", POOL, str(POOL_SLOTS), POOL_DESCRIPTION],
         ["dags", "reserialize"],
+        ["dags", "list-import-errors", "-o", "json"],  # last: its JSON is what follows the last step marker
     ]
     start = time.perf_counter()
     proc = subprocess.run(
@@ -167,7 +170,7 @@ def setup(env: Mapping[str, str] | None = None, *, echo: Callable[[str], None] |
         err = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
         raise AirflowSetupError(f"`{last}` failed: {err[-1] if err else 'see ' + str(log)} (log: {log})")
     secure_credentials(env)
-    errors = import_errors(env)
+    errors = _import_errors_from(proc.stdout.rsplit("regionstat-setup:", 1)[-1], log)
     if errors:
         first = next(iter(errors.items()))
         raise AirflowSetupError(f"DAG import error in {first[0]}: {first[1].strip().splitlines()[-1]}")
@@ -187,7 +190,10 @@ def _db_path(env: Mapping[str, str]) -> Path | None:
 
 
 def metadata_query(env: Mapping[str, str], sql: str, params: tuple = ()) -> list[tuple]:
-    """Rows of a read-only query (``?`` placeholders) on the metadata DB; [] if it is missing or the query fails."""
+    """Rows of a read-only query (``?`` placeholders) on the metadata DB; [] if it is missing or the query fails.
+
+    For tests that inspect Airflow's state; this module itself reads run states through Airflow's CLI
+    (:func:`airflow_json`) and REST API (:class:`AirflowRest`), not its tables."""
     path = _db_path(env)
     if path is None:
         return _sqlalchemy_query(env.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", ""), sql, params)
@@ -223,13 +229,49 @@ def _sqlalchemy_query(url: str, sql: str, params: tuple) -> list[tuple]:
         engine.dispose()
 
 
+def _json_rows(stdout: str, what: str) -> list[dict[str, Any]]:
+    """The JSON list an ``airflow ... -o json`` command printed (log lines before it are skipped)."""
+    start = next((m.start() for m in re.finditer(r"^\[", stdout, re.M)), None)
+    if start is None:
+        raise AirflowSetupError(f"`{what}` printed no JSON list")
+    try:
+        rows, _end = json.JSONDecoder().raw_decode(stdout[start:])
+    except json.JSONDecodeError as exc:
+        raise AirflowSetupError(f"`{what}` printed malformed JSON: {exc}") from exc
+    if not isinstance(rows, list):
+        raise AirflowSetupError(f"`{what}` printed {type(rows).__name__}, not a JSON list")
+    return rows
+
+
+def airflow_json(env: Mapping[str, str], args: list[str], *, timeout: float | None = 300) -> list[dict[str, Any]]:
+    """Rows of an Airflow CLI listing (``airflow ARGS -o json``): Airflow's own interface to its metadata."""
+    proc = run_airflow([*args, "-o", "json"], env, timeout=timeout)
+    return _json_rows(proc.stdout, f"airflow {' '.join(args)} -o json")
+
+
+def _import_errors_from(stdout: str, log: Path) -> dict[str, str]:
+    return {
+        str(row.get("filepath", "?")): str(row.get("error", ""))
+        for row in _json_rows(stdout, f"airflow dags list-import-errors -o json (log: {log})")
+    }
+
+
 def import_errors(env: Mapping[str, str]) -> dict[str, str]:
-    """DAG import errors recorded by the last parse."""
-    return {str(f): str(e) for f, e in metadata_query(env, "select filename, stacktrace from import_error")}
+    """DAG import errors recorded by the last parse (``airflow dags list-import-errors``)."""
+    return {
+        str(row.get("filepath", "?")): str(row.get("error", ""))
+        for row in airflow_json(env, ["dags", "list-import-errors"])
+    }
 
 
 def pools(env: Mapping[str, str]) -> dict[str, int]:
-    return {str(p): int(s) for p, s in metadata_query(env, "select pool, slots from slot_pool")}
+    """Pool name -> slots (``airflow pools list``)."""
+    return {str(row["pool"]): int(row["slots"]) for row in airflow_json(env, ["pools", "list"])}
+
+
+def dag_ids(env: Mapping[str, str]) -> list[str]:
+    """The serialised, non-stale DAGs (``airflow dags list``)."""
+    return sorted(str(row["dag_id"]) for row in airflow_json(env, ["dags", "list"]) if not row.get("is_stale"))
 
 
 @dataclass
@@ -254,23 +296,24 @@ class DagRunSummary:
 
 
 def latest_run(env: Mapping[str, str], dag_id: str) -> tuple[str | None, str, dict[str, int], list[str]]:
-    """(run_id, state, task state counts, failed task ids) of a DAG's latest run, from the metadata DB."""
-    rows = metadata_query(env, "select run_id, state from dag_run where dag_id = ? order by id desc limit 1", (dag_id,))
-    if not rows:
+    """(run_id, state, task state counts, failed task ids) of a DAG's latest run, through Airflow's CLI
+    (``dags list-runs`` and ``tasks states-for-dag-run``, ``-o json``); state "unknown" if there is no run."""
+    try:
+        runs = airflow_json(env, ["dags", "list-runs", dag_id])  # newest first (by run_after)
+    except AirflowSetupError:
         return None, "unknown", {}, []
-    run_id, state = rows[0]
-    tis = metadata_query(
-        env,
-        "select task_id, map_index, coalesce(state, 'none') from task_instance where dag_id = ? and run_id = ?",
-        (dag_id, run_id),
-    )
+    if not runs:
+        return None, "unknown", {}, []
+    run_id, state = str(runs[0]["run_id"]), str(runs[0]["state"])
     counts: dict[str, int] = {}
     failed = []
-    for task_id, map_index, ti_state in tis:
+    for ti in airflow_json(env, ["tasks", "states-for-dag-run", dag_id, run_id]):
+        ti_state = ti.get("state") or "none"
         counts[ti_state] = counts.get(ti_state, 0) + 1
         if ti_state == "failed":
-            failed.append(task_id + (f"[{map_index}]" if map_index is not None and map_index >= 0 else ""))
-    return run_id, str(state), counts, sorted(failed)
+            map_index = ti.get("map_index") or ""
+            failed.append(str(ti["task_id"]) + (f"[{map_index}]" if map_index else ""))
+    return run_id, state, counts, sorted(failed)
 
 
 def dags_test(
@@ -472,56 +515,97 @@ def task_log_path(env: Mapping[str, str], dag_id: str, run_id: str, task_id: str
     return path / f"attempt={attempt}.log"
 
 
+class AirflowRest:
+    """Airflow's public REST API (``/api/v2``) as the simple auth manager's admin: a token from ``/auth/token``,
+    renewed once when the API answers 401."""
+
+    def __init__(self, env: Mapping[str, str], port: int = PORT, timeout: float = 10.0) -> None:
+        self.env, self.base, self.timeout = env, f"http://{HOST}:{port}", timeout
+        self._token: str | None = None
+
+    def _login(self) -> str:
+        body = json.dumps({"username": "admin", "password": admin_password(self.env) or ""}).encode()
+        req = urllib.request.Request(
+            f"{self.base}/auth/token", data=body, headers={"Content-Type": "application/json"}, method="POST"
+        )
+        with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+            return str(json.loads(resp.read())["access_token"])
+
+    def get(self, path: str, **params: str | int) -> dict[str, Any]:
+        """GET ``/api/v2/<path>`` with query ``params``; raises OSError (URLError, HTTPError) when it fails."""
+        url = f"{self.base}/api/v2/{path}?{urllib.parse.urlencode(params)}"
+        for attempt in (1, 2):
+            self._token = self._token or self._login()
+            req = urllib.request.Request(url, headers={"Authorization": f"Bearer {self._token}"})
+            try:
+                with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                    return dict(json.loads(resp.read()))
+            except urllib.error.HTTPError as exc:
+                if exc.code != 401 or attempt == 2:
+                    raise
+                self._token = None
+        raise AssertionError("unreachable")
+
+
 class FailedBeforeStartWatcher:
     """Explains, in the task's own log, a task that failed before its code ran.
 
     When the task supervisor cannot reach the execution API (api-server down or not up yet), it kills the task
     process before the task starts and the exception goes to the scheduler's output only: the task log shows
-    nothing after ``::group::Pre Execute``. Airflow records such a task as a "state mismatch" audit-log event;
-    for each new one this appends the likely cause (the scheduler's last exception line, whether the execution
-    API answers now, where the scheduler log is) to the task log, as a JSON line like Airflow's own.
+    nothing after ``::group::Pre Execute``. Airflow records such a task as a "state mismatch" audit-log event,
+    read here through the REST API (``/api/v2/eventLogs``); for each new one this appends the likely cause (the
+    scheduler's last exception line, whether the execution API answers now, where the scheduler log is) to the
+    task log, as a JSON line like Airflow's own.
     """
 
-    def __init__(self, env: Mapping[str, str], scheduler: Component, echo: Callable[[str], None] | None) -> None:
-        self.env, self.scheduler, self.echo = env, scheduler, echo
-        rows = metadata_query(env, "select max(id) from log")
-        self.last_id = int(rows[0][0] or 0) if rows else 0
+    def __init__(
+        self, env: Mapping[str, str], scheduler: Component, echo: Callable[[str], None] | None, api: AirflowRest
+    ) -> None:
+        self.env, self.scheduler, self.echo, self.api = env, scheduler, echo, api
+        newest = self._events(limit=1, order_by="-id")
+        self.last_id = int(newest[0]["event_log_id"]) if newest else 0
+
+    def _events(self, **params: str | int) -> list[dict[str, Any]]:
+        try:
+            return list(self.api.get("eventLogs", **params).get("event_logs") or [])
+        except (OSError, ValueError, KeyError):  # api-server busy or restarting: the next poll catches up
+            return []
 
     def poll(self) -> list[Path]:
-        rows = metadata_query(
-            self.env,
-            "select id, dag_id, run_id, task_id, map_index, try_number, extra from log where event = ? and id > ? "
-            "order by id",
-            (FAILED_BEFORE_START, self.last_id),
-        )
+        events = self._events(event=FAILED_BEFORE_START, order_by="-id", limit=100)
         written = []
-        for log_id, dag_id, run_id, task_id, map_index, try_number, extra in rows:
-            self.last_id = max(self.last_id, int(log_id))
-            if not re.search(r"state attribute is (queued|scheduled)\b", str(extra or "")):
+        for ev in sorted((e for e in events if int(e["event_log_id"]) > self.last_id), key=lambda e: e["event_log_id"]):
+            self.last_id = max(self.last_id, int(ev["event_log_id"]))
+            if not re.search(r"state attribute is (queued|scheduled)\b", str(ev.get("extra") or "")):
                 continue  # it had started (e.g. killed while running): its own log says how far it got
-            path = task_log_path(self.env, dag_id, run_id, task_id, map_index, int(try_number or 1))
-            cause = self.scheduler.last_error or "no exception in the scheduler output"
-            url = self.env.get("AIRFLOW__CORE__EXECUTION_API_SERVER_URL", "")
-            api = "answers now" if url and execution_api_answers(url) else "does not answer now"
-            message = (
-                f"regionstat: this task failed before it started: its supervisor could not start it; "
-                f"scheduler's last error: {cause}; the execution API {url or '(not configured)'} {api} "
-                f"(scheduler log: {self.scheduler.log_path})"
-            )
-            record = {
-                "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
-                "level": "error",
-                "event": message,
-                "logger": "regionstat",
-            }
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with path.open("a", encoding="utf-8") as fh:
-                fh.write(json.dumps(record) + "\n")
-            where = f"{dag_id}.{task_id}" + (f"[{map_index}]" if map_index is not None and map_index >= 0 else "")
-            if self.echo:
-                self.echo(f"regionstat: {where} (try {try_number}) failed before it started: {cause} (log: {path})")
-            written.append(path)
+            written.append(self._explain(ev))
         return written
+
+    def _explain(self, ev: dict[str, Any]) -> Path:
+        dag_id, task_id, map_index = str(ev["dag_id"]), str(ev["task_id"]), ev.get("map_index")
+        try_number = int(ev.get("try_number") or 1)
+        path = task_log_path(self.env, dag_id, str(ev["run_id"]), task_id, map_index, try_number)
+        cause = self.scheduler.last_error or "no exception in the scheduler output"
+        url = self.env.get("AIRFLOW__CORE__EXECUTION_API_SERVER_URL", "")
+        api = "answers now" if url and execution_api_answers(url) else "does not answer now"
+        message = (
+            f"regionstat: this task failed before it started: its supervisor could not start it; "
+            f"scheduler's last error: {cause}; the execution API {url or '(not configured)'} {api} "
+            f"(scheduler log: {self.scheduler.log_path})"
+        )
+        record = {
+            "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+            "level": "error",
+            "event": message,
+            "logger": "regionstat",
+        }
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record) + "\n")
+        where = f"{dag_id}.{task_id}" + (f"[{map_index}]" if map_index is not None and map_index >= 0 else "")
+        if self.echo:
+            self.echo(f"regionstat: {where} (try {try_number}) failed before it started: {cause} (log: {path})")
+        return path
 
 
 def standalone(
@@ -563,7 +647,7 @@ def standalone(
         for name in AFTER_API:
             components.append(start_component(name, env, log_dir, echo=echo))
         say(_banner(env, port, components))
-        watcher = FailedBeforeStartWatcher(env, components[1], echo)
+        watcher = FailedBeforeStartWatcher(env, components[1], echo, AirflowRest(env, port))
         while True:
             dead = [c for c in components if c.exited() is not None]
             if dead:

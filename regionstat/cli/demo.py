@@ -21,8 +21,8 @@ from regionstat.cli.airflow_local import (
     AirflowSetupError,
     DagRunSummary,
     airflow_env,
+    dag_ids,
     dags_test,
-    metadata_query,
     setup,
 )
 
@@ -191,15 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     # one ingest DAG per catalogue schedule (today just regionstat_ingest), as serialised by setup
-    ingest_ids = sorted(
-        {
-            str(r[0])
-            for r in metadata_query(
-                env, "select dag_id from dag where dag_id like 'regionstat_ingest%' and not is_stale"
-            )
-        }
-        | {INGEST}
-    )
+    ingest_ids = sorted({d for d in dag_ids(env) if d.startswith("regionstat_ingest")} | {INGEST})
     runs = [_run(dag_id, env) for dag_id in ingest_ids]
     if _inbox_has_files(data_dir):
         runs.append(_run(INBOX, env))

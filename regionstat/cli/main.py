@@ -436,9 +436,9 @@ def cmd_quarantine_list(args: argparse.Namespace) -> int:
 
 
 def cmd_snapshot_serve(args: argparse.Namespace) -> int:
-    from extract.snapshot.server import main as serve_main
+    from extract.pipeline import snapshot_server_module
 
-    return serve_main(args.server_args) or 0
+    return snapshot_server_module().main(args.server_args) or 0
 
 
 def cmd_docs(args: argparse.Namespace) -> int:
@@ -520,9 +520,14 @@ def _where(filename: object) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:2] == ["snapshot", "serve"]:  # the server has its own parser (and --help); pass everything through
-        from extract.snapshot.server import main as serve_main
+        from extract.pipeline import snapshot_server_module
 
-        return int(serve_main(argv[2:]) or 0)
+        try:
+            server = snapshot_server_module()
+        except RegionstatError as exc:
+            err_console.print(f"error: {exc}", markup=False)
+            return 1
+        return int(server.main(argv[2:]) or 0)
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(

@@ -18,8 +18,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from extract.snapshot import TABLES_DIR
-from extract.snapshot.server import SnapshotServer
+from tools.snapshot import TABLES_DIR
+from tools.snapshot.server import SnapshotServer
 
 pytestmark = [pytest.mark.drill, pytest.mark.xdist_group("drills-slow")]
 

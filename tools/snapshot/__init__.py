@@ -1,6 +1,6 @@
 """The bundled offline snapshot of SCB tables and a local PxWeb API v2 server that serves it.
 
-`extract.snapshot.build` (re)builds `tables/` from `reference/data/`; `extract.snapshot.server.SnapshotServer`
+`tools.snapshot.build` (re)builds `tables/` from `reference/data/`; `tools.snapshot.server.SnapshotServer`
 serves it over HTTP with the same protocol, limits and error shapes as SCB's PxWebApi 2.0.
 """
 

@@ -51,7 +51,7 @@ import numpy as np
 import orjson
 import pyarrow.parquet as pq
 
-from extract.snapshot import TABLES_DIR
+from tools.snapshot import TABLES_DIR
 
 BOM = b"\xef\xbb\xbf"
 API_PREFIX = "/api/v2"
@@ -222,68 +222,66 @@ def split_codes(text: str) -> list[str]:
     return [s for s in out if s]
 
 
+def _code_pos(table: Table, dim: str, code: str) -> int:
+    code = code.strip()
+    if code not in table.pos[dim]:
+        raise ProblemError(400, f"Value {code} is not a valid value code for variable {dim} in table {table.id}")
+    return table.pos[dim][code]
+
+
+def _bad_expression(table: Table, dim: str, expr: str, why: str) -> ProblemError:
+    return ProblemError(400, f"Selection expression {expr} for variable {dim} in table {table.id} is invalid: {why}")
+
+
+def _select_expression(table: Table, dim: str, item: str, fn: str, args: list[str], chosen: np.ndarray) -> None:
+    """Mark the positions of one ``top/bottom/range/from/to(...)`` expression in ``chosen``."""
+    n = len(chosen)
+    if fn in ("top", "bottom"):
+        try:
+            count = int(args[0])
+            offset = int(args[1]) if len(args) > 1 else 0
+        except (ValueError, IndexError):
+            raise _bad_expression(table, dim, item, "expected integer arguments") from None
+        if count < 0 or offset < 0 or len(args) > 2:
+            raise _bad_expression(table, dim, item, "expected top(n) or top(n,offset) with n, offset >= 0")
+        from_end = (fn == "top") == (dim == table.time_dim)  # for time, top(n) = the n latest periods
+        sl = list(range(n))
+        if from_end:
+            sl = sl[::-1]
+        for p in sl[offset : offset + count]:
+            chosen[p] = True
+    elif fn == "range":
+        if len(args) != 2:
+            raise _bad_expression(table, dim, item, "expected range(from,to)")
+        a, b = _code_pos(table, dim, args[0]), _code_pos(table, dim, args[1])
+        chosen[min(a, b) : max(a, b) + 1] = True
+    else:
+        if len(args) != 1:
+            raise _bad_expression(table, dim, item, f"expected {fn}(code)")
+        p = _code_pos(table, dim, args[0])
+        if fn == "from":
+            chosen[p:] = True
+        else:
+            chosen[: p + 1] = True
+
+
 def resolve_values(table: Table, dim: str, items: list[str]) -> np.ndarray:
     """Positions (metadata order, unique) selected by a list of codes/expressions for one variable."""
     codes = table.codes[dim]
-    pos = table.pos[dim]
-    n = len(codes)
-    chosen = np.zeros(n, dtype=bool)
-    is_time = dim == table.time_dim
-
-    def code_pos(code: str) -> int:
-        code = code.strip()
-        if code not in pos:
-            raise ProblemError(400, f"Value {code} is not a valid value code for variable {dim} in table {table.id}")
-        return pos[code]
-
-    def bad(expr: str, why: str) -> ProblemError:
-        return ProblemError(
-            400, f"Selection expression {expr} for variable {dim} in table {table.id} is invalid: {why}"
-        )
-
-    for item in items:
-        item = item.strip()
+    chosen = np.zeros(len(codes), dtype=bool)
+    for raw_item in items:
+        item = raw_item.strip()
         if item == "*":
             chosen[:] = True
-            continue
-        m = _EXPR.match(item)
-        if m:
-            fn, args = m.group(1).lower(), [a.strip() for a in m.group(2).split(",")]
-            if fn in ("top", "bottom"):
-                try:
-                    count = int(args[0])
-                    offset = int(args[1]) if len(args) > 1 else 0
-                except (ValueError, IndexError):
-                    raise bad(item, "expected integer arguments") from None
-                if count < 0 or offset < 0 or len(args) > 2:
-                    raise bad(item, "expected top(n) or top(n,offset) with n, offset >= 0")
-                from_end = (fn == "top") == is_time
-                sl = list(range(n))
-                if from_end:
-                    sl = sl[::-1]
-                for p in sl[offset : offset + count]:
-                    chosen[p] = True
-            elif fn == "range":
-                if len(args) != 2:
-                    raise bad(item, "expected range(from,to)")
-                a, b = code_pos(args[0]), code_pos(args[1])
-                chosen[min(a, b) : max(a, b) + 1] = True
-            else:
-                if len(args) != 1:
-                    raise bad(item, f"expected {fn}(code)")
-                p = code_pos(args[0])
-                if fn == "from":
-                    chosen[p:] = True
-                else:
-                    chosen[: p + 1] = True
-            continue
-        if "*" in item or "?" in item:
+        elif m := _EXPR.match(item):
+            _select_expression(table, dim, item, m.group(1).lower(), [a.strip() for a in m.group(2).split(",")], chosen)
+        elif "*" in item or "?" in item:
             hits = [i for i, c in enumerate(codes) if fnmatch.fnmatchcase(c, item)]
             if not hits:
                 raise ProblemError(400, f"Value {item} matches no value code of variable {dim} in table {table.id}")
             chosen[hits] = True
-            continue
-        chosen[code_pos(item)] = True
+        else:
+            chosen[_code_pos(table, dim, item)] = True
     return np.flatnonzero(chosen)
 
 
@@ -374,51 +372,56 @@ def _restrict(obj: Any, keep: set[str]) -> Any:
     return obj
 
 
+#: dimension extension keys that map category codes to values (restricted to the selected codes)
+_PER_CODE_EXTENSIONS = frozenset(
+    {
+        "refperiod",
+        "measuringType",
+        "priceType",
+        "adjustment",
+        "alternativeText",
+        "basePeriod",
+        "categoryNoteMandatory",
+    }
+)
+
+
+def _response_dimension(src: dict, d: str, codes: list[str]) -> dict:
+    """One dimension of a data response: the metadata's, restricted to the selected codes (in that order)."""
+    keep = set(codes)
+    cat_src = src.get("category", {})
+    cat = {
+        "index": {c: i for i, c in enumerate(codes)},
+        "label": {c: cat_src.get("label", {}).get(c, c) for c in codes},
+    }
+    for key in ("unit", "note", "child"):
+        if key in cat_src:
+            sub = _restrict(cat_src[key], keep)
+            if sub:
+                cat[key] = sub
+    dim = {"label": src.get("label", d)}
+    if src.get("note"):
+        dim["note"] = src["note"]
+    dim["category"] = cat
+    ext = {
+        k: _restrict(v, keep) if k in _PER_CODE_EXTENSIONS else v
+        for k, v in (src.get("extension") or {}).items()
+        if k != "codelists"
+    }
+    if ext:
+        dim["extension"] = ext
+    if src.get("link"):
+        dim["link"] = src["link"]
+    return dim
+
+
 def jsonstat_response(table: Table, lang: str, sel, values: np.ndarray, present: np.ndarray) -> dict:
     meta = table.metadata(lang)
     out_dims = [(d, p) for d, p, mode in sel if mode != "sum"]
-    dimension = {}
-    for d, positions in out_dims:
-        src = meta["dimension"][d]
-        codes = [table.codes[d][i] for i in positions]
-        keep = set(codes)
-        cat_src = src.get("category", {})
-        cat = {
-            "index": {c: i for i, c in enumerate(codes)},
-            "label": {c: cat_src.get("label", {}).get(c, c) for c in codes},
-        }
-        for key in ("unit", "note", "child"):
-            if key in cat_src:
-                sub = _restrict(cat_src[key], keep)
-                if sub:
-                    cat[key] = sub
-        dim = {"label": src.get("label", d)}
-        if src.get("note"):
-            dim["note"] = src["note"]
-        dim["category"] = cat
-        ext = {}
-        for k, v in (src.get("extension") or {}).items():
-            if k == "codelists":
-                continue
-            ext[k] = (
-                _restrict(v, keep)
-                if k
-                in (
-                    "refperiod",
-                    "measuringType",
-                    "priceType",
-                    "adjustment",
-                    "alternativeText",
-                    "basePeriod",
-                    "categoryNoteMandatory",
-                )
-                else v
-            )
-        if ext:
-            dim["extension"] = ext
-        if src.get("link"):
-            dim["link"] = src["link"]
-        dimension[d] = dim
+    dimension = {
+        d: _response_dimension(meta["dimension"][d], d, [table.codes[d][i] for i in positions])
+        for d, positions in out_dims
+    }
     ids = [d for d, _ in out_dims]
     role = {k: [d for d in v if d in ids] for k, v in (meta.get("role") or {}).items()}
     doc: dict[str, Any] = {
@@ -986,6 +989,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8099, help="port (default 8099; 0 = any free port)")
     p.add_argument("--tables-dir", default=None, help="snapshot tables directory (default: the bundled one)")
+    p.add_argument("--verbose", action="store_true", help="log every request to stderr")
+    _add_limit_arguments(p.add_argument_group("limits (SCB's by default)"))
+    _add_fault_arguments(p.add_argument_group("fault injection (data calls only)"))
+    return p
+
+
+def _add_limit_arguments(p: argparse._ArgumentGroup) -> None:
     p.add_argument(
         "--max-data-cells",
         type=int,
@@ -1005,6 +1015,9 @@ def build_parser() -> argparse.ArgumentParser:
         default="all",
         help="which calls count towards the limit (default all, like SCB)",
     )
+
+
+def _add_fault_arguments(p: argparse._ArgumentGroup) -> None:
     p.add_argument(
         "--rate-limit-every",
         type=int,
@@ -1062,8 +1075,6 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="fault: sleep this long before answering each data call",
     )
-    p.add_argument("--verbose", action="store_true", help="log every request to stderr")
-    return p
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,6 +1,6 @@
-"""Build the bundled offline snapshot (`extract/snapshot/tables/`) from `reference/data/`.
+"""Build the bundled offline snapshot (`tools/snapshot/tables/`) from `reference/data/`.
 
-Run `python -m extract.snapshot.build` from the project root. The output is deterministic (seeded numpy, sorted
+Run `python -m tools.snapshot.build` from the project root. The output is deterministic (seeded numpy, sorted
 rows, fixed dates), so re-running gives byte-identical files; it is committed with the code.
 
 Per table `tables/<TABLE_ID>/`:
@@ -22,15 +22,17 @@ import copy
 import csv
 import json
 import math
-import re
 from collections import defaultdict
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from extract.snapshot import TABLES_DIR
+from extract.px import read_px
+from tools.snapshot import TABLES_DIR
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 REF = PROJECT_ROOT / "reference" / "data"
@@ -158,46 +160,18 @@ def fix_size(meta: dict) -> dict:
     return meta
 
 
-def read_px_minimal(path: Path) -> tuple[dict[str, list[str]], dict[str, list[str]], list[str], list[str], np.ndarray]:
-    """Just enough PX for ksi2242: VALUES, CODES, STUB, HEADING and DATA (missing symbols -> NaN)."""
-    text = path.read_bytes().decode("latin-1")
-    head, data = text.split("DATA=", 1)
-    values: dict[str, list[str]] = {}
-    codes: dict[str, list[str]] = {}
-    stub: list[str] = []
-    heading: list[str] = []
-    for stmt in re.finditer(r'([A-Z-]+)(?:\("([^"]*)"\))?=((?:"[^"]*"|[^;"])*);', head):
-        key, sub, raw = stmt.group(1), stmt.group(2), stmt.group(3)
-        items = [re.sub(r'"\s*"', "", part).strip().strip('"') for part in re.split(r'"\s*,\s*"', raw.strip())]
-        if key == "VALUES":
-            values[sub] = items
-        elif key == "CODES":
-            codes[sub] = items
-        elif key == "STUB":
-            stub = items
-        elif key == "HEADING":
-            heading = items
-    tokens = data.split(";", 1)[0].split()
-    arr = np.array([math.nan if t.startswith('"') else float(t) for t in tokens], dtype=np.float64)
-    return values, codes, stub, heading, arr
-
-
 def ksi2242_q4_population() -> dict[tuple[str, str], float]:
     """{(region code, year): population at the end of Q4} from ksi2242.px (indicator Befolkning)."""
-    values, codes, stub, heading, arr = read_px_minimal(REF / "linkoping_kommun_px" / "ksi2242.px")
-    order = stub + heading
-    shape = [len(codes.get(v) or values[v]) for v in order]
-    cube = arr.reshape(shape)
-    tid, kv, kom, ind = (codes.get(v) or values[v] for v in order)
-    q4 = kv.index("Q4")
-    bef = ind.index("Befolkning")
-    out = {}
-    for ti, year in enumerate(tid):
-        for ki, region in enumerate(kom):
-            v = cube[ti, q4, ki, bef]
-            if not math.isnan(v):
-                out[(region, year)] = float(v)
-    return out
+    facts = read_px(REF / "linkoping_kommun_px" / "ksi2242.px").to_arrow()
+    q4 = facts.filter(
+        (pc.field("kvartal") == "Q4") & (pc.field("indikator") == "Befolkning") & pc.field("value").is_valid()
+    )
+    return {
+        (region, year): value
+        for region, year, value in zip(
+            q4["kommun"].to_pylist(), q4["tid"].to_pylist(), q4["value"].to_pylist(), strict=True
+        )
+    }
 
 
 def write_table(
@@ -503,11 +477,8 @@ def px_extension(
     }
 
 
-def build_localities() -> dict:
-    rows = read_csv(REF / "tatorter_2023_scb_subset.csv")
-    rows.sort(key=lambda r: r["tatort_code"])
-    codes = [r["tatort_code"] for r in rows]
-    labels = {r["tatort_code"]: r["tatort_name"] for r in rows}
+def localities_metadata(codes: list[str], labels: dict[str, str]) -> dict:
+    """Reconstructed metadata for LandarealTatortN (SCB's own was not available offline)."""
     cc = ["000003F7", "000003F9"]
     meta = {
         "version": "2.0",
@@ -555,6 +526,14 @@ def build_localities() -> dict:
     set_categories(meta["dimension"]["Tatort"], codes, labels)
     set_categories(meta["dimension"]["ContentsCode"], cc, {"000003F7": "Folkmängd", "000003F9": "Landareal, hektar"})
     set_categories(meta["dimension"]["Tid"], ["2023"], {"2023": "2023"})
+    return meta
+
+
+def build_localities() -> dict:
+    rows = read_csv(REF / "tatorter_2023_scb_subset.csv")
+    rows.sort(key=lambda r: r["tatort_code"])
+    codes = [r["tatort_code"] for r in rows]
+    meta = localities_metadata(codes, {r["tatort_code"]: r["tatort_name"] for r in rows})
     f = Facts(["Tatort", "ContentsCode", "Tid"])
     for r in rows:
         f.add(float(r["population_2023"]), Tatort=r["tatort_code"], ContentsCode="000003F7", Tid="2023")
@@ -809,48 +788,76 @@ def employed_residents_ost(pop, tab5839) -> dict[tuple[str, str], float]:
     return out
 
 
-def build_tab3204(tab638: dict, pop, ksi, tab5839) -> tuple[dict, dict[str, dict]]:
-    rng = np.random.default_rng(SEED)
-    regions = codes_of(tab638, "Region")
-    reg_labels = labels_of(tab638, "Region")
-    munis = [c for c in regions if len(c) == 4]
-    counties = [c for c in regions if len(c) == 2 and c != "00"]
-    nat = defaultdict(float)
+@dataclass
+class EmploymentModel:
+    """The 2024 starting point TAB3204 is generated from: municipality totals and sector seeds.
+
+    Every random draw comes from one seeded generator in a fixed order (totals, then sector seeds), so the
+    snapshot is byte-identical on every rebuild.
+    """
+
+    munis: list[str]
+    pop: dict[str, float]  # 2024 population per municipality (real for Östergötland, a proxy elsewhere)
+    emp_ost: dict[tuple[str, str], float]  # employed residents of the Östergötland municipalities per year
+    nat_total: float  # national day population 2024, all sectors
+    nat_groups: np.ndarray  # national day population 2024 per sector group, summing to nat_total
+    ost_idx: np.ndarray  # positions of the Östergötland municipalities in munis
+    others: np.ndarray  # bool mask: every other municipality
+    night_tot: np.ndarray = field(init=False)
+    day_tot: np.ndarray = field(init=False)
+    job_ratio: np.ndarray = field(init=False)
+    night_seed: np.ndarray = field(init=False)
+    day_seed: np.ndarray = field(init=False)
+    mgrowth: np.ndarray = field(init=False)
+    male: np.ndarray = field(init=False)
+
+
+def national_sectors_2024() -> tuple[float, np.ndarray]:
+    """Real TAB3204 Sweden 2024 day population: the total and the per-group totals scaled to sum to it."""
+    nat: dict[str, float] = defaultdict(float)
     for r in read_csv(REF / "employment_TAB3204" / "sweden_TAB3204_2024_day_by_sni_birthregion.csv"):
         nat[r["industry_code"]] += float(r["employed"])
     nat_total = nat["A-U+US"]
     nat_groups = np.array([nat[g] for g in GROUPS])
-    nat_groups = nat_groups / nat_groups.sum() * nat_total
-    popm = municipality_population_proxy(munis, pop, ksi)
-    pop_arr = np.array([popm[m] for m in munis])
-    ost_idx = np.array([munis.index(m) for m in OSTERGOTLAND])
-    emp_ost = employed_residents_ost(pop, tab5839)
+    return nat_total, nat_groups / nat_groups.sum() * nat_total
 
-    # employed residents (night) per municipality, 2024: ~48 % of population with noise, Östergötland fixed
+
+#: job ratio (day/night population) set by hand for municipalities whose commuting balance we know
+JOB_RATIO_OVERRIDE = {
+    "0580": 1.08,
+    "0581": 1.0,
+    "0180": 1.3,
+    "0184": 1.6,
+    "0583": 0.93,
+    "0586": 0.97,
+    "0582": 0.74,
+    "0512": 0.78,
+}
+
+
+def draw_municipality_totals(model: EmploymentModel, rng: np.random.Generator) -> None:
+    """Employed residents (night) and workplaces (day) per municipality, 2024; Östergötland's night is real."""
+    munis, ost_idx, others = model.munis, model.ost_idx, model.others
+    pop_arr = np.array([model.pop[m] for m in munis])
+    # employed residents (night): ~48 % of population with noise, Östergötland fixed
     rate = np.clip(0.48 + rng.normal(0, 0.025, len(munis)), 0.40, 0.55)
     night_tot = pop_arr * rate
-    night_tot[ost_idx] = [emp_ost[(m, "2024")] for m in OSTERGOTLAND]
-    others = np.ones(len(munis), dtype=bool)
-    others[ost_idx] = False
-    night_tot[others] *= (nat_total - night_tot[ost_idx].sum()) / night_tot[others].sum()
+    night_tot[ost_idx] = [model.emp_ost[(m, "2024")] for m in OSTERGOTLAND]
+    night_tot[others] *= (model.nat_total - night_tot[ost_idx].sum()) / night_tot[others].sum()
     # job ratio (day/night): centres attract commuters
     rel = np.log(pop_arr / np.median(pop_arr))
     job_ratio = np.clip(0.9 + 0.07 * rel + rng.normal(0, 0.04, len(munis)), 0.62, 1.35)
-    for m, jr in {
-        "0580": 1.08,
-        "0581": 1.0,
-        "0180": 1.3,
-        "0184": 1.6,
-        "0583": 0.93,
-        "0586": 0.97,
-        "0582": 0.74,
-        "0512": 0.78,
-    }.items():
+    for m, jr in JOB_RATIO_OVERRIDE.items():
         job_ratio[munis.index(m)] = jr
     day_tot = night_tot * job_ratio
-    day_tot *= nat_total / day_tot.sum()
+    day_tot *= model.nat_total / day_tot.sum()
+    model.night_tot, model.day_tot, model.job_ratio = night_tot, day_tot, job_ratio
 
-    # sector tilts: small municipalities lean to A and B+C, towns to services
+
+def draw_sector_seeds(model: EmploymentModel, rng: np.random.Generator) -> None:
+    """Sector mixes (small municipalities lean to A and B+C, towns to services), growth and male shares."""
+    munis = model.munis
+    pop_arr = np.array([model.pop[m] for m in munis])
     size = np.clip((np.log(pop_arr) - np.log(5000)) / (np.log(150000) - np.log(5000)), 0, 1)
     tilt = np.ones((len(munis), len(GROUPS)))
     gi = {g: i for i, g in enumerate(GROUPS)}
@@ -862,33 +869,67 @@ def build_tab3204(tab638: dict, pop, ksi, tab5839) -> tuple[dict, dict[str, dict
         for g, f in t.items():
             tilt[munis.index(m), gi[g]] *= f
     noise = np.exp(rng.normal(0, 0.12, tilt.shape))
-    day_seed = tilt * noise
-    night_seed = np.sqrt(tilt) * np.exp(rng.normal(0, 0.06, tilt.shape))  # residence mix is flatter
-    mgrowth = rng.normal(0.004, 0.006, len(munis))
-    male = np.array([MALE_SHARE[g] for g in GROUPS])[None, :] + rng.normal(0, 0.015, (len(munis), len(GROUPS)))
+    model.day_seed = tilt * noise
+    model.night_seed = np.sqrt(tilt) * np.exp(rng.normal(0, 0.06, tilt.shape))  # residence mix is flatter
+    model.mgrowth = rng.normal(0.004, 0.006, len(munis))
+    model.male = np.array([MALE_SHARE[g] for g in GROUPS])[None, :] + rng.normal(0, 0.015, (len(munis), len(GROUPS)))
 
-    # per year, per content: IPF to (municipality totals, national sector totals), round, split by sex
-    cubes: dict[tuple[str, str], np.ndarray] = {}  # (content, year) -> int array [muni, group, sex(1,2)]
+
+def employment_model(tab638: dict, pop, ksi, tab5839) -> EmploymentModel:
+    rng = np.random.default_rng(SEED)
+    munis = [c for c in codes_of(tab638, "Region") if len(c) == 4]
+    nat_total, nat_groups = national_sectors_2024()
+    ost_idx = np.array([munis.index(m) for m in OSTERGOTLAND])
+    others = np.ones(len(munis), dtype=bool)
+    others[ost_idx] = False
+    model = EmploymentModel(
+        munis=munis,
+        pop=municipality_population_proxy(munis, pop, ksi),
+        emp_ost=employed_residents_ost(pop, tab5839),
+        nat_total=nat_total,
+        nat_groups=nat_groups,
+        ost_idx=ost_idx,
+        others=others,
+    )
+    draw_municipality_totals(model, rng)
+    draw_sector_seeds(model, rng)
+    return model
+
+
+def employment_cubes(model: EmploymentModel) -> dict[tuple[str, str], np.ndarray]:
+    """(content, year) -> int array [municipality, sector group, sex (1, 2)].
+
+    Per year and content: IPF to (municipality totals, national sector totals), round keeping row sums,
+    split by sex.
+    """
+    m = model
+    cubes: dict[tuple[str, str], np.ndarray] = {}
     for y in YEARS_3204:
         k = int(y) - 2024
-        t_nat = nat_total * NATIONAL_INDEX[y]
-        sect = nat_groups * np.array([(1 + SECTOR_DRIFT[g]) ** k for g in GROUPS])
+        t_nat = m.nat_total * NATIONAL_INDEX[y]
+        sect = m.nat_groups * np.array([(1 + SECTOR_DRIFT[g]) ** k for g in GROUPS])
         sect *= t_nat / sect.sum()
-        grow = (1 + mgrowth) ** k
-        for cc, tot, seed in (("000002XI", night_tot, night_seed), ("000002XH", day_tot, day_seed)):
+        grow = (1 + m.mgrowth) ** k
+        emp_ost_y = [m.emp_ost[(muni, y)] for muni in OSTERGOTLAND]
+        for cc, tot, seed in (("000002XI", m.night_tot, m.night_seed), ("000002XH", m.day_tot, m.day_seed)):
             rows = tot * grow
             if cc == "000002XI":
-                rows[ost_idx] = [emp_ost[(m, y)] for m in OSTERGOTLAND]
+                rows[m.ost_idx] = emp_ost_y
             else:
-                rows[ost_idx] = np.array([emp_ost[(m, y)] for m in OSTERGOTLAND]) * job_ratio[ost_idx]
-            rows[others] *= (t_nat - rows[ost_idx].sum()) / rows[others].sum()
+                rows[m.ost_idx] = np.array(emp_ost_y) * m.job_ratio[m.ost_idx]
+            rows[m.others] *= (t_nat - rows[m.ost_idx].sum()) / rows[m.others].sum()
             x = ipf(
                 seed * (rows[:, None] / seed.sum(axis=1, keepdims=True)) * (sect / sect.mean())[None, :], rows, sect
             )
-            ints = np.vstack([round_keep_sum(x[i], round(rows[i])) for i in range(len(munis))])
-            men = np.round(ints * np.clip(male, 0.05, 0.95)).astype(np.int64)
+            ints = np.vstack([round_keep_sum(x[i], round(rows[i])) for i in range(len(m.munis))])
+            men = np.round(ints * np.clip(m.male, 0.05, 0.95)).astype(np.int64)
             cubes[(cc, y)] = np.stack([men, ints - men], axis=2)
+    return cubes
 
+
+def tab3204_facts(cubes: dict[tuple[str, str], np.ndarray], munis: list[str], regions: list[str]) -> Facts:
+    """Municipal cubes -> facts for every region: counties = sum of municipalities, 00 = sum of counties."""
+    counties = [c for c in regions if len(c) == 2 and c != "00"]
     f = Facts(["Region", "SNI2007", "Kon", "ContentsCode", "Tid"])
     county_of = {m: m[:2] for m in munis}
     for (cc, y), cube in cubes.items():
@@ -903,7 +944,23 @@ def build_tab3204(tab638: dict, pop, ksi, tab5839) -> tuple[dict, dict[str, dict
                 m_, w_ = int(full[si, 0]), int(full[si, 1])
                 for kon, v in (("1", m_), ("2", w_), ("1+2", m_ + w_)):
                     f.add(v, Region=r, SNI2007=sni, Kon=kon, ContentsCode=cc, Tid=y)
+    return f
 
+
+#: how TAB3204's numbers are generated (its metadata note and provenance say so)
+TAB3204_HOW = (
+    f"seeded numpy (seed {SEED}): national 2024 sector totals = real TAB3204 Sweden 2024 day population (sum of "
+    "born in Sweden + foreign born per SNI code), back-cast 2019-2023 with fixed sector drifts; municipality "
+    "totals ~48 % of population (real population for Östergötland, a tätort-based proxy elsewhere); "
+    "Östergötland night totals 2019-2021 = real TAB5839 00000546+00000548, later years extrapolated with "
+    "the real population; day = night x a job ratio; sector mixes tilted (Linköping M+N/J/P/Q, Norrköping "
+    "H/B+C, small municipalities A/B+C) and fitted by IPF to both margins; sex split by sector shares. "
+    "A-U+US = sum of groups; counties = sum of municipalities; 00 = sum of counties; Kon 1+2 = 1 + 2"
+)
+
+
+def tab3204_metadata(regions: list[str], reg_labels: dict[str, str]) -> dict:
+    """Synthetic metadata modelled on SCB's TAB3204; Region lists every region of TAB638."""
     meta = {
         "version": "2.0",
         "class": "dataset",
@@ -964,16 +1021,16 @@ def build_tab3204(tab638: dict, pop, ksi, tab5839) -> tuple[dict, dict[str, dict
         },
     )
     set_categories(meta["dimension"]["Tid"], YEARS_3204, {y: y for y in YEARS_3204})
-    how = (
-        f"seeded numpy (seed {SEED}): national 2024 sector totals = real TAB3204 Sweden 2024 day population (sum of "
-        "born in Sweden + foreign born per SNI code), back-cast 2019-2023 with fixed sector drifts; municipality "
-        "totals ~48 % of population (real population for Östergötland, a tätort-based proxy elsewhere); "
-        "Östergötland night totals 2019-2021 = real TAB5839 00000546+00000548, later years extrapolated with "
-        "the real population; day = night x a job ratio; sector mixes tilted (Linköping M+N/J/P/Q, Norrköping "
-        "H/B+C, small municipalities A/B+C) and fitted by IPF to both margins; sex split by sector shares. "
-        "A-U+US = sum of groups; counties = sum of municipalities; 00 = sum of counties; Kon 1+2 = 1 + 2"
-    )
-    mark_synthetic(meta, how)
+    mark_synthetic(meta, TAB3204_HOW)
+    return meta
+
+
+def build_tab3204(tab638: dict, pop, ksi, tab5839) -> tuple[dict, dict[str, dict]]:
+    regions = codes_of(tab638, "Region")
+    model = employment_model(tab638, pop, ksi, tab5839)
+    cubes = employment_cubes(model)
+    f = tab3204_facts(cubes, model.munis, regions)
+    meta = tab3204_metadata(regions, labels_of(tab638, "Region"))
     prov = {
         "synthetic": True,
         "metadata_reconstructed": True,
@@ -985,23 +1042,24 @@ def build_tab3204(tab638: dict, pop, ksi, tab5839) -> tuple[dict, dict[str, dict
             SRC["tatorter_csv"],
             META_SRC["TAB638"],
         ],
-        "generated": how,
+        "generated": TAB3204_HOW,
         "metadata": "Synthetic metadata modelled on SCB's TAB3204 (dimension codes per docs/CONTRACTS.md; labels as "
         "SCB uses them to our knowledge; verify live). Region lists all 312 regions of TAB638.",
         "facts": ["All 312 regions x 17 SNI2007 x Kon (1, 2, 1+2) x 2 contents x 2019-2024: every value synthetic."],
     }
     info = write_table("TAB3204", meta, f.cols, prov)
+    munis = model.munis
     night_men = {
         (m, y): int(cubes[("000002XI", y)][munis.index(m), :, 0].sum()) for m in OSTERGOTLAND for y in YEARS_3204
     }
-    return info, {"munis": munis, "pop": popm, "night_men": night_men}
+    return info, {"munis": munis, "pop": model.pop, "night_men": night_men}
 
 
-def build_tab1830(tab638: dict, pop, tab5839, popm: dict[str, float], night_men: dict[tuple[str, str], int]) -> dict:
-    rng = np.random.default_rng(SEED + 1830)
-    regions = codes_of(tab638, "Region")
-    labels = labels_of(tab638, "Region")
-    munis = [c for c in regions if len(c) == 4]
+YEARS_1830 = ["2020", "2021", "2022", "2023", "2024"]
+
+
+def municipality_coords(munis: list[str], rng: np.random.Generator) -> dict[str, tuple[float, float]]:
+    """(lat, lon) per municipality: approximate centres where known, else the county centre + seeded jitter."""
     coords = {}
     for m in munis:
         if m in MUNI_COORDS:
@@ -1009,56 +1067,100 @@ def build_tab1830(tab638: dict, pop, tab5839, popm: dict[str, float], night_men:
         else:
             lat, lon = COUNTY_COORDS[m[:2]]
             coords[m] = (lat + rng.uniform(-0.35, 0.35), lon + rng.uniform(-0.6, 0.6))
-    lat = np.radians(np.array([coords[m][0] for m in munis]))
-    lon = np.radians(np.array([coords[m][1] for m in munis]))
-    mass = np.array([popm[m] for m in munis])
-    emp_ost = employed_residents_ost(pop, tab5839)
-    years = ["2020", "2021", "2022", "2023", "2024"]
+    return coords
 
-    def km(i: int) -> np.ndarray:
+
+class CommutingModel:
+    """A gravity model of commuting from one residence municipality to every workplace municipality."""
+
+    def __init__(
+        self,
+        munis: list[str],
+        popm: dict[str, float],
+        coords: dict[str, tuple[float, float]],
+        emp_ost: dict[tuple[str, str], float],
+    ):
+        self.munis = munis
+        self.lat = np.radians(np.array([coords[m][0] for m in munis]))
+        self.lon = np.radians(np.array([coords[m][1] for m in munis]))
+        self.mass = np.array([popm[m] for m in munis])
+        self.emp_ost = emp_ost
+
+    def km(self, i: int) -> np.ndarray:
+        """Great-circle distances from municipality i to every municipality."""
+        lat, lon = self.lat, self.lon
         dlat, dlon = lat - lat[i], lon - lon[i]
         a = np.sin(dlat / 2) ** 2 + np.cos(lat[i]) * np.cos(lat) * np.sin(dlon / 2) ** 2
         return 6371 * 2 * np.arcsin(np.sqrt(a))
 
-    f = Facts(["Bostadskommun", "Arbetsstallekommun", "Kon", "ContentsCode", "Tid"])
-    for res in OSTERGOTLAND:
+    def weights(self, res: str) -> np.ndarray:
+        """Relative pull of each workplace on the residents of ``res`` (0 for ``res`` itself)."""
+        munis = self.munis
         i = munis.index(res)
-        d = np.maximum(km(i), 4.0)
-        w = mass * (np.exp(-d / 16.0) + 0.01 * (60.0 / np.maximum(d, 60.0)) ** 2)
+        d = np.maximum(self.km(i), 4.0)
+        w = self.mass * (np.exp(-d / 16.0) + 0.01 * (60.0 / np.maximum(d, 60.0)) ** 2)
         w *= np.array([1.25 if m[:2] == "05" else 1.0 for m in munis])  # administrative ties inside the county
         w[munis.index("0180")] *= 2.5  # the capital's pull on long-distance commuting
         for (r_, wp_), mult in AFFINITY.items():
             if r_ == res:
                 w[munis.index(wp_)] *= mult
         w[i] = 0.0
-        male_share = 0.52 + rng.normal(0, 0.02, len(munis))
-        out21 = tab5839[(res, "00000548", "2021")]
-        out19 = tab5839[(res, "00000548", "2019")]
-        g_out = float(np.clip((out21 / out19) ** 0.5 - 1, -0.02, 0.03))
-        for y in years:
-            if y in ("2020", "2021"):
-                stay = tab5839[(res, "00000546", y)]
-                out = tab5839[(res, "00000548", y)]
-            else:
-                k = int(y) - 2021
-                out = round(out21 * (1 + g_out) ** k)
-                stay = emp_ost[(res, y)] - out
-            drift = np.exp(0.01 * (int(y) - 2021) * np.log1p(mass / mass.max() * 5))  # centres gain slowly
-            row = round_keep_sum(w * drift, int(out))
-            row[i] = int(stay)
-            # men per cell sum to TAB3204's night population of men, so OD margins agree by sex too
-            men = np.minimum(round_keep_sum(row * np.clip(male_share, 0.3, 0.7), night_men[(res, y)]), row)
-            for j, wp in enumerate(munis):
-                f.add(int(men[j]), Bostadskommun=res, Arbetsstallekommun=wp, Kon="1", ContentsCode="000001RX", Tid=y)
-                f.add(
-                    int(row[j] - men[j]),
-                    Bostadskommun=res,
-                    Arbetsstallekommun=wp,
-                    Kon="2",
-                    ContentsCode="000001RX",
-                    Tid=y,
-                )
+        return w
 
+    def drift(self, year: str) -> np.ndarray:
+        """Centres gain slowly: a per-workplace multiplier, 1 in 2021."""
+        return np.exp(0.01 * (int(year) - 2021) * np.log1p(self.mass / self.mass.max() * 5))
+
+
+def add_residence_flows(
+    f: Facts,
+    flows: CommutingModel,
+    res: str,
+    tab5839: dict[tuple[str, str, str], float],
+    night_men: dict[tuple[str, str], int],
+    rng: np.random.Generator,
+) -> None:
+    """One residence's row of the OD matrix per year: real stayers and out-commuters 2020-2021, then a trend."""
+    munis = flows.munis
+    i = munis.index(res)
+    w = flows.weights(res)
+    male_share = 0.52 + rng.normal(0, 0.02, len(munis))
+    out21 = tab5839[(res, "00000548", "2021")]
+    out19 = tab5839[(res, "00000548", "2019")]
+    g_out = float(np.clip((out21 / out19) ** 0.5 - 1, -0.02, 0.03))
+    for y in YEARS_1830:
+        if y in ("2020", "2021"):
+            stay = tab5839[(res, "00000546", y)]
+            out = tab5839[(res, "00000548", y)]
+        else:
+            k = int(y) - 2021
+            out = round(out21 * (1 + g_out) ** k)
+            stay = flows.emp_ost[(res, y)] - out
+        row = round_keep_sum(w * flows.drift(y), int(out))
+        row[i] = int(stay)
+        # men per cell sum to TAB3204's night population of men, so OD margins agree by sex too
+        men = np.minimum(round_keep_sum(row * np.clip(male_share, 0.3, 0.7), night_men[(res, y)]), row)
+        for j, wp in enumerate(munis):
+            cell = {"Bostadskommun": res, "Arbetsstallekommun": wp, "ContentsCode": "000001RX", "Tid": y}
+            f.add(int(men[j]), Kon="1", **cell)
+            f.add(int(row[j] - men[j]), Kon="2", **cell)
+
+
+#: how TAB1830's numbers are generated (its metadata note and provenance say so)
+TAB1830_HOW = (
+    f"seeded numpy (seed {SEED + 1830}): for the 13 Östergötland residence municipalities, "
+    "2020 and 2021: diagonal "
+    "(stayers) = real TAB5839 00000546 and off-diagonal row sum = real 00000548, distributed over the "
+    "other 289 municipalities by a gravity model (population mass x (exp(-d/16 km) + 0.01 (60/max(d,60))^2), "
+    "x1.25 inside the county, x2.5 for Stockholm, Ydre->Tranås affinity; approximate centre "
+    "coordinates, county centres + jitter elsewhere) with "
+    "largest-remainder rounding; 2022-2024 extrapolated (out-commuters with the 2019-2021 trend, employed "
+    "residents with the real population); sex split ~52/48 per cell"
+)
+
+
+def tab1830_metadata(munis: list[str], labels: dict[str, str], years: list[str]) -> dict:
+    """Synthetic metadata modelled on SCB's TAB1830 (ArRegPend2): both dimensions list TAB638's municipalities."""
     meta = {
         "version": "2.0",
         "class": "dataset",
@@ -1107,22 +1209,23 @@ def build_tab1830(tab638: dict, pop, tab5839, popm: dict[str, float], night_men:
     set_categories(meta["dimension"]["Kon"], ["1", "2"], {"1": "män", "2": "kvinnor"})
     set_categories(meta["dimension"]["ContentsCode"], ["000001RX"], {"000001RX": "Förvärvsarbetande"})
     set_categories(meta["dimension"]["Tid"], years, {y: y for y in years})
-    how = (
-        f"seeded numpy (seed {SEED + 1830}): for the 13 Östergötland residence municipalities, "
-        "2020 and 2021: diagonal "
-        "(stayers) = real TAB5839 00000546 and off-diagonal row sum = real 00000548, distributed over the "
-        "other 289 municipalities by a gravity model (population mass x (exp(-d/16 km) + 0.01 (60/max(d,60))^2), "
-        "x1.25 inside the county, x2.5 for Stockholm, Ydre->Tranås affinity; approximate centre "
-        "coordinates, county centres + jitter elsewhere) with "
-        "largest-remainder rounding; 2022-2024 extrapolated (out-commuters with the 2019-2021 trend, employed "
-        "residents with the real population); sex split ~52/48 per cell"
-    )
-    mark_synthetic(meta, how)
+    mark_synthetic(meta, TAB1830_HOW)
+    return meta
+
+
+def build_tab1830(tab638: dict, pop, tab5839, popm: dict[str, float], night_men: dict[tuple[str, str], int]) -> dict:
+    rng = np.random.default_rng(SEED + 1830)
+    munis = [c for c in codes_of(tab638, "Region") if len(c) == 4]
+    flows = CommutingModel(munis, popm, municipality_coords(munis, rng), employed_residents_ost(pop, tab5839))
+    f = Facts(["Bostadskommun", "Arbetsstallekommun", "Kon", "ContentsCode", "Tid"])
+    for res in OSTERGOTLAND:
+        add_residence_flows(f, flows, res, tab5839, night_men, rng)
+    meta = tab1830_metadata(munis, labels_of(tab638, "Region"), YEARS_1830)
     prov = {
         "synthetic": True,
         "metadata_reconstructed": True,
         "sources": [SRC["tab5839_csv"], SRC["population_csv"], SRC["tatorter_csv"], META_SRC["TAB638"]],
-        "generated": how,
+        "generated": TAB1830_HOW,
         "metadata": "Synthetic metadata modelled on SCB's TAB1830 (ArRegPend2): both municipality dimensions list "
         "the 290 municipalities of TAB638; the ContentsCode 000001RX is our own (do not rely on it).",
         "facts": [
