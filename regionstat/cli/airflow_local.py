@@ -506,7 +506,9 @@ def wait_for_api(api: Component, port: int, *, ceiling: float = API_START_CEILIN
         time.sleep(1)
 
 
-def task_log_path(env: Mapping[str, str], dag_id: str, run_id: str, task_id: str, map_index: int, attempt: int) -> Path:
+def task_log_path(
+    env: Mapping[str, str], dag_id: str, run_id: str, task_id: str, map_index: int | None, attempt: int
+) -> Path:
     """Where Airflow writes a task attempt's log (the default ``log_filename_template``)."""
     base = Path(env.get("AIRFLOW__LOGGING__BASE_LOG_FOLDER") or Path(env["AIRFLOW_HOME"]) / "logs")
     path = base / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}"
@@ -582,7 +584,8 @@ class FailedBeforeStartWatcher:
         return written
 
     def _explain(self, ev: dict[str, Any]) -> Path:
-        dag_id, task_id, map_index = str(ev["dag_id"]), str(ev["task_id"]), ev.get("map_index")
+        dag_id, task_id = str(ev["dag_id"]), str(ev["task_id"])
+        map_index = None if ev.get("map_index") is None else int(ev["map_index"])
         try_number = int(ev.get("try_number") or 1)
         path = task_log_path(self.env, dag_id, str(ev["run_id"]), task_id, map_index, try_number)
         cause = self.scheduler.last_error or "no exception in the scheduler output"
