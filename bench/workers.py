@@ -92,7 +92,7 @@ def _contestant(name: str):
     raise SystemExit(f"unknown contestant {name}")
 
 
-def decode(name: str, payload_path: str, repeats: int, use_tracemalloc: bool) -> dict[str, Any]:
+def decode(name: str, payload_path: str, repeats: int, use_tracemalloc: bool, warmup: bool = True) -> dict[str, Any]:
     payload = Path(payload_path).read_bytes()
     run = _contestant(name)
     gc.collect()
@@ -107,8 +107,9 @@ def decode(name: str, payload_path: str, repeats: int, use_tracemalloc: bool) ->
         out["tracemalloc_peak_mb"] = round(peak / 2**20, 1)
         del result
         return out
-    result = run(payload)  # warm-up (lazy imports, first-call kernel setup), not timed
-    del result
+    if warmup:
+        result = run(payload)  # warm-up (lazy imports, first-call kernel setup), not timed
+        del result
     gc.collect()
     exact = _reset_peak_rss()
     base_kb = _status_kb("VmRSS") if exact else _maxrss_mb() * 1024
@@ -253,7 +254,7 @@ def _seconds(d: Any) -> float:
 def main(argv: list[str]) -> int:
     kind = argv[0]
     if kind == "decode":
-        res = decode(argv[1], argv[2], int(argv[3]), "--tracemalloc" in argv)
+        res = decode(argv[1], argv[2], int(argv[3]), "--tracemalloc" in argv, "--no-warmup" not in argv)
     elif kind == "scale":
         res = scale(argv[1], int(argv[2]), argv[3])
     elif kind == "dbt":
