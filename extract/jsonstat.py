@@ -169,11 +169,22 @@ def _status_arrays(raw: Any, n: int) -> tuple[np.ndarray | None, list[str]]:
 _VALUE_SLOT = b'"\\u0000regionstat:value"'
 _VALUE_SLOT_TEXT = "\u0000regionstat:value"
 _NUMBER_BYTES = b"0123456789+-.eEnul, \t\r\n"
-_NUMBER_OPTIONS = (
-    pa_csv.ReadOptions(column_names=["value"], use_threads=False, block_size=1 << 26),
-    pa_csv.ParseOptions(delimiter="\x1f", quote_char=False, escape_char=False),
-    pa_csv.ConvertOptions(column_types={"value": pa.float64()}, null_values=["null"], strings_can_be_null=False),
-)
+_READ_OPTIONS = pa_csv.ReadOptions(column_names=["value"], use_threads=False, block_size=1 << 26)
+_PARSE_OPTIONS = pa_csv.ParseOptions(delimiter="\x1f", quote_char=False, escape_char=False)
+_AS_FLOAT = pa_csv.ConvertOptions(column_types={"value": pa.float64()}, null_values=["null"], strings_can_be_null=False)
+#: SCB's counts are integers: parsing them as int64 is cheaper, and int64 -> float64 rounds exactly as float(int)
+_AS_INT = pa_csv.ConvertOptions(column_types={"value": pa.int64()}, null_values=["null"], strings_can_be_null=False)
+
+
+def _read_numbers(lines: bytes, integers: bool) -> pa.ChunkedArray:
+    """One JSON number or ``null`` per line -> float64 (int64 first when no line can hold a fraction)."""
+    if integers:
+        try:
+            column = pa_csv.read_csv(pa.py_buffer(lines), _READ_OPTIONS, _PARSE_OPTIONS, _AS_INT).column(0)
+            return column.cast(pa.float64())
+        except pa.ArrowInvalid:  # beyond int64: the float parser reads it
+            pass
+    return pa_csv.read_csv(pa.py_buffer(lines), _READ_OPTIONS, _PARSE_OPTIONS, _AS_FLOAT).column(0)
 
 
 def _split_values(payload: bytes) -> tuple[Any, np.ndarray] | None:
@@ -209,7 +220,8 @@ def _split_values(payload: bytes) -> tuple[Any, np.ndarray] | None:
     if not body.strip():
         return ds, np.empty(0, dtype=np.float64)
     try:
-        column = pa_csv.read_csv(pa.py_buffer(body.replace(b",", b"\n")), *_NUMBER_OPTIONS).column(0)
+        integers = b"." not in body and b"e" not in body and b"E" not in body
+        column = _read_numbers(body.replace(b",", b"\n"), integers)
     except pa.ArrowInvalid:
         return None
     if len(column) != body.count(b",") + 1:  # empty items ('1,,2'): not JSON, let orjson say so
@@ -252,8 +264,13 @@ def parse_cube(payload: bytes | str | Mapping[str, Any], *, labels: bool = False
     return Cube(dims, values, status_codes, symbols)
 
 
+def _index_dtype(size: int) -> type[np.signedinteger]:
+    return np.int8 if size <= 127 else np.int16 if size <= 32767 else np.int32
+
+
 def code_index_arrays(sizes: Sequence[int]) -> list[np.ndarray]:
-    """For a row-major cube of ``sizes``, the per-dimension category index of every cell (int32)."""
+    """For a row-major cube of ``sizes``, the per-dimension category index of every cell (the smallest signed
+    integer type that holds the dimension's size: int8, int16 or int32)."""
     total = 1
     for s in sizes:
         total *= s
@@ -262,7 +279,7 @@ def code_index_arrays(sizes: Sequence[int]) -> list[np.ndarray]:
     outer = 1
     for s in sizes:
         inner = inner // s if s else 0
-        idx = np.arange(s, dtype=np.int32)
+        idx = np.arange(s, dtype=_index_dtype(s))
         # one copy: arange broadcast over (outer, size, inner), flattened row-major
         out.append(np.broadcast_to(idx[None, :, None], (outer, s, inner)).reshape(-1))
         outer *= s
@@ -271,15 +288,13 @@ def code_index_arrays(sizes: Sequence[int]) -> list[np.ndarray]:
 
 def string_column(indices: np.ndarray, dictionary: Sequence[str]) -> pa.Array:
     """Materialise ``dictionary[indices]`` as a plain Arrow string column."""
-    return pa.array(list(dictionary), type=pa.string()).take(pa.array(indices, type=pa.int32()))
+    return pa.array(list(dictionary), type=pa.string()).take(pa.array(indices))
 
 
 def dictionary_column(indices: np.ndarray, dictionary: Sequence[str]) -> pa.DictionaryArray:
-    """``dictionary[indices]`` as an Arrow dictionary array (int32 indices; no string per cell)."""
+    """``dictionary[indices]`` as an Arrow dictionary array (the indices' integer type; no string per cell)."""
     # indices come from code_index_arrays (always within range), so Arrow's bounds check is skipped
-    return pa.DictionaryArray.from_arrays(
-        pa.array(indices, type=pa.int32()), pa.array(list(dictionary), pa.string()), safe=False
-    )
+    return pa.DictionaryArray.from_arrays(pa.array(indices), pa.array(list(dictionary), pa.string()), safe=False)
 
 
 def status_dictionary_column(codes: np.ndarray | None, symbols: Sequence[str], n: int) -> pa.Array:
@@ -307,8 +322,8 @@ def status_column(codes: np.ndarray | None, symbols: Sequence[str], n: int) -> p
 
 
 def cube_to_table(cube: Cube, *, labels: bool = False, drop: Sequence[str] = ()) -> pa.Table:
-    """Arrow table: one dictionary<int32, string> column per dimension (codes), [<dim>_label], value float64,
-    status dictionary<int32, string>."""
+    """Arrow table: one dictionary<int8|int16|int32, string> column per dimension (codes), [<dim>_label], value
+    float64, status dictionary<int32, string>."""
     sizes = cube.sizes
     idx = code_index_arrays(sizes)
     cols: dict[str, pa.Array] = {}
@@ -328,8 +343,8 @@ def decode_jsonstat2(payload: bytes | str | Mapping[str, Any], *, labels: bool =
     """Decode a JSON-stat 2.0 dataset (bytes, str or parsed dict) into a pyarrow Table.
 
     Columns: one string column per dimension in ``id`` order holding the value codes, dictionary-encoded
-    (``dictionary<int32, string>``; ``.cast(pa.string())`` or ``.dictionary_decode()`` gives plain strings),
-    plus ``<dim>_label`` columns when ``labels=True``, ``value`` (float64, null where missing) and ``status``
-    (dictionary-encoded symbol or null). A UTF-8 BOM is stripped.
+    (``dictionary<int8|int16|int32, string>``, the smallest index type for the dimension;
+    ``.cast(pa.string())`` gives plain strings), plus ``<dim>_label`` columns when ``labels=True``, ``value``
+    (float64, null where missing) and ``status`` (dictionary-encoded symbol or null). A UTF-8 BOM is stripped.
     """
     return cube_to_table(parse_cube(payload, labels=labels), labels=labels)

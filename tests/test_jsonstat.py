@@ -30,10 +30,9 @@ def test_decode_real_scb_response() -> None:
     t = decode_jsonstat2(FIXTURE.read_bytes())
     assert t.column_names == ["Region", "Kon", "ContentsCode", "Tid", "value", "status"]
     assert t.num_rows == 13 * 1 * 2 * 3
-    assert all(
-        t.schema.field(c).type == pa.dictionary(pa.int32(), pa.string())
-        for c in ["Region", "Kon", "ContentsCode", "Tid", "status"]
-    )
+    for c in ["Region", "Kon", "ContentsCode", "Tid", "status"]:
+        assert pa.types.is_dictionary(t.schema.field(c).type) and t.schema.field(c).type.value_type == pa.string()
+    assert t.schema.field("Region").type.index_type == pa.int8()  # 13 regions: the smallest index type
     assert t.schema.field("value").type == pa.float64()
     assert _cell(t, Region="0580", ContentsCode="00000548", Tid="2021") == (11792.0, None)
     assert _cell(t, Region="0580", ContentsCode="00000546", Tid="2021") == (69141.0, None)
@@ -164,6 +163,20 @@ def test_values_fallback_gives_the_same_answer(case: str) -> None:
     assert table.column("value").to_pylist() == [1.0, None, 3.0, 4.0]
 
 
+def test_integer_values_take_the_int64_path_bit_identically() -> None:
+    """Integer-only lists (SCB's counts) are parsed as int64 then widened; huge ones fall back to the float parser."""
+    ints = [0, -5, 2**53 + 1, 2**63 - 1, -(2**63), None, 987654321]
+    for values in (ints, [*ints, 10**20]):  # orjson cannot write 10**20: put it into the bytes by hand
+        raw = orjson.dumps(_doc([len(values)], [0 if v == 10**20 else v for v in values]))
+        if 10**20 in values:
+            raw = raw.replace(b",987654321,0]", b",987654321,100000000000000000000]")
+        split = _split_values(raw)
+        assert split is not None
+        expected = np.array([np.nan if v is None else float(v) for v in values])
+        assert float(orjson.loads(raw)["value"][-1] or 0) == float(values[-1] or 0)
+        assert np.array_equal(split[1], expected, equal_nan=True)
+
+
 def test_invalid_value_lists_are_refused() -> None:
     for body in (b"[1,,2,3]", b"[1,2,3,]", b"[1,2,3"):
         raw = orjson.dumps(_doc([4], [0, 0, 0, 0])).replace(b"[0,0,0,0]", body)
@@ -173,6 +186,6 @@ def test_invalid_value_lists_are_refused() -> None:
 
 def test_code_columns_are_dictionary_encoded_and_cast_to_plain_strings() -> None:
     t = decode_jsonstat2(orjson.dumps(_doc([2, 3], [1, 2, 3, 4, 5, 6], status={"2": ".."})))
-    assert t.schema.field("D0").type == pa.dictionary(pa.int32(), pa.string())
+    assert t.schema.field("D0").type == pa.dictionary(pa.int8(), pa.string())
     assert t.column("D0").cast(pa.string()).to_pylist() == ["D0c0"] * 3 + ["D0c1"] * 3
     assert t.column("status").cast(pa.string()).to_pylist() == [None, None, "..", None, None, None]
