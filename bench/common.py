@@ -9,6 +9,7 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from datetime import UTC, datetime
@@ -114,10 +115,17 @@ def child_env(**extra: str) -> dict[str, str]:
 def run_measured(
     cmd: list[str], *, env: dict[str, str] | None = None, cwd: Path = ROOT, timeout: float = 900, sample_s: float = 0.1
 ) -> dict[str, Any]:
-    """Run ``cmd``; wall time, exit code, output, and peak RSS two ways: the kernel's high-water mark of the
-    process (``ru_maxrss`` from wait4, children included) and the sampled sum over the live process tree."""
+    """Run ``cmd``; wall time, CPU time, exit code, output, and peak RSS two ways: the kernel's high-water mark
+    of the command alone (``ru_maxrss`` from wait4 in the clean launcher ``bench.rusage``, children included; a
+    command forked straight from this process would start from this process's own high-water mark) and the
+    sampled sum over the live process tree."""
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    fd, rusage_path = tempfile.mkstemp(prefix="bench-rusage-", suffix=".json")
+    os.close(fd)
+    launcher = [PYTHON, "-m", "bench.rusage", rusage_path, "--", *cmd]
+    proc = subprocess.Popen(
+        launcher, cwd=cwd, env=_with_bench_path(env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     peak_tree = 0
     stop = threading.Event()
 
@@ -130,7 +138,7 @@ def run_measured(
         while not stop.is_set():
             total = 0
             try:
-                for p in [root, *root.children(recursive=True)]:
+                for p in root.children(recursive=True):  # the command's tree, not the launcher
                     with contextlib.suppress(psutil.NoSuchProcess):
                         total += p.memory_info().rss
             except psutil.NoSuchProcess:
@@ -140,23 +148,44 @@ def run_measured(
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    killer = threading.Timer(timeout, proc.kill)
+
+    def kill_tree() -> None:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            for p in [*psutil.Process(proc.pid).children(recursive=True), psutil.Process(proc.pid)]:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    p.kill()
+
+    killer = threading.Timer(timeout, kill_tree)
     killer.start()
     try:
         out = proc.stdout.read() if proc.stdout else ""
-        _, status, usage = os.wait4(proc.pid, 0)
+        proc.wait()
     finally:
         killer.cancel()
         stop.set()
         sampler.join(timeout=2)
-    proc.returncode = os.waitstatus_to_exitcode(status)
+    try:
+        usage = json.loads(Path(rusage_path).read_text() or "{}")
+    except ValueError:
+        usage = {}
+    finally:
+        Path(rusage_path).unlink(missing_ok=True)
     return {
         "returncode": proc.returncode,
         "wall_s": round(time.perf_counter() - start, 3),
-        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+        "peak_rss_mb": usage.get("peak_rss_mb"),
+        "cpu_s": round(usage.get("cpu_user_s", 0) + usage.get("cpu_system_s", 0), 3) if usage else None,
+        "peak_rss_method": "ru_maxrss of the command alone (wait4 in a clean launcher, children included)",
         "peak_rss_tree_sampled_mb": round(peak_tree / 2**20, 1),
         "output": out,
     }
+
+
+def _with_bench_path(env: dict[str, str] | None) -> dict[str, str]:
+    """The launcher is ``python -m bench.rusage`` run from ``cwd``: make sure ``bench`` imports from anywhere."""
+    env = dict(os.environ if env is None else env)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
+    return env
 
 
 def last_json_line(text: str) -> dict[str, Any]:

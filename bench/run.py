@@ -26,7 +26,7 @@ import orjson
 from bench.allsweden import ensure_snapshot
 from bench.common import PYTHON, RESULTS_DIR, ROOT, child_env, last_json_line, run_measured, write_result
 
-BENCHMARKS = ["requests", "decode", "e2e", "dbt_dags"]
+BENCHMARKS = ["requests", "extract_calls", "decode", "scaling", "inbox", "e2e", "dbt_dags"]
 BOM = b"\xef\xbb\xbf"
 REGIONSTAT = str(Path(PYTHON).parent / "regionstat")
 
@@ -280,6 +280,87 @@ def bench_requests(tables_dir: Path, quick: bool) -> dict[str, Any]:
     }
 
 
+EXTRACT_GOAL_CALLS = 30  # SCB: 30 calls per 10 s window
+
+
+def _bench_inbox(quick: bool) -> dict[str, Any]:
+    """bench/inbox.py (peak RSS of the inbox intake of a generated SYNTHETIC commuting CSV) inside make bench."""
+    from bench.inbox import GOAL_MB, bench_inbox
+
+    res = bench_inbox(20 if quick else 200)
+    res["summary"] = {k: res[k] for k in ("csv_bytes", "csv_rows", "outcome", "peak_rss_mb", "wall_s")}
+    res["goals"] = {
+        f"inbox {res['csv_bytes'] / 1e6:.0f} MB CSV peak RSS < {GOAL_MB} MB": {
+            "value": res["peak_rss_mb"],
+            "target": GOAL_MB,
+            "pass": res["peak_rss_mb"] is not None and res["peak_rss_mb"] < GOAL_MB and res["outcome"] == "landed",
+        }
+    }
+    return res
+
+
+def bench_extract_calls(tables_dir: Path, work: Path) -> dict[str, Any]:
+    """The pipeline's own extract (``extract_source`` for every catalogue source, REGIONSTAT_REGION_SET=sweden) over
+    the all-Sweden snapshot at SCB's limits: every HTTP call counted on the server, the client's limiter sleep.
+    The lower bound needs /config (maxDataCells), one metadata call per table (selection, ``updated``) and
+    ceil(cells / maxDataCells) data calls; anything more is overhead."""
+    from extract.pipeline import extract_source, make_client
+    from regionstat.catalogue import load_catalogue
+    from regionstat.settings import Settings
+    from tools.snapshot.server import SnapshotServer
+
+    catalogue = load_catalogue()
+    data_dir = work / "extract_calls"
+    shutil.rmtree(data_dir, ignore_errors=True)
+    with SnapshotServer(tables_dir, max_data_cells=150_000, max_calls=30, time_window=10) as server:
+        settings = Settings(data_dir=data_dir, api_url=server.url, region_set="sweden")
+        client = make_client(server.url, settings, catalogue)
+        t0 = time.perf_counter()
+        results = [
+            extract_source(s.name, settings=settings, client=client, catalogue=catalogue) for s in catalogue.sources
+        ]
+        elapsed = time.perf_counter() - t0
+        stats = server.stats
+        calls = {
+            "http_calls": stats.requests_total,
+            "config": stats.config_requests,
+            "table_info": stats.table_requests,
+            "metadata": stats.metadata_requests,
+            "data": stats.data_requests,
+            "responses_429": stats.responses_429,
+        }
+    waited = round(client._counters.waited, 2)
+    data_lb = sum(r.lower_bound for r in results)
+    needed = 1 + len(results) + data_lb
+    shutil.rmtree(data_dir, ignore_errors=True)
+    return {
+        "config": {"tables": len(results), "limits": "150,000 cells, 30 calls / 10 s (SCB's)"},
+        "tables": [r.as_dict() for r in results],
+        "calls": calls,
+        "lower_bound_calls": needed,
+        "data_lower_bound": data_lb,
+        "limiter_wait_s": waited,
+        "elapsed_s": round(elapsed, 2),
+        "goals": {
+            "all-Sweden extract <= 30 calls": {
+                "value": calls["http_calls"],
+                "target": EXTRACT_GOAL_CALLS,
+                "pass": calls["http_calls"] <= EXTRACT_GOAL_CALLS,
+            },
+            "no call beyond config + metadata + data lower bound": {
+                "value": calls["http_calls"],
+                "target": needed,
+                "pass": calls["http_calls"] <= needed,
+            },
+            "no limiter sleep (all calls fit one window)": {
+                "value": waited,
+                "target": 0,
+                "pass": waited == 0 or needed > EXTRACT_GOAL_CALLS,
+            },
+        },
+    }
+
+
 def _close(a: float | None, b: float | None) -> bool:
     if a is None or b is None:
         return a is b
@@ -287,77 +368,189 @@ def _close(a: float | None, b: float | None) -> bool:
 
 
 # ====================================================================================== 2. JSON-stat2 decode
-def make_payload(path: Path, cells_per_dim: tuple[int, int, int, int] = (250, 250, 2, 8)) -> dict[str, Any]:
-    """A 1,000,000-cell JSON-stat 2.0 response shaped like TAB1830 (BOM first, like SCB), ~2 % missing."""
-    from bench.allsweden import _codes, _meta
+#: SCB-shaped decode payloads: dimensions, codes and (long, Swedish) labels from the bundled real metadata;
+#: only the number of periods is chosen to reach the size. Values and statuses are SYNTHETIC (seeded).
+DECODE_SHAPES: dict[str, dict[str, Any]] = {
+    # TAB1830-like origin-destination matrix, integer counts, ~2 % suppressed ("..") -- the goal's payload
+    "od_tab1830": {
+        "table": "TAB1830",
+        "take": {"Bostadskommun": None, "Arbetsstallekommun": None, "Kon": None, "ContentsCode": None},
+        "periods": 6,
+        "missing": 0.02,
+        "decimals": None,
+    },
+    # TAB638-like population by region x marital status x age x sex, integer, ~1 % missing
+    "population_tab638": {
+        "table": "TAB638",
+        "take": {"Region": None, "Civilstand": None, "Alder": None, "Kon": None, "ContentsCode": 1},
+        "periods": 4,
+        "missing": 0.01,
+        "decimals": None,
+    },
+    # TAB3204-like employment by region x SNI x sex x measure, one decimal (as a rate would be), ~5 % missing
+    "employment_tab3204": {
+        "table": "TAB3204",
+        "take": {"Region": None, "SNI2007": None, "Kon": None, "ContentsCode": None},
+        "periods": 6,
+        "missing": 0.05,
+        "decimals": 1,
+    },
+}
 
-    munis = [c for c in _codes(_meta("TAB638"), "Region") if len(c) == 4]
-    n_b, n_a, n_k, n_t = cells_per_dim
-    dims = {
-        "Bostadskommun": munis[:n_b],
-        "Arbetsstallekommun": munis[:n_a],
-        "Kon": ["1", "2"][:n_k],
-        "Tid": [str(2024 - n_t + 1 + i) for i in range(n_t)],
+
+def make_payload(
+    path: Path, shape: str = "od_tab1830", periods: int | None = None, last_year: int = 2024, seed: int = 7
+) -> dict[str, Any]:
+    """A JSON-stat 2.0 response shaped like SCB's: BOM first, real codes and long labels for every dimension,
+    a ``status`` object for suppressed (``..``) and preliminary (``p``) cells, ``extension.px``. SYNTHETIC values."""
+    from bench.allsweden import _meta
+
+    spec = DECODE_SHAPES[shape]
+    meta = _meta(spec["table"])
+    dims: dict[str, dict[str, Any]] = {}
+    for dim, take in spec["take"].items():
+        src = meta["dimension"][dim]
+        index = src["category"]["index"]
+        codes = sorted(index, key=index.get)[: take or None]
+        labels = src["category"].get("label") or {}
+        dims[dim] = {
+            "label": src.get("label", dim),
+            "category": {"index": {c: i for i, c in enumerate(codes)}, "label": {c: labels.get(c, c) for c in codes}},
+        }
+    n_periods = periods or spec["periods"]
+    years = [str(last_year - n_periods + 1 + i) for i in range(n_periods)]
+    dims["Tid"] = {
+        "label": "år",
+        "category": {"index": {y: i for i, y in enumerate(years)}, "label": {y: y for y in years}},
     }
-    n = math.prod(len(v) for v in dims.values())
-    rng = np.random.default_rng(7)
-    values = rng.geometric(0.02, n).astype(np.int64).astype(object)
-    missing = rng.random(n) < 0.02
+    sizes = [len(d["category"]["index"]) for d in dims.values()]
+    n = math.prod(sizes)
+    rng = np.random.default_rng(seed)
+    raw = rng.geometric(0.02, n).astype(np.float64)
+    if spec["decimals"]:
+        raw = np.round(raw / 7.0, spec["decimals"])
+    missing = rng.random(n) < spec["missing"]
+    preliminary = ~missing & (rng.random(n) < 0.005)
+    values = raw.astype(object) if spec["decimals"] else raw.astype(np.int64).astype(object)
     values[missing] = None
+    status = dict.fromkeys(np.flatnonzero(missing).astype(str).tolist(), "..")
+    status.update(dict.fromkeys(np.flatnonzero(preliminary).astype(str).tolist(), "p"))
     doc = {
         "version": "2.0",
         "class": "dataset",
-        "label": "SYNTHETIC: bench payload shaped like TAB1830",
-        "source": "regionstat bench (synthetic)",
+        "label": f"SYNTHETIC: bench payload shaped like {spec['table']} ({meta.get('label', '')})",
+        "source": "regionstat bench (synthetic, not SCB)",
         "updated": "2025-06-01T06:00:00Z",
-        "role": {"time": ["Tid"]},
+        "note": ["SYNTHETIC: values generated by regionstat bench/run.py (seeded); not SCB data"],
+        "role": {"time": ["Tid"], "metric": ["ContentsCode"]},
         "id": list(dims),
-        "size": [len(v) for v in dims.values()],
-        "dimension": {
-            d: {
-                "label": d,
-                "category": {"index": {c: i for i, c in enumerate(v)}, "label": {c: f"label {c}" for c in v}},
-            }
-            for d, v in dims.items()
-        },
+        "size": sizes,
+        "dimension": dims,
+        "extension": {"px": (meta.get("extension") or {}).get("px") or {}},
         "value": values.tolist(),
-        "status": dict.fromkeys(np.flatnonzero(missing).astype(str).tolist(), ".."),
+        "status": dict(sorted(status.items(), key=lambda kv: int(kv[0]))),
     }
     data = BOM + orjson.dumps(doc)
     path.write_bytes(data)
-    return {"cells": n, "bytes": len(data), "missing": int(missing.sum()), "dimensions": doc["size"]}
+    return {
+        "shape": shape,
+        "cells": n,
+        "bytes": len(data),
+        "missing": int(missing.sum()),
+        "status_entries": len(status),
+        "dimensions": dict(zip(dims, sizes, strict=True)),
+    }
+
+
+DECODE_GOAL_RATIO = 2.5  # ours / orjson.loads, 1 M SCB-shaped cells
+DECODE_GOAL_EXTRA_MB = 60  # ours' peak RSS growth over orjson's own
+
+
+#: peers too slow on SCB-shaped payloads (pyjstat: ~1.5 min per 1 M cells on a loaded 2-core machine) for a warm-up,
+#: repeats and a tracemalloc run inside make bench's time: one cold timed decode, no tracemalloc
+SLOW_PEERS = {"pyjstat"}
+
+
+def _decode_contestant(name: str, payload: Path, repeats: int) -> dict[str, Any]:
+    slow = name in SLOW_PEERS
+    cmd = [PYTHON, "-m", "bench.workers", "decode", name, str(payload), "1" if slow else str(repeats)]
+    timed = run_measured([*cmd, "--no-warmup"] if slow else cmd, env=child_env())
+    if timed["returncode"] != 0:
+        return {"error": timed["output"][-800:]}
+    r = last_json_line(timed["output"])
+    r["process_peak_rss_mb"] = timed["peak_rss_mb"]
+    if slow:
+        r["note"] = "one cold decode (no warm-up, no tracemalloc run): too slow for more within make bench"
+        return r
+    traced = run_measured(
+        [PYTHON, "-m", "bench.workers", "decode", name, str(payload), "1", "--tracemalloc"], env=child_env()
+    )
+    if traced["returncode"] == 0:
+        r["tracemalloc_peak_mb"] = last_json_line(traced["output"]).get("tracemalloc_peak_mb")
+    return r
 
 
 def bench_decode(work: Path, quick: bool) -> dict[str, Any]:
-    payload = work / "payload_1m.json"
-    info = make_payload(payload)
+    """Every shape: orjson (the floor) and ours; the goal shape (TAB1830-like, 1 M cells) also pyjstat and pxwebpy."""
     repeats = 1 if quick else 3
-    contestants = ["orjson", "ours", "pyjstat", "pxwebpy"]
-    res: dict[str, Any] = {}
-    for name in contestants:
-        log(f"decode: {name} ({repeats} timed run(s) + a tracemalloc run, each in a fresh process)")
-        timed = run_measured(
-            [PYTHON, "-m", "bench.workers", "decode", name, str(payload), str(repeats)], env=child_env()
-        )
-        if timed["returncode"] != 0:
-            res[name] = {"error": timed["output"][-800:]}
-            continue
-        r = last_json_line(timed["output"])
-        traced = run_measured(
-            [PYTHON, "-m", "bench.workers", "decode", name, str(payload), "1", "--tracemalloc"], env=child_env()
-        )
-        if traced["returncode"] == 0:
-            r["tracemalloc_peak_mb"] = last_json_line(traced["output"]).get("tracemalloc_peak_mb")
-        res[name] = r
-        log(f"  {name}: min {r['min_s']} s, peak RSS +{r['peak_rss_delta_mb']} MB")
+    shapes: dict[str, Any] = {}
+    for shape in DECODE_SHAPES:
+        payload = work / f"payload_{shape}.json"
+        info = make_payload(payload, shape)
+        contestants = ["orjson", "ours", "pyjstat", "pxwebpy"] if shape == "od_tab1830" else ["orjson", "ours"]
+        res: dict[str, Any] = {}
+        for name in contestants:
+            log(f"decode {shape} ({info['cells']:,} cells): {name} ({repeats} timed + a tracemalloc run)")
+            res[name] = _decode_contestant(name, payload, repeats)
+            if "min_s" in res[name]:
+                log(f"  {name}: min {res[name]['min_s']} s, peak RSS +{res[name]['peak_rss_delta_mb']} MB")
+        shapes[shape] = {"payload": info, "contestants": res, "summary": _decode_summary(res)}
+    goal = shapes["od_tab1830"]["summary"]
+    ratio, extra = goal["ours_time_over_orjson_loads"], goal["ours_peak_rss_over_orjson_mb"]
+    return {
+        "config": {
+            "payload": shapes["od_tab1830"]["payload"],
+            "shapes": {k: v["payload"] for k, v in shapes.items()},
+            "repeats": repeats,
+            "timing": "min over repeats, each contestant in its own fresh process; peak memory = growth of the "
+            "process's kernel high-water RSS (VmHWM reset through clear_refs) during the first timed decode, and "
+            "tracemalloc's peak in a separate run",
+        },
+        "contestants": shapes["od_tab1830"]["contestants"],
+        "shapes": shapes,
+        "summary": {
+            **goal,
+            "per_shape_ours_over_orjson": {k: v["summary"]["ours_time_over_orjson_loads"] for k, v in shapes.items()},
+        },
+        "goals": {
+            "decode 1 M SCB-shaped cells <= 2.5x orjson.loads": {
+                "value": ratio,
+                "target": DECODE_GOAL_RATIO,
+                "pass": ratio is not None and ratio <= DECODE_GOAL_RATIO,
+            },
+            "decode peak RSS <= 60 MB over orjson's": {
+                "value": extra,
+                "target": DECODE_GOAL_EXTRA_MB,
+                "pass": extra is not None and extra <= DECODE_GOAL_EXTRA_MB,
+            },
+        },
+    }
+
+
+def _decode_summary(res: dict[str, Any]) -> dict[str, Any]:
     ours = res.get("ours", {})
 
     def ratio(a: str, b: str, key: str) -> float | None:
         x, y = res.get(a, {}).get(key), res.get(b, {}).get(key)
         return round(x / y, 2) if x and y else None
 
-    summary = {
+    orjson_peak = res.get("orjson", {}).get("peak_rss_delta_mb")
+    ours_peak = ours.get("peak_rss_delta_mb")
+    return {
         "ours_time_over_orjson_loads": ratio("ours", "orjson", "min_s"),
+        "ours_peak_rss_over_orjson_mb": round(ours_peak - orjson_peak, 1)
+        if ours_peak is not None and orjson_peak is not None
+        else None,
         "pyjstat_time_over_ours": ratio("pyjstat", "ours", "min_s"),
         "pxwebpy_time_over_ours": ratio("pxwebpy", "ours", "min_s"),
         "pyjstat_peak_rss_over_ours": ratio("pyjstat", "ours", "peak_rss_delta_mb"),
@@ -365,23 +558,107 @@ def bench_decode(work: Path, quick: bool) -> dict[str, Any]:
         "pyjstat_tracemalloc_over_ours": ratio("pyjstat", "ours", "tracemalloc_peak_mb"),
         "pxwebpy_tracemalloc_over_ours": ratio("pxwebpy", "ours", "tracemalloc_peak_mb"),
         "ours_min_s": ours.get("min_s"),
-        "ours_peak_rss_delta_mb": ours.get("peak_rss_delta_mb"),
+        "orjson_min_s": res.get("orjson", {}).get("min_s"),
+        "ours_peak_rss_delta_mb": ours_peak,
+        "orjson_peak_rss_delta_mb": orjson_peak,
         "same_rows_and_value_sums": all(
             res[n].get("rows") == ours.get("rows") and _close(res[n].get("value_sum"), ours.get("value_sum"))
             for n in ("pyjstat", "pxwebpy")
             if "rows" in res.get(n, {})
         ),
     }
+
+
+# ====================================================================================== 2b. scaling series
+SCALE_PERIODS = (6, 15, 30, 60)  # x 168,200 cells (290 x 290 x 2 sexes x 1 measure per period): 1.0 .. 10.1 M rows
+SCALE_PERIODS_QUICK = (1, 2, 3, 4)
+
+
+def make_scale_payloads(directory: Path, periods: int) -> int:
+    """SCB-shaped TAB1830-like responses, one period each (168,200 cells; synthetic years counting back from
+    2024), as the client receives them for a ``periods``-year selection. SYNTHETIC values; returns the cells."""
+    directory.mkdir(parents=True, exist_ok=True)
+    total = 0
+    for i in range(periods):
+        path = directory / f"chunk_{i:03d}.json"
+        info = make_payload(path, "od_tab1830", periods=1, last_year=2024 - i, seed=i)
+        total += info["cells"]
+    return total
+
+
+def _linear_fit(xs: list[float], ys: list[float]) -> dict[str, float] | None:
+    """Least-squares ``y = fixed + per_million * rows/1e6``."""
+    if len(xs) < 2:
+        return None
+    slope, intercept = np.polyfit(np.asarray(xs) / 1e6, np.asarray(ys), 1)
+    return {"fixed": round(float(intercept), 3), "per_million_rows": round(float(slope), 3)}
+
+
+def bench_scaling(work: Path, quick: bool) -> dict[str, Any]:
+    """Rows loaded vs wall time, CPU time and peak RSS: decode SCB-shaped responses -> landing batch (pandera check,
+    Parquet, manifest) -> DuckDB ``raw`` table, each size in a fresh process, then a linear fit."""
+    periods_list = SCALE_PERIODS_QUICK if quick else SCALE_PERIODS
+    chunk_dir = work / "scale_chunks"
+    make_scale_payloads(chunk_dir, max(periods_list))
+    points = []
+    for periods in periods_list:
+        data_dir = work / f"scale_{periods}"
+        shutil.rmtree(data_dir, ignore_errors=True)
+        log(f"scaling: {periods} period(s) x 168,200 cells")
+        r = run_measured(
+            [PYTHON, "-m", "bench.workers", "scale", str(chunk_dir), str(periods), str(data_dir)], env=child_env()
+        )
+        if r["returncode"] != 0:
+            points.append({"periods": periods, "error": r["output"][-800:]})
+            continue
+        w = last_json_line(r["output"])
+        points.append(
+            {
+                "rows": w["rows"],
+                "wall_s": r["wall_s"],
+                "cpu_s": r["cpu_s"],
+                "peak_rss_mb": r["peak_rss_mb"],
+                "stages_s": w["stages_s"],
+                "raw_rows_in_duckdb": w["raw_rows"],
+            }
+        )
+        log(f"  {w['rows']:,} rows: {r['wall_s']} s wall, {r['cpu_s']} s CPU, peak RSS {r['peak_rss_mb']} MB")
+        shutil.rmtree(data_dir, ignore_errors=True)
+    ok = [p for p in points if "rows" in p]
+    xs = [p["rows"] for p in ok]
+    fits = {k: _linear_fit(xs, [p[k] for p in ok]) for k in ("wall_s", "cpu_s", "peak_rss_mb")}
+    largest = max(ok, key=lambda p: p["rows"]) if ok else {}
+    rss_fit = fits["peak_rss_mb"] or {}
+    per_m = rss_fit.get("per_million_rows")
     return {
         "config": {
-            "payload": info,
-            "repeats": repeats,
-            "timing": "min over repeats, each contestant in its own "
-            "process; peak memory = growth of the process's kernel high-water RSS (ru_maxrss) during the "
-            "first decode, and tracemalloc's peak in a separate run",
+            "what": "python -m bench.workers scale: parse_cube + Arrow table of every response (as the client), "
+            "landing write_batch (pandera check, zstd Parquet, manifest), DuckDB CREATE TABLE raw AS "
+            "read_parquet; one fresh process per size (peak RSS of that process alone, CPU = user + system)",
+            "shape": "TAB1830-like (290 x 290 municipalities x 2 sexes x 1 measure per period), SYNTHETIC values",
+            "periods": list(periods_list),
         },
-        "contestants": res,
-        "summary": summary,
+        "points": points,
+        "fit": fits,
+        "summary": {
+            "rows": [p["rows"] for p in ok],
+            "wall_s": [p["wall_s"] for p in ok],
+            "cpu_s": [p["cpu_s"] for p in ok],
+            "peak_rss_mb": [p["peak_rss_mb"] for p in ok],
+            **{f"fit_{k}": v for k, v in fits.items()},
+        },
+        "goals": {  # for later (issue 16): measured and reported now
+            "later: peak RSS per extra million rows <= 60 MB": {
+                "value": per_m,
+                "target": 60,
+                "pass": per_m is not None and per_m <= 60,
+            },
+            "later: 10 M rows under 1.5 GB": {
+                "value": largest.get("peak_rss_mb"),
+                "target": 1536,
+                "pass": bool(largest) and largest["rows"] >= 10_000_000 and largest["peak_rss_mb"] < 1536,
+            },
+        },
     }
 
 
@@ -459,6 +736,11 @@ def bench_e2e(tables_dir: Path, work: Path, quick: bool) -> tuple[dict[str, Any]
         },
         "incremental data requests == 0": {"value": incr_data, "target": 0, "pass": incr_data == 0},
         "peak RSS < 1.5 GB": {"value": peak, "target": 1536, "pass": peak < 1536},
+        "later: incremental <= 0.10x full": {
+            "value": round(incr["wall_s"] / full["wall_s"], 3),
+            "target": 0.10,
+            "pass": incr["wall_s"] <= 0.10 * full["wall_s"],
+        },
     }
     summary = {
         "full_wall_s": full["wall_s"],
@@ -612,8 +894,14 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 if name == "requests":
                     res = bench_requests(tables_dir, args.quick)
+                elif name == "extract_calls":
+                    res = bench_extract_calls(tables_dir, work)
                 elif name == "decode":
                     res = bench_decode(work, args.quick)
+                elif name == "scaling":
+                    res = bench_scaling(work, args.quick)
+                elif name == "inbox":
+                    res = _bench_inbox(args.quick)
                 elif name == "e2e":
                     res, e2e_data = bench_e2e(tables_dir, work, args.quick)
                 else:

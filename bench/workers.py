@@ -2,6 +2,7 @@
 and imports of one do not leak into another. Every worker prints one JSON line with its measurements.
 
     decode NAME PAYLOAD REPEATS [--tracemalloc]   NAME in orjson | ours | pyjstat | pxwebpy
+    scale CHUNK_DIR CHUNKS DATA_DIR               decode + land + DuckDB load of CHUNKS responses
     dbt COMMAND DATA_DIR                          COMMAND in build | parse
     dagbag DAGS_DIR
 """
@@ -91,7 +92,7 @@ def _contestant(name: str):
     raise SystemExit(f"unknown contestant {name}")
 
 
-def decode(name: str, payload_path: str, repeats: int, use_tracemalloc: bool) -> dict[str, Any]:
+def decode(name: str, payload_path: str, repeats: int, use_tracemalloc: bool, warmup: bool = True) -> dict[str, Any]:
     payload = Path(payload_path).read_bytes()
     run = _contestant(name)
     gc.collect()
@@ -106,8 +107,9 @@ def decode(name: str, payload_path: str, repeats: int, use_tracemalloc: bool) ->
         out["tracemalloc_peak_mb"] = round(peak / 2**20, 1)
         del result
         return out
-    result = run(payload)  # warm-up (lazy imports, first-call kernel setup), not timed
-    del result
+    if warmup:
+        result = run(payload)  # warm-up (lazy imports, first-call kernel setup), not timed
+        del result
     gc.collect()
     exact = _reset_peak_rss()
     base_kb = _status_kb("VmRSS") if exact else _maxrss_mb() * 1024
@@ -134,6 +136,62 @@ def decode(name: str, payload_path: str, repeats: int, use_tracemalloc: bool) ->
         }
     )
     return out
+
+
+# ------------------------------------------------------------------------------------------------ scaling
+def scale(chunk_dir: str, chunks: int, data_dir: str) -> dict[str, Any]:
+    """Load the first ``chunks`` responses of ``chunk_dir``: decode like the client (codes as plain strings, as
+    landed), land one batch, load it into DuckDB. Wall/CPU/peak RSS are measured from outside (bench.rusage)."""
+    import duckdb
+    import pyarrow as pa
+
+    from extract.jsonstat import code_index_arrays, parse_cube, status_column, string_column, value_column
+    from extract.landing import write_batch
+    from regionstat.settings import Settings
+
+    stages: dict[str, float] = {}
+    t0 = time.perf_counter()
+    tables = []
+    for path in sorted(Path(chunk_dir).glob("chunk_*.json"))[:chunks]:
+        cube = parse_cube(path.read_bytes())
+        idx = code_index_arrays(cube.sizes)
+        cols = {d.code: string_column(ix, d.codes) for d, ix in zip(cube.dimensions, idx, strict=True)}
+        cols["value"] = value_column(cube.values)
+        cols["status"] = status_column(cube.status_codes, cube.status_symbols, cube.cells)
+        tables.append(pa.table(cols))
+    table = pa.concat_tables(tables)
+    del tables
+    stages["decode"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    settings = Settings(data_dir=Path(data_dir))
+    manifest = write_batch(
+        table,
+        {
+            "source_name": "bench_scale",
+            "raw_table": "bench_scale",
+            "kind": "pxweb",
+            "table_id": "TAB1830",
+            "source_url": "synthetic://bench/scale",
+            "query": {"selection": {}},
+            "updated": "2025-06-01T06:00:00Z",
+            "cells": table.num_rows,
+            "requests": chunks,
+            "synthetic": True,
+            "region_set": "sweden",
+        },
+        settings=settings,
+    )
+    rows = table.num_rows
+    del table
+    stages["land"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    con = duckdb.connect(str(settings.warehouse_path))
+    con.execute("create schema if not exists raw")
+    con.execute("create table raw.bench_scale as select * from read_parquet(?)", [str(manifest.parquet_path)])
+    raw_rows = con.execute("select count(*) from raw.bench_scale").fetchone()[0]
+    con.close()
+    stages["duckdb_load"] = time.perf_counter() - t0
+    return {"rows": rows, "raw_rows": raw_rows, "stages_s": {k: round(v, 3) for k, v in stages.items()}}
 
 
 # ------------------------------------------------------------------------------------------------ dbt
@@ -196,7 +254,9 @@ def _seconds(d: Any) -> float:
 def main(argv: list[str]) -> int:
     kind = argv[0]
     if kind == "decode":
-        res = decode(argv[1], argv[2], int(argv[3]), "--tracemalloc" in argv)
+        res = decode(argv[1], argv[2], int(argv[3]), "--tracemalloc" in argv, "--no-warmup" not in argv)
+    elif kind == "scale":
+        res = scale(argv[1], int(argv[2]), argv[3])
     elif kind == "dbt":
         res = dbt(argv[1], argv[2])
     elif kind == "dagbag":

@@ -29,9 +29,10 @@ def _doc(dag_id: str, schedule: str, names: list[str]) -> str:
 Generated from `regionstat/catalogue.yaml` (schedule `{schedule}`). Per source (mapped task group `source`, one map
 index per catalogue entry):
 
-* **extract** - asks `/tables/{{id}}` for `updated`; unchanged upstream costs no data request (the log says
-  *"unchanged upstream, 0 data requests"*); otherwise fetches in chunks within `maxDataCells` and logs rows, cells
-  and requests against the lower bound `ceil(cells / maxDataCells)`. Retries 3x with exponential backoff.
+* **extract** - asks `/tables/{{id}}/metadata` for `updated` (the same call gives the selection); unchanged
+  upstream costs no data request (the log says *"unchanged upstream, 0 data requests"*); otherwise fetches in
+  chunks within `maxDataCells` and logs rows, cells and requests against the lower bound
+  `ceil(cells / maxDataCells)`. Retries 3x with exponential backoff.
 * **validate** - runs the table's GX suite. A failing batch is **quarantined** (kept, with a reason file): the
   task fails with a one-line reason, the other sources go on, and the warehouse keeps the last good batch.
   Skipped when nothing new was landed.

@@ -1,9 +1,12 @@
 """Fast JSON-stat 2.0 decoding into Arrow.
 
 The cube is laid out row-major over ``id`` (the last dimension varies fastest), so every code column is
-``repeat(tile(arange(size_i), outer_i), inner_i)`` of the dimension's codes; no Python loop over cells.
-Values go straight from the parsed list into a float64 array (``None`` -> NaN -> null), ``status`` (dict
-index -> symbol, list, or one string for all) into a string column.
+``repeat(tile(arange(size_i), outer_i), inner_i)`` of the dimension's codes; no Python loop over cells. The
+decoder returns code columns dictionary-encoded (int32 indices into the dimension's codes: no string per cell).
+The ``value`` array never becomes a Python list: its bytes are cut out of the payload and parsed by Arrow's CSV
+number parser (one number or ``null`` per line); the rest of the document goes through orjson. Anything that
+is not a flat list of numbers/nulls takes the plain path (orjson for all, then numpy). ``status`` (dict
+index -> symbol, list, or one string for all) becomes int32 symbol indices, dictionary-encoded as well.
 
 ``decode_jsonstat2(payload)`` is the public entry point; the client uses the lower-level ``parse_cube``
 to stitch chunked responses together.
@@ -18,6 +21,7 @@ from typing import Any
 import numpy as np
 import orjson
 import pyarrow as pa
+import pyarrow.csv as pa_csv
 
 from regionstat.errors import ResponseError
 
@@ -26,6 +30,7 @@ BOM = b"\xef\xbb\xbf"
 __all__ = [
     "Cube",
     "DimensionInfo",
+    "InvalidJSONError",
     "category_codes",
     "category_labels",
     "code_index_arrays",
@@ -33,6 +38,10 @@ __all__ = [
     "loads",
     "parse_cube",
 ]
+
+
+class InvalidJSONError(ResponseError):
+    """The body is not JSON at all (truncated or garbled in transit): worth a retry, unlike a wrong shape."""
 
 
 def loads(payload: bytes | bytearray | memoryview | str | Mapping[str, Any], *, what: str = "response") -> Any:
@@ -48,7 +57,7 @@ def loads(payload: bytes | bytearray | memoryview | str | Mapping[str, Any], *, 
     try:
         return orjson.loads(payload)
     except orjson.JSONDecodeError as exc:
-        raise ResponseError(f"{what} is not valid JSON ({len(payload):,} bytes): {exc}") from None
+        raise InvalidJSONError(f"{what} is not valid JSON ({len(payload):,} bytes): {exc}") from None
 
 
 def category_codes(dim: Mapping[str, Any], size: int | None = None) -> list[str]:
@@ -156,9 +165,81 @@ def _status_arrays(raw: Any, n: int) -> tuple[np.ndarray | None, list[str]]:
     return codes, list(symbols)
 
 
+#: stands in for the cut-out ``value`` array; the remainder must parse with it as the top-level ``value``
+_VALUE_SLOT = b'"\\u0000regionstat:value"'
+_VALUE_SLOT_TEXT = "\u0000regionstat:value"
+_NUMBER_BYTES = b"0123456789+-.eEnul, \t\r\n"
+_READ_OPTIONS = pa_csv.ReadOptions(column_names=["value"], use_threads=False, block_size=1 << 26)
+_PARSE_OPTIONS = pa_csv.ParseOptions(delimiter="\x1f", quote_char=False, escape_char=False)
+_AS_FLOAT = pa_csv.ConvertOptions(column_types={"value": pa.float64()}, null_values=["null"], strings_can_be_null=False)
+#: SCB's counts are integers: parsing them as int64 is cheaper, and int64 -> float64 rounds exactly as float(int)
+_AS_INT = pa_csv.ConvertOptions(column_types={"value": pa.int64()}, null_values=["null"], strings_can_be_null=False)
+
+
+def _read_numbers(lines: bytes, integers: bool) -> pa.ChunkedArray:
+    """One JSON number or ``null`` per line -> float64 (int64 first when no line can hold a fraction)."""
+    if integers:
+        try:
+            column = pa_csv.read_csv(pa.py_buffer(lines), _READ_OPTIONS, _PARSE_OPTIONS, _AS_INT).column(0)
+            return column.cast(pa.float64())
+        except pa.ArrowInvalid:  # beyond int64: the float parser reads it
+            pass
+    return pa_csv.read_csv(pa.py_buffer(lines), _READ_OPTIONS, _PARSE_OPTIONS, _AS_FLOAT).column(0)
+
+
+def _split_values(payload: bytes) -> tuple[Any, np.ndarray] | None:
+    """Parse ``payload`` with its top-level ``value`` list cut out and read by Arrow's number parser.
+
+    None when the fast path does not apply (no flat list of numbers/nulls, or the cut was not the top-level
+    ``value``): the caller then parses everything with orjson, so the answer never depends on this path."""
+    key = payload.find(b'"value"')
+    if key < 0:
+        return None
+    pos = key + 7
+    while payload[pos : pos + 1] in (b" ", b"\n", b"\r", b"\t"):
+        pos += 1
+    if payload[pos : pos + 1] != b":":
+        return None
+    pos += 1
+    while payload[pos : pos + 1] in (b" ", b"\n", b"\r", b"\t"):
+        pos += 1
+    if payload[pos : pos + 1] != b"[":
+        return None
+    end = payload.find(b"]", pos)
+    if end < 0:
+        return None
+    body = payload[pos + 1 : end]
+    if body.translate(None, _NUMBER_BYTES):  # anything left over: strings, objects, lists: not a flat number list
+        return None
+    try:
+        ds = orjson.loads(b"".join((payload[:pos], _VALUE_SLOT, payload[end + 1 :])))
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(ds, dict) or ds.get("value") != _VALUE_SLOT_TEXT:
+        return None  # the first '"value"' was not the dataset's own
+    if not body.strip():
+        return ds, np.empty(0, dtype=np.float64)
+    try:
+        integers = b"." not in body and b"e" not in body and b"E" not in body
+        column = _read_numbers(body.replace(b",", b"\n"), integers)
+    except pa.ArrowInvalid:
+        return None
+    if len(column) != body.count(b",") + 1:  # empty items ('1,,2'): not JSON, let orjson say so
+        return None
+    return ds, column.to_numpy()
+
+
 def parse_cube(payload: bytes | str | Mapping[str, Any], *, labels: bool = False) -> Cube:
     """Parse a JSON-stat 2.0 dataset (bytes or already-parsed dict) into a Cube."""
-    ds = loads(payload, what="JSON-stat response")
+    split = None
+    if isinstance(payload, bytes | bytearray | memoryview):
+        raw = bytes(payload)
+        split = _split_values(raw[3:] if raw[:3] == BOM else raw)
+    if split is not None:
+        ds, values = split
+    else:
+        ds = loads(payload, what="JSON-stat response")
+        values = None
     if not isinstance(ds, Mapping) or "dimension" not in ds:
         raise ResponseError("response is not a JSON-stat 2.0 dataset (no 'dimension')")
     ids = list(ds.get("id") or [])
@@ -175,13 +256,21 @@ def parse_cube(payload: bytes | str | Mapping[str, Any], *, labels: bool = False
     n = 1
     for s in sizes:
         n *= s
-    values = _values_array(ds.get("value"), n)
+    if values is None:
+        values = _values_array(ds.get("value"), n)
+    elif len(values) != n:
+        raise ResponseError(f"value has {len(values):,} cells, expected {n:,} (truncated?)")
     status_codes, symbols = _status_arrays(ds.get("status"), n)
     return Cube(dims, values, status_codes, symbols)
 
 
+def _index_dtype(size: int) -> type[np.signedinteger]:
+    return np.int8 if size <= 127 else np.int16 if size <= 32767 else np.int32
+
+
 def code_index_arrays(sizes: Sequence[int]) -> list[np.ndarray]:
-    """For a row-major cube of ``sizes``, the per-dimension category index of every cell (int32)."""
+    """For a row-major cube of ``sizes``, the per-dimension category index of every cell (the smallest signed
+    integer type that holds the dimension's size: int8, int16 or int32)."""
     total = 1
     for s in sizes:
         total *= s
@@ -189,25 +278,37 @@ def code_index_arrays(sizes: Sequence[int]) -> list[np.ndarray]:
     inner = total
     outer = 1
     for s in sizes:
-        inner //= s
-        idx = np.arange(s, dtype=np.int32)
-        if inner > 1:
-            idx = np.repeat(idx, inner)
-        if outer > 1:
-            idx = np.tile(idx, outer)
-        out.append(idx)
+        inner = inner // s if s else 0
+        idx = np.arange(s, dtype=_index_dtype(s))
+        # one copy: arange broadcast over (outer, size, inner), flattened row-major
+        out.append(np.broadcast_to(idx[None, :, None], (outer, s, inner)).reshape(-1))
         outer *= s
     return out
 
 
 def string_column(indices: np.ndarray, dictionary: Sequence[str]) -> pa.Array:
     """Materialise ``dictionary[indices]`` as a plain Arrow string column."""
-    return pa.array(list(dictionary), type=pa.string()).take(pa.array(indices, type=pa.int32()))
+    return pa.array(list(dictionary), type=pa.string()).take(pa.array(indices))
+
+
+def dictionary_column(indices: np.ndarray, dictionary: Sequence[str]) -> pa.DictionaryArray:
+    """``dictionary[indices]`` as an Arrow dictionary array (the indices' integer type; no string per cell)."""
+    # indices come from code_index_arrays (always within range), so Arrow's bounds check is skipped
+    return pa.DictionaryArray.from_arrays(pa.array(indices), pa.array(list(dictionary), pa.string()), safe=False)
+
+
+def status_dictionary_column(codes: np.ndarray | None, symbols: Sequence[str], n: int) -> pa.Array:
+    """Status symbols dictionary-encoded (index -1 = no status = null)."""
+    if codes is None or not symbols:
+        return pa.DictionaryArray.from_arrays(pa.nulls(n, pa.int32()), pa.array([], pa.string()))
+    mask = codes < 0
+    indices = pa.array(codes, type=pa.int32(), mask=mask if mask.any() else None)
+    return pa.DictionaryArray.from_arrays(indices, pa.array(list(symbols), pa.string()))
 
 
 def value_column(values: np.ndarray) -> pa.Array:
-    mask = np.isnan(values)
-    return pa.array(values, type=pa.float64(), mask=mask if mask.any() else None)
+    """float64 with NaN (missing in JSON-stat) as null."""
+    return pa.array(values, type=pa.float64(), from_pandas=True)
 
 
 def status_column(codes: np.ndarray | None, symbols: Sequence[str], n: int) -> pa.Array:
@@ -221,27 +322,29 @@ def status_column(codes: np.ndarray | None, symbols: Sequence[str], n: int) -> p
 
 
 def cube_to_table(cube: Cube, *, labels: bool = False, drop: Sequence[str] = ()) -> pa.Table:
-    """Arrow table: one string column per dimension (codes), [<dim>_label], value float64, status string."""
+    """Arrow table: one dictionary<int8|int16|int32, string> column per dimension (codes), [<dim>_label], value
+    float64, status dictionary<int32, string>."""
     sizes = cube.sizes
     idx = code_index_arrays(sizes)
     cols: dict[str, pa.Array] = {}
     for dim, ix in zip(cube.dimensions, idx, strict=True):
         if dim.code in drop:
             continue
-        cols[dim.code] = string_column(ix, dim.codes)
+        cols[dim.code] = dictionary_column(ix, dim.codes)
         if labels:
-            cols[f"{dim.code}_label"] = string_column(ix, dim.labels)
+            cols[f"{dim.code}_label"] = dictionary_column(ix, dim.labels)
     n = cube.cells
     cols["value"] = value_column(cube.values)
-    cols["status"] = status_column(cube.status_codes, cube.status_symbols, n)
+    cols["status"] = status_dictionary_column(cube.status_codes, cube.status_symbols, n)
     return pa.table(cols)
 
 
 def decode_jsonstat2(payload: bytes | str | Mapping[str, Any], *, labels: bool = False) -> pa.Table:
     """Decode a JSON-stat 2.0 dataset (bytes, str or parsed dict) into a pyarrow Table.
 
-    Columns: one ``string`` column per dimension in ``id`` order holding the value codes (plus
-    ``<dim>_label`` columns when ``labels=True``), ``value`` (float64, null where missing) and ``status``
-    (string symbol or null). A UTF-8 BOM is stripped.
+    Columns: one string column per dimension in ``id`` order holding the value codes, dictionary-encoded
+    (``dictionary<int8|int16|int32, string>``, the smallest index type for the dimension;
+    ``.cast(pa.string())`` gives plain strings), plus ``<dim>_label`` columns when ``labels=True``, ``value``
+    (float64, null where missing) and ``status`` (dictionary-encoded symbol or null). A UTF-8 BOM is stripped.
     """
     return cube_to_table(parse_cube(payload, labels=labels), labels=labels)

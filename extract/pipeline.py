@@ -123,12 +123,10 @@ def _table_limits(client, settings: Settings, catalogue: Catalogue, source: Sour
         client.retry = saved
 
 
-def _is_synthetic(client, table_id: str, info) -> bool:
-    """Our snapshot marks generated tables (tag ``synthetic``, ``extension.regionstat.synthetic``); SCB never does."""
-    raw_info = getattr(info, "raw", None) or {}
-    if "synthetic" in (raw_info.get("tags") or []):
-        return True
-    ext = (client.metadata(table_id).raw.get("extension") or {}).get("regionstat") or {}
+def _is_synthetic(meta) -> bool:
+    """Our snapshot marks generated tables in their metadata (``extension.regionstat.synthetic``; the table-info
+    tag ``synthetic`` says the same); SCB never does."""
+    ext = (meta.raw.get("extension") or {}).get("regionstat") or {}
     return bool(ext.get("synthetic"))
 
 
@@ -179,8 +177,10 @@ def _extract_source(
 ) -> ExtractResult:
     region_set = catalogue.region_set(settings.region_set)
     selection = source.resolved_selection(region_set)
-    info = client.table_info(source.table)
-    updated = info.updated
+    # one call answers both "changed upstream?" and "what is there?": the metadata's `updated` is the table's
+    # (no separate GET /tables/{id}); the client caches it for the fetch below
+    meta = client.metadata(source.table)
+    updated = meta.updated
     previous = latest_batch(settings, source.raw_table, source.name)
     if (
         not force
@@ -214,7 +214,7 @@ def _extract_source(
             "updated": updated,
             "cells": int(stats.cells),
             "requests": int(stats.requests),
-            "synthetic": _is_synthetic(client, source.table, info),
+            "synthetic": _is_synthetic(meta),
             "region_set": region_set.name,
         },
         settings=settings,

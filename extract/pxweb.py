@@ -23,7 +23,7 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,7 @@ import urllib3.connection
 from extract.chunking import ChunkPlan, plan_chunks
 from extract.jsonstat import (
     Cube,
+    InvalidJSONError,
     code_index_arrays,
     decode_jsonstat2,
     loads,
@@ -362,8 +363,11 @@ class PxWebClient:
         params: Mapping[str, str] | None = None,
         body: bytes | None = None,
         table_id: str | None = None,
+        parse: Callable[[bytes], Any] | None = None,
     ) -> Any:
-        """One logical call with retries. Returns parsed JSON; raises typed errors."""
+        """One logical call with retries. Returns parsed JSON (or ``parse(body)``: the data path hands the bytes
+        to the cube decoder, which never builds the value list); raises typed errors. A body that is not JSON
+        (truncated in transit) is retried."""
         url = self._url(path)
         policy = self.retry
         last = ""
@@ -420,8 +424,8 @@ class PxWebClient:
             status = resp.status_code
             if status == 200:
                 try:
-                    return loads(content, what=f"{method} {path}")
-                except ResponseError as exc:
+                    return parse(content) if parse is not None else loads(content, what=f"{method} {path}")
+                except InvalidJSONError as exc:
                     last = f"truncated or invalid JSON body ({len(content):,} bytes)"
                     log.info("%s %s: %s, attempt %d/%d", method, url, exc, attempt, policy.max_attempts)
                     self._backoff(attempt)
@@ -544,7 +548,7 @@ class PxWebClient:
         return plan_chunks(resolved.sizes, self.config.max_data_cells, table_id=table_id)
 
     # ------------------------------------------------------------------------------------------ data
-    def _data_request(self, table_id: str, query: dict[str, list[str]], lang: str | None) -> Any:
+    def _data_request(self, table_id: str, query: dict[str, list[str]], lang: str | None) -> Cube:
         params = {"outputFormat": "json-stat2", **self._lang_params(lang)}
         use_post = any("," in c or c.startswith("[") for codes in query.values() for c in codes)
         if not use_post:
@@ -554,9 +558,13 @@ class PxWebClient:
             if len(self._url(f"tables/{table_id}/data")) + 1 + len(urlencode(get_params)) > self.get_url_limit:
                 use_post = True
             else:
-                return self._request("GET", f"tables/{table_id}/data", params=get_params, table_id=table_id)
+                return self._request(
+                    "GET", f"tables/{table_id}/data", params=get_params, table_id=table_id, parse=parse_cube
+                )
         body = orjson.dumps({"selection": [{"variableCode": v, "valueCodes": c} for v, c in query.items()]})
-        return self._request("POST", f"tables/{table_id}/data", params=params, body=body, table_id=table_id)
+        return self._request(
+            "POST", f"tables/{table_id}/data", params=params, body=body, table_id=table_id, parse=parse_cube
+        )
 
     def fetch(
         self,
@@ -629,9 +637,8 @@ class PxWebClient:
         seen = np.zeros(n, dtype=np.int8) if len(plan.chunks) > 1 else None
         for chunk in plan.chunks:
             query = {v: [codes[d][p] for p in chunk[d]] for d, v in enumerate(variables)}
-            doc = self._data_request(table_id, query, lang)
+            cube = self._data_request(table_id, query, lang)
             stats.requests += 1
-            cube = parse_cube(doc)
             gidx = self._global_index(table_id, cube, variables, query, codes, strides)
             if gidx is None:  # response is exactly the whole selection in our order
                 values = cube.values

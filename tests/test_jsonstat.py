@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from extract.jsonstat import BOM, decode_jsonstat2
+from extract.jsonstat import BOM, _split_values, decode_jsonstat2, parse_cube
 from regionstat.errors import ResponseError
 from tests.conftest import REFERENCE_DATA
 
@@ -30,7 +30,9 @@ def test_decode_real_scb_response() -> None:
     t = decode_jsonstat2(FIXTURE.read_bytes())
     assert t.column_names == ["Region", "Kon", "ContentsCode", "Tid", "value", "status"]
     assert t.num_rows == 13 * 1 * 2 * 3
-    assert all(t.schema.field(c).type == pa.string() for c in ["Region", "Kon", "ContentsCode", "Tid", "status"])
+    for c in ["Region", "Kon", "ContentsCode", "Tid", "status"]:
+        assert pa.types.is_dictionary(t.schema.field(c).type) and t.schema.field(c).type.value_type == pa.string()
+    assert t.schema.field("Region").type.index_type == pa.int8()  # 13 regions: the smallest index type
     assert t.schema.field("value").type == pa.float64()
     assert _cell(t, Region="0580", ContentsCode="00000548", Tid="2021") == (11792.0, None)
     assert _cell(t, Region="0580", ContentsCode="00000546", Tid="2021") == (69141.0, None)
@@ -126,3 +128,64 @@ def test_decode_1m_cells_is_complete() -> None:
     assert table.column("value").null_count == len(range(0, n, 13))
     assert table.column("status").null_count == n - len(range(0, n, 13))
     assert table.column("D0")[n - 1].as_py() == "D0c289"
+
+
+def test_values_fast_path_is_bit_identical_to_orjson() -> None:
+    """The value list read by Arrow's number parser equals orjson's floats bit for bit (shortest-repr doubles,
+    large integers, negative zero, exponents)."""
+    rng = np.random.default_rng(3)
+    floats = (rng.standard_normal(5000) * 10.0 ** rng.integers(-30, 30, 5000)).tolist()
+    extra = [0.1, -0.0, 2**53 + 1, 10**17 + 3, 1e-320, 123456789012345678, 5e-324]
+    values = [*floats, *extra, None]
+    raw = orjson.dumps(_doc([len(values)], values))
+    split = _split_values(raw)
+    assert split is not None, "the fast path should apply to a flat number list"
+    expected = np.array(orjson.loads(raw)["value"], dtype=np.float64)
+    assert np.array_equal(split[1].view(np.int64)[:-1], expected.view(np.int64)[:-1])
+    assert np.isnan(split[1][-1])
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["nested_value_first", "pretty_printed", "string_values"],
+)
+def test_values_fallback_gives_the_same_answer(case: str) -> None:
+    """Where the cut-out does not apply, orjson decodes everything; the table is the same either way."""
+    values: list = [1, None, 3, 4]
+    doc = _doc([2, 2], values)
+    if case == "nested_value_first":  # a '"value"' key before the dataset's own must not be taken for it
+        doc = {"extension": {"value": [9, 9, 9, 9]}, **doc}
+    if case == "string_values":
+        doc["value"] = [1, "..", 3, 4]
+    raw = orjson.dumps(doc, option=orjson.OPT_INDENT_2) if case == "pretty_printed" else orjson.dumps(doc)
+    table = decode_jsonstat2(raw)
+    assert table.equals(decode_jsonstat2(orjson.loads(raw)))
+    assert table.column("value").to_pylist() == [1.0, None, 3.0, 4.0]
+
+
+def test_integer_values_take_the_int64_path_bit_identically() -> None:
+    """Integer-only lists (SCB's counts) are parsed as int64 then widened; huge ones fall back to the float parser."""
+    ints = [0, -5, 2**53 + 1, 2**63 - 1, -(2**63), None, 987654321]
+    for values in (ints, [*ints, 10**20]):  # orjson cannot write 10**20: put it into the bytes by hand
+        raw = orjson.dumps(_doc([len(values)], [0 if v == 10**20 else v for v in values]))
+        if 10**20 in values:
+            raw = raw.replace(b",987654321,0]", b",987654321,100000000000000000000]")
+        split = _split_values(raw)
+        assert split is not None
+        expected = np.array([np.nan if v is None else float(v) for v in values])
+        assert float(orjson.loads(raw)["value"][-1] or 0) == float(values[-1] or 0)
+        assert np.array_equal(split[1], expected, equal_nan=True)
+
+
+def test_invalid_value_lists_are_refused() -> None:
+    for body in (b"[1,,2,3]", b"[1,2,3,]", b"[1,2,3"):
+        raw = orjson.dumps(_doc([4], [0, 0, 0, 0])).replace(b"[0,0,0,0]", body)
+        with pytest.raises(ResponseError):
+            parse_cube(raw)
+
+
+def test_code_columns_are_dictionary_encoded_and_cast_to_plain_strings() -> None:
+    t = decode_jsonstat2(orjson.dumps(_doc([2, 3], [1, 2, 3, 4, 5, 6], status={"2": ".."})))
+    assert t.schema.field("D0").type == pa.dictionary(pa.int8(), pa.string())
+    assert t.column("D0").cast(pa.string()).to_pylist() == ["D0c0"] * 3 + ["D0c1"] * 3
+    assert t.column("status").cast(pa.string()).to_pylist() == [None, None, "..", None, None, None]

@@ -250,3 +250,28 @@ def test_elimination_value_code_dimension_is_dropped(snapshot_server, data_dir: 
     explicit = client.fetch("TAB3204", {**sel, "SNI2007": "A-U+US", "Kon": "1+2"})
     assert explicit.column("value").to_pylist() == t.column("value").to_pylist()
     assert client.last_fetch_stats.eliminated == []
+
+
+def test_extract_calls_are_config_metadata_and_data_only(make_snapshot_server, tmp_path: Path) -> None:
+    """Every catalogue table costs one metadata call (it carries `updated`) plus its data calls; one /config for
+    the run; no GET /tables/{id}. The unchanged rerun costs one metadata call per table and no data call."""
+    from extract.pipeline import extract_all
+    from regionstat.catalogue import load_catalogue
+    from regionstat.settings import Settings
+
+    server = make_snapshot_server()
+    settings = Settings(data_dir=tmp_path / "data", api_url=server.url)
+    tables = len(load_catalogue().sources)
+    results = extract_all(settings=settings)
+    assert all(r.status == "landed" for r in results), [(r.source_name, r.status, r.message) for r in results]
+    data_calls = sum(r.requests for r in results)
+    s = server.stats
+    assert (s.config_requests, s.table_requests, s.metadata_requests) == (1, 0, tables)
+    assert s.data_requests == data_calls
+    assert s.requests_total == 1 + tables + data_calls
+
+    before = s.requests_total
+    rerun = extract_all(settings=settings)
+    assert all(r.status == "skipped_fresh" for r in rerun)
+    assert server.stats.data_requests == data_calls
+    assert server.stats.requests_total - before == 1 + tables
