@@ -5,7 +5,6 @@ tables are synthetic offline). Nothing here restates a fact the catalogue, dbt o
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 from collections.abc import Sequence
@@ -19,6 +18,7 @@ import pandas as pd
 import yaml
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from regionstat.catalogue import load_regions
 from regionstat.settings import PROJECT_ROOT, Settings
 from warehouse.db import connect_reader
 from warehouse.provenance import (
@@ -41,7 +41,6 @@ log = logging.getLogger(__name__)
 MART_SCHEMA = "marts"
 SQL_DIR = Path(__file__).resolve().parent / "sql"
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
-REGIONS_CSV = PROJECT_ROOT / "extract" / "reference" / "regions.csv"
 SEEDS_DIR = DBT_PROJECT_DIR / "seeds"
 
 _SQL = Environment(loader=FileSystemLoader(str(SQL_DIR)), undefined=StrictUndefined, keep_trailing_newline=True)
@@ -106,11 +105,8 @@ def raw_sources(settings: Settings) -> dict[str, RawSource]:
 
 
 def _load_region_names() -> dict[str, str]:
-    try:
-        with open(REGIONS_CSV, encoding="utf-8") as fh:
-            return {r["region_code"]: r["region_name"] for r in csv.DictReader(fh)}
-    except OSError:
-        return {}
+    """SCB's region names from the catalogue's one regions reference."""
+    return {r.code: r.name for r in load_regions()}
 
 
 def _any(flags: pd.Series) -> bool:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,6 +14,7 @@ from typing import Any
 import pandas as pd
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from regionstat.batches import atomic_write
 from regionstat.settings import Settings
 from warehouse.report import commuting, lq, population, sectors, typology
 from warehouse.report.access import Unavailable, Warehouse
@@ -232,8 +232,6 @@ def write_report(*, settings: Settings) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     text = render_html(settings)
     final = out_dir / "index.html"
-    tmp = out_dir / ".index.html.tmp"
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, final)
+    atomic_write(final, text)
     log.info("report written to %s", final)
     return final
