@@ -31,8 +31,8 @@ _GX_SEVERITY: dict[str, str] = {FAIL: "critical", WARN: "warning"}
 
 #: PxWeb cell symbols allowed in ``status`` (null = a number).
 STATUS_SYMBOLS = ["..", ".", "-", "...", "...."]
-#: SNI 2007 groups at municipality level, plus the total.
-SNI_CODES = ["A-U+US", "A", "B+C", "D+E", "F", "G", "H", "I", "J", "K", "L", "M+N", "O", "P", "Q", "R+S+T+U", "US"]
+#: SNI 2007 groups at municipality level, plus the total: the catalogue's ``sni2007_groups``.
+SNI_CODES = load_catalogue().sni_codes
 #: Years, quarters (2024K4) and months (2024M01).
 PERIOD_REGEX = r"^\d{4}(?:K[1-4]|M(?:0[1-9]|1[0-2]))?$"
 LOCALITY_REGEX = r"^\d{4}T[BC]\d{3}$"

@@ -63,11 +63,10 @@ from typing import IO, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import yaml
 
 from extract.px import STANDARD_SYMBOLS, read_px
 from regionstat.batches import atomic_path
-from regionstat.catalogue import CATALOGUE_PATH
+from regionstat.catalogue import CATALOGUE_PATH, FileSource, load_catalogue
 from regionstat.errors import CatalogueError, FileSourceError
 
 __all__ = [
@@ -137,20 +136,14 @@ def snippet(text: object, limit: int = 40) -> str:
     return quoted + ("..." if cut else "")
 
 
-def load_file_entries(catalogue_path: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]:
-    """The ``files:`` entries of the catalogue, checked for the keys this module needs."""
-    path = Path(catalogue_path) if catalogue_path else CATALOGUE_PATH
-    with open(path, encoding="utf-8") as fh:
-        doc = yaml.safe_load(fh) or {}
-    entries = doc.get("files") or []
-    for i, e in enumerate(entries):
-        missing = [k for k in ("name", "pattern", "raw_table", "columns") if k not in e]
-        if missing:
-            raise CatalogueError(f"{path}: files[{i}] ({e.get('name', '?')}) lacks {', '.join(missing)}")
-        if not isinstance(_f(e, "columns"), dict) or not _f(e, "columns"):
-            raise CatalogueError(f"{path}: files[{i}] ({_f(e, 'name')}) 'columns' must be a non-empty mapping")
+def load_file_entries(catalogue_path: str | os.PathLike[str] | None = None) -> list[FileSource]:
+    """The catalogue's ``files:`` entries (its typed model), checked for what this module needs."""
+    catalogue = load_catalogue(catalogue_path)
+    for i, e in enumerate(catalogue.files):
+        if not isinstance(e.columns, dict) or not e.columns:
+            raise CatalogueError(f"catalogue files[{i}] ({e.name}) 'columns' must be a non-empty mapping")
         file_limits(e)  # unknown or non-positive limits are a catalogue error, found at load time
-    return entries
+    return list(catalogue.files)
 
 
 def _f(entry: Any, key: str, default: Any = KeyError) -> Any:

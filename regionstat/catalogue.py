@@ -12,6 +12,7 @@ against the active region set, so every consumer sees concrete selections.
 from __future__ import annotations
 
 import csv
+import os
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -37,19 +38,60 @@ class Region:
     name: str
     level: RegionLevel
     county_code: str  # empty for the country
+    name_en: str = ""  # SCB's English label (TAB638 metadata_en)
 
 
 @dataclass(frozen=True)
 class Freshness:
-    """Days since the table's upstream ``updated`` after which ``status`` (and dbt source freshness) warn / fail."""
+    """Days since the table's upstream ``updated`` after which ``status`` (and dbt source freshness) warn / fail.
+
+    ``error_after_days`` None: only ever a warning (the municipal files, which arrive when a municipality sends them).
+    """
 
     warn_after_days: int
-    error_after_days: int
+    error_after_days: int | None = None
 
     def verdict(self, age_days: float) -> Literal["fresh", "warn", "error"]:
-        if age_days > self.error_after_days:
+        if self.error_after_days is not None and age_days > self.error_after_days:
             return "error"
         return "warn" if age_days > self.warn_after_days else "fresh"
+
+
+@dataclass(frozen=True)
+class SniGroup:
+    """One SNI 2007 group as SCB publishes it at municipality level (``total``: A-U+US, not the sum of groups)."""
+
+    code: str
+    name_sv: str
+    name_en: str
+    sort_order: int
+    total: bool = False
+
+
+@dataclass(frozen=True)
+class StudyArea:
+    """The report's study area: these municipalities of ``county`` (outside the county the flag is not assessed)."""
+
+    county: str
+    municipalities: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RawTableDoc:
+    """The dbt documentation of one raw table: its description and a description per column."""
+
+    description: str
+    columns: dict[str, str]
+
+
+@dataclass(frozen=True)
+class DbtSourceGroup:
+    """One dbt source (``scb``, ``municipal``): its description, raw tables and a fallback freshness."""
+
+    name: str
+    description: str
+    tables: dict[str, RawTableDoc]
+    freshness: Freshness | None = None
 
 
 @dataclass(frozen=True)
@@ -153,6 +195,18 @@ class Catalogue:
     reference_region: str
     http: dict[str, float] = field(default_factory=dict)  # request deadline, attempts, retry budget defaults
     series: tuple[Series, ...] = ()
+    sni_groups: tuple[SniGroup, ...] = ()  # in the catalogue's order (the total first)
+    study_area: StudyArea | None = None
+    dbt_sources: tuple[DbtSourceGroup, ...] = ()
+
+    @property
+    def sni_codes(self) -> list[str]:
+        """The SNI 2007 codes known at municipality level, the total first (the catalogue's order)."""
+        return [g.code for g in self.sni_groups]
+
+    def sources_of(self, raw_table: str) -> tuple[Source, ...]:
+        """The catalogue sources feeding ``raw_table``, in catalogue order."""
+        return tuple(s for s in self.sources if s.raw_table == raw_table)
 
     def source(self, name: str) -> Source:
         for s in self.sources:
@@ -214,6 +268,7 @@ def load_regions() -> tuple[Region, ...]:
                 name=r["region_name"],
                 level=r["level"],  # type: ignore[arg-type]  # the file is generated with these three levels
                 county_code=r["county_code"],
+                name_en=r["region_name_en"],
             )
             for r in csv.DictReader(fh)
         )
@@ -253,15 +308,54 @@ def _check_series(path: Path | str, sources: tuple[Source, ...], series: tuple[S
         raise CatalogueError(f"{path}: series {', '.join(orphans)} named by no source")
 
 
-def load_catalogue(path: Path | str = CATALOGUE_PATH) -> Catalogue:
-    raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+def _dbt_source_group(name: str, raw: dict[str, Any]) -> DbtSourceGroup:
+    """A ``dbt_sources:`` entry with its tables and freshness typed."""
+    return DbtSourceGroup(
+        name=name,
+        description=str(raw.get("description", "")).strip(),
+        tables={
+            str(table): RawTableDoc(
+                description=str(doc.get("description", "")).strip(),
+                columns={str(c): str(d) for c, d in (doc.get("columns") or {}).items()},
+            )
+            for table, doc in (raw.get("tables") or {}).items()
+        },
+        freshness=Freshness(**raw["freshness"]) if raw.get("freshness") else None,
+    )
+
+
+def _check_dbt_sources(path: Path | str, raw_tables: list[str], groups: tuple[DbtSourceGroup, ...]) -> None:
+    """Every raw table is documented exactly once, and only raw tables are."""
+    documented = [t for g in groups for t in g.tables]
+    twice = sorted({t for t in documented if documented.count(t) > 1})
+    if twice:
+        raise CatalogueError(f"{path}: dbt_sources documents {', '.join(twice)} more than once")
+    missing = [t for t in raw_tables if t not in documented]
+    if missing:
+        raise CatalogueError(f"{path}: dbt_sources lacks raw table(s) {', '.join(missing)}")
+    extra = sorted(set(documented) - set(raw_tables))
+    if extra:
+        raise CatalogueError(f"{path}: dbt_sources documents {', '.join(extra)}, which no source or file feeds")
+
+
+def load_catalogue(path: str | os.PathLike[str] | None = None) -> Catalogue:
+    """The catalogue at ``path``, else ``$REGIONSTAT_CATALOGUE``, else the bundled ``catalogue.yaml``."""
+    path = Path(path or os.environ.get("REGIONSTAT_CATALOGUE") or CATALOGUE_PATH)
+    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     try:
         sources = tuple(_source(s) for s in raw["sources"])
         files = tuple(FileSource(**f) for f in raw.get("files", []))
         series = tuple(Series(**s) for s in raw.get("series") or [])
-    except TypeError as exc:
+        sni_groups = tuple(SniGroup(**g) for g in raw.get("sni2007_groups") or [])
+        area = raw.get("study_area")
+        study_area = StudyArea(str(area["county"]), tuple(str(m) for m in area["municipalities"])) if area else None
+        dbt_sources = tuple(_dbt_source_group(n, g) for n, g in (raw.get("dbt_sources") or {}).items())
+    except (TypeError, KeyError) as exc:
         raise CatalogueError(f"{path}: malformed entry: {exc}") from exc
     _check_series(path, sources, series)
+    if dbt_sources:
+        raw_tables = list(dict.fromkeys([s.raw_table for s in sources] + [f.raw_table for f in files]))
+        _check_dbt_sources(path, raw_tables, dbt_sources)
     names = [s.name for s in sources] + [f.name for f in files]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
@@ -274,4 +368,7 @@ def load_catalogue(path: Path | str = CATALOGUE_PATH) -> Catalogue:
         reference_region=str(raw.get("reference_region", "00")),
         http=dict(raw.get("http") or {}),
         series=series,
+        sni_groups=sni_groups,
+        study_area=study_area,
+        dbt_sources=dbt_sources,
     )

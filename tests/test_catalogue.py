@@ -55,7 +55,7 @@ def test_unknown_names_are_clear_errors() -> None:
 
 
 def test_series_agree_with_the_dbt_seed() -> None:
-    """seeds/series_breaks.csv is the catalogue's `series:` (until `regionstat generate` writes it)."""
+    """seeds/series_breaks.csv, which `regionstat generate` writes, reads back as the catalogue's `series:`."""
     import csv
     from pathlib import Path
 

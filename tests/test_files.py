@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 
@@ -28,7 +29,8 @@ COMMUTING_COLUMNS = ["flow_type", "district", "area", "period", "value", "status
 
 @pytest.fixture(scope="module")
 def entries() -> dict[str, dict]:
-    return {e["name"]: e for e in load_file_entries()}
+    # as dicts, so tests can vary an entry (read_file_source takes a FileSource or its dict form)
+    return {e.name: dataclasses.asdict(e) for e in load_file_entries()}
 
 
 @pytest.fixture

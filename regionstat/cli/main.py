@@ -441,6 +441,26 @@ def cmd_snapshot_serve(args: argparse.Namespace) -> int:
     return snapshot_server_module().main(args.server_args) or 0
 
 
+def cmd_generate(args: argparse.Namespace) -> int:
+    """Write (or with --check, only compare) the dbt files that follow from the catalogue."""
+    from regionstat import generate
+
+    out_dir = Path(args.out).resolve() if args.out else generate.PROJECT_ROOT
+    rendered = generate.render()
+    if args.check:
+        stale = generate.stale(out_dir, rendered)
+        for path in stale:
+            err_console.print(f"stale: {path} (run `regionstat generate`)", markup=False)
+        if not stale:
+            console.print(f"generate --check: {len(rendered)} generated file(s) up to date")
+        return 1 if stale else 0
+    written = generate.write(out_dir, rendered)
+    for path in written:
+        console.print(f"wrote {path}", markup=False)
+    console.print(f"generate: {len(written)} of {len(rendered)} file(s) rewritten under {out_dir}", markup=False)
+    return 0
+
+
 def cmd_docs(args: argparse.Namespace) -> int:
     from expectations.validate import build_data_docs
     from warehouse.build import generate_docs
@@ -495,6 +515,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["table", "csv", "json", "parquet"], default="table")
     p.add_argument("--output", help="write to this file instead of stdout")
     p.add_argument("--limit", type=int, default=50, help="rows shown with --format table (default 50)")
+    p = add("generate", cmd_generate, "write dbt sources YAML and seeds from regionstat/catalogue.yaml")
+    p.add_argument("--check", action="store_true", help="write nothing; exit 1 naming each stale generated file")
+    p.add_argument("--out", help="project root to write under (default: this project)")
     q = sub.add_parser("quarantine", help="inspect quarantined batches")
     qsub = q.add_subparsers(dest="quarantine_command", required=True, metavar="SUBCOMMAND")
     ql = qsub.add_parser("list", help="list quarantined batches with their one-line reason")

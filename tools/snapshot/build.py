@@ -32,6 +32,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from extract.px import read_px
+from regionstat.catalogue import load_catalogue
 from tools.snapshot import TABLES_DIR
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -556,27 +557,10 @@ def build_localities() -> dict:
 
 
 # ---------------------------------------------------------------------------------------- synthetic tables
-SNI_CODES = ["A-U+US", "A", "B+C", "D+E", "F", "G", "H", "I", "J", "K", "L", "M+N", "O", "P", "Q", "R+S+T+U", "US"]
-SNI_LABELS = {
-    "A-U+US": "samtliga näringsgrenar",
-    "A": "jordbruk, skogsbruk och fiske",
-    "B+C": "tillverkning och utvinning",
-    "D+E": "energiförsörjning; miljöverksamhet",
-    "F": "byggverksamhet",
-    "G": "handel",
-    "H": "transport och magasinering",
-    "I": "hotell- och restaurangverksamhet",
-    "J": "information och kommunikation",
-    "K": "finans- och försäkringsverksamhet",
-    "L": "fastighetsverksamhet",
-    "M+N": "företagstjänster",
-    "O": "offentlig förvaltning och försvar",
-    "P": "utbildning",
-    "Q": "vård och omsorg; sociala tjänster",
-    "R+S+T+U": "kulturella och personliga tjänster m.m.",
-    "US": "okänd verksamhet",
-}
-GROUPS = SNI_CODES[1:]
+#: The catalogue's SNI 2007 groups (the total first); SCB's labels are the Swedish names in lower case
+SNI_CODES = [g.code for g in load_catalogue().sni_groups]
+SNI_LABELS = {g.code: g.name_sv[:1].lower() + g.name_sv[1:] for g in load_catalogue().sni_groups}
+GROUPS = [g.code for g in load_catalogue().sni_groups if not g.total]
 MALE_SHARE = {
     "A": 0.76,
     "B+C": 0.75,
