@@ -39,6 +39,7 @@ environment:
   REGIONSTAT_DATA_DIR    where landing/, warehouse.duckdb, marts/, reports/ live (default ./data)
   REGIONSTAT_API_URL     PxWeb v2 base URL; unset = the bundled offline snapshot (default), 'live' = SCB
   REGIONSTAT_REGION_SET  ostergotland (default) or sweden (all 290 municipalities)
+  REGIONSTAT_CATALOGUE   another catalogue file instead of the bundled regionstat/catalogue.yaml
   REGIONSTAT_REQUEST_DEADLINE_SECONDS, REGIONSTAT_MAX_ATTEMPTS, REGIONSTAT_TABLE_RETRY_BUDGET
                          override the catalogue's HTTP limits (http: in regionstat/catalogue.yaml)
 
