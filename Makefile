@@ -54,6 +54,10 @@ lint: install  ## ruff + sqlfluff (dbt templater)
 typecheck: install  ## mypy over regionstat/ extract/ expectations/ warehouse/ (config in pyproject.toml)
 	$(BIN)/mypy
 
+.PHONY: generate
+generate: install  ## rewrite the dbt sources YAML and seeds from regionstat/catalogue.yaml (regionstat generate)
+	$(BIN)/regionstat generate
+
 .PHONY: snapshot
 snapshot: install  ## rebuild the offline snapshot tools/snapshot/tables/ from reference/data/ (byte-identical if unchanged)
 	$(BIN)/python -m tools.snapshot.build
