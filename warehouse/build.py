@@ -105,6 +105,8 @@ def invoke_dbt(
     for r in results:
         status = str(getattr(r, "status", "")).lower()
         name = getattr(getattr(r, "node", None), "unique_id", "?")
+        if status == "no-op":
+            continue  # nothing to build or test (e.g. the report's exposure): neither ok nor failed
         if status in ("success", "pass"):
             passed += 1
         elif status in ("skipped",):
