@@ -164,3 +164,40 @@ def test_table_format_prints_brackets_as_data(env: Path, capsys: pytest.CaptureF
     assert main(["sql", "select '[/bold]' as \"[x]\", '[red]y' as z"]) == 0
     out = capsys.readouterr().out
     assert "[/bold]" in out and "[red]y" in out and "[x]" in out
+
+
+# ------------------------------------------------------------------------------------------------ output conventions
+def test_table_prints_numbers_as_duckdb_does(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Years and integers without thousands separators, floats to at most 4 decimals, whole floats as integers."""
+    sql = "select 2024 as y, 5260645 as n, 0.384762345::double as lq, 10603.1::double as a, 1234.0::double as f"
+    assert main(["sql", sql]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if "2024" in line)
+    assert [c.strip() for c in row.strip("│ ").split("│")] == ["2024", "5260645", "0.3848", "10603.1", "1234"]
+
+
+def test_jsonl_is_one_object_per_row(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sql", QUERY, "--format", "jsonl"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [tuple(json.loads(line).values()) for line in lines] == [tuple(r) for r in _expected(env)]
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0 and capsys.readouterr().out.startswith("regionstat ")
+
+
+@pytest.mark.parametrize("fmt", ["table", "csv"])
+def test_a_closed_pipe_ends_quietly(env: Path, fmt: str) -> None:
+    """`regionstat sql ... | head -1`: exit 0 and nothing on stderr, not 'error: Broken pipe'."""
+    import subprocess
+    import sys
+
+    code = "import sys; from regionstat.cli.main import main; sys.exit(main(sys.argv[1:]))"
+    argv = [sys.executable, "-c", code, "sql", "select * from range(300000)", "--format", fmt, "--limit", "300000"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None
+    proc.stdout.readline()
+    proc.stdout.close()  # the reader goes away while the writer still has most of its output to write
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0 and err == b"", err[-2000:]

@@ -46,7 +46,7 @@ EXAMPLE_QUERIES = [
     ),
     (
         "mart_commuting_balance",
-        "select municipality_name, year::varchar as year, jobs, employed_residents, net_commuting, "
+        "select municipality_name, year, jobs, employed_residents, net_commuting, "
         "round(job_ratio, 2) as job_ratio from marts.mart_commuting_balance "
         "where year = (select max(year) from marts.mart_commuting_balance) order by net_commuting desc",
     ),

@@ -29,7 +29,21 @@ from regionstat.batches import atomic_path
 from regionstat.errors import RegionstatError
 from regionstat.settings import Settings
 
-console = Console(stderr=False, highlight=False, soft_wrap=True)
+
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        """The reader went away (``regionstat sql ... | head``): stop quietly with 0, as for plain writes."""
+        _silence_stdout()
+        raise SystemExit(0)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush into a closed pipe says nothing."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
+console = _Console(stderr=False, highlight=False, soft_wrap=True)
 if not console.is_terminal and "COLUMNS" not in os.environ:
     console.width = 160  # piped or captured output: wide tables instead of 80-column wrapping
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -207,6 +221,16 @@ class RunSummary:
         return 1 if self.problems else 0
 
 
+def _seconds(t: float) -> str:
+    """Elapsed time in words: ``0.8 s``, ``14 s``, ``2 min 5 s``."""
+    if t < 10:
+        return f"{t:.1f} s"
+    if t < 60:
+        return f"{t:.0f} s"
+    minutes, sec = divmod(round(t), 60)
+    return f"{minutes} min {sec} s"
+
+
 def run_pipeline(settings: Settings, *, force: bool = False, docs: bool = True) -> RunSummary:
     """extract -> validate -> load -> build -> publish -> report, printing one line per stage.
 
@@ -257,7 +281,7 @@ def run_pipeline(settings: Settings, *, force: bool = False, docs: bool = True) 
     console.print(f"[bold]Parquet marts[/]     {settings.marts_dir}/ ({len(marts)} files)")
     console.print(f"[bold]report[/]            {report}")
     console.print(f"[bold]data docs (GX)[/]    {settings.docs_dir / 'gx' / 'index.html'}")
-    console.print(f"timings (s): {json.dumps(timings)}")
+    console.print("took " + ", ".join(f"{name} {_seconds(t)}" for name, t in timings.items()))
     return summary
 
 
@@ -305,15 +329,20 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def _cell(v: object) -> str:
-    """Numbers as an analyst reads them: thousands separators, integers without a fake decimal part."""
+    """A value as duckdb's and dbt's CLIs print it: integers (and years) as they are, floats to 4 decimals at most.
+
+    No thousands separators: ``select 2024`` prints ``2024`` and copied figures paste back as numbers.
+    """
     if v is None:
         return ""
     if isinstance(v, bool):
         return str(v)
     if isinstance(v, float):
-        return f"{v:,.0f}" if v.is_integer() and abs(v) < 1e15 else f"{v:,.6g}" if abs(v) >= 1e6 else f"{v:.6g}"
-    if isinstance(v, int):
-        return f"{v:,}"
+        if v != v or v in (float("inf"), float("-inf")):
+            return str(v)
+        if v.is_integer() and abs(v) < 1e15:
+            return str(int(v))
+        return repr(round(v, 4)) if abs(v) >= 1e-3 else f"{v:.4g}"
     return str(v)
 
 
@@ -342,12 +371,20 @@ def _json_default(value: object) -> object:
     return str(value)
 
 
-def _json_records(columns: list[str], rows: list[tuple]) -> str:
-    """Full precision (pandas' to_json rounds floats to 10 significant digits); dates as ISO strings."""
+def _json_records(columns: list[str], rows: list[tuple], *, lines: bool = False, pretty: bool = False) -> str:
+    """Full precision (pandas' to_json rounds floats to 10 significant digits); dates as ISO strings.
+
+    ``lines``: JSON Lines, one object per row (for streaming tools); ``pretty``: indented, for a terminal.
+    """
     import orjson
 
+    option = orjson.OPT_NON_STR_KEYS
     records = [dict(zip(columns, row, strict=True)) for row in rows]
-    return orjson.dumps(records, default=_json_default, option=orjson.OPT_NON_STR_KEYS).decode("utf-8") + "\n"
+    if lines:
+        return "".join(orjson.dumps(r, default=_json_default, option=option).decode("utf-8") + "\n" for r in records)
+    if pretty:
+        option |= orjson.OPT_INDENT_2
+    return orjson.dumps(records, default=_json_default, option=option).decode("utf-8") + "\n"
 
 
 def _output_path(settings: Settings, output: str) -> Path:
@@ -405,7 +442,9 @@ def cmd_sql(args: argparse.Namespace) -> int:
             text, count = frame.to_csv(index=False), len(frame)
         else:
             records = rel.fetchall()
-            text, count = _json_records(rel.columns, records), len(records)
+            pretty = output is None and sys.stdout.isatty()
+            text = _json_records(rel.columns, records, lines=args.format == "jsonl", pretty=pretty)
+            count = len(records)
         if output is None:
             sys.stdout.write(text)
         else:
@@ -472,6 +511,15 @@ def cmd_docs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("regionstat")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="regionstat",
@@ -481,6 +529,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log what each stage does")
+    parser.add_argument("--version", action="version", version=f"regionstat {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, fn: Callable, help_: str, *, api: bool = False) -> argparse.ArgumentParser:
@@ -513,7 +562,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["table", "json"], default="table")
     p = add("sql", cmd_sql, "run a read-only SQL query against the warehouse and print the result")
     p.add_argument("query", help='SQL, e.g. "select * from marts.dim_municipalities"')
-    p.add_argument("--format", choices=["table", "csv", "json", "parquet"], default="table")
+    p.add_argument(
+        "--format",
+        choices=["table", "csv", "json", "jsonl", "parquet"],
+        default="table",
+        help="table (default), csv, json (indented on a terminal), jsonl (one object per line), parquet (--output)",
+    )
     p.add_argument("--output", help="write to this file instead of stdout")
     p.add_argument("--limit", type=int, default=50, help="rows shown with --format table (default 50)")
     p = add("generate", cmd_generate, "write dbt sources YAML and seeds from regionstat/catalogue.yaml")
@@ -564,6 +618,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RegionstatError as exc:
         err_console.print(f"error: {exc}", markup=False)
         return 1
+    except BrokenPipeError:
+        # the reader went away (`regionstat sql ... | head`): stop quietly, as duckdb and dbt do
+        _silence_stdout()
+        return 0
     except FileNotFoundError as exc:
         err_console.print(f"error: {exc}", markup=False)
         return 1
