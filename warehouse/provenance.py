@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -232,8 +233,14 @@ class Provenance:
 
 
 def split_list(values: Iterable[object]) -> list[str]:
-    """Distinct items of comma-separated cells (``TAB1830,TAB3204``), sorted; nulls and blanks ignored."""
-    return sorted({item.strip() for v in values if v for item in str(v).split(",") if item.strip()})
+    """Distinct items of comma-separated cells (``TAB1830,TAB3204``), sorted; nulls (None, and the NaN pandas
+    puts in an empty text cell, which is truthy and would read as 'nan') and blanks ignored."""
+    return sorted({item.strip() for v in values if not _is_null(v) for item in str(v).split(",") if item.strip()})
+
+
+def _is_null(value: object) -> bool:
+    """None, float NaN and pandas' NA (cells of a DataFrame), without importing pandas for it."""
+    return value is None or (isinstance(value, float) and math.isnan(value)) or type(value).__name__ == "NAType"
 
 
 def split_pairs(values: Iterable[object]) -> dict[str, str]:

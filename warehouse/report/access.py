@@ -33,7 +33,6 @@ from warehouse.provenance import (
     read_model_docs,
     source_vintages,
 )
-from warehouse.report.format import is_missing
 from warehouse.report.model import Provenance
 
 log = logging.getLogger(__name__)
@@ -336,8 +335,7 @@ class Warehouse:
         syn_raw = self.synthetic_inputs(raw)  # raw tables, with the offline fallback when nothing is recorded
 
         def column(name: str) -> list[Any] | None:
-            """The column's cells with pandas' NaN as None (a NaN cell is truthy and would read as 'nan')."""
-            return [None if is_missing(v) else v for v in rows[name]] if name in rows.columns else None
+            return list(rows[name]) if name in rows.columns else None
 
         has_flags = "is_synthetic" in rows.columns
         syn_rows = int(rows["is_synthetic"].fillna(False).astype(bool).sum()) if has_flags else None
