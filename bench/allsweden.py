@@ -36,6 +36,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tools.snapshot import TABLES_DIR
+from tools.snapshot.build import round_keep_sum
 
 SEED = 20260707
 UPDATED = "2025-06-01T06:00:00Z"
@@ -70,19 +71,6 @@ def _mark(meta: dict, how: str) -> dict:
     ext = meta.setdefault("extension", {})
     ext["regionstat"] = {"synthetic": True, "note": NOTE, "how": how, "seed": SEED, "generator": "bench/allsweden.py"}
     return meta
-
-
-def round_keep_sum(x: np.ndarray, total: int) -> np.ndarray:
-    """Largest-remainder rounding of a non-negative vector to integers summing to ``total``."""
-    if total <= 0 or x.sum() <= 0:
-        return np.zeros(x.shape, dtype=np.int64)
-    scaled = x / x.sum() * total
-    base = np.floor(scaled).astype(np.int64)
-    short = int(total - base.sum())
-    if short > 0:
-        order = np.argsort(-(scaled - base), kind="stable")
-        base[order[:short]] += 1
-    return base
 
 
 def round_rows(x: np.ndarray, totals: np.ndarray) -> np.ndarray:
