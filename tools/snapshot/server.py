@@ -1017,46 +1017,30 @@ def _add_limit_arguments(p: argparse._ArgumentGroup) -> None:
     )
 
 
+#: ``--<name>-every N`` faults: what happens to every Nth data call (0 = off)
+EVERY_NTH_FAULTS = {
+    "rate-limit": "gets 429 with Retry-After",
+    "unavailable": "gets 503",
+    "truncate": "gets a body cut in half",
+}
+#: the same, for a connection that goes wrong mid-way
+EVERY_NTH_STREAM_FAULTS = {
+    "reset": "sends half its body, then resets the connection",
+    "hang": "is accepted and never answered",
+    "trickle": "sends its body one byte per --trickle-seconds",
+}
+
+
+def _add_every_nth(p: argparse._ArgumentGroup, faults: dict[str, str]) -> None:
+    for name, what in faults.items():
+        help_ = f"fault: every Nth data call {what} (0 = off)"
+        p.add_argument(f"--{name}-every", type=int, default=0, metavar="N", help=help_)
+
+
 def _add_fault_arguments(p: argparse._ArgumentGroup) -> None:
-    p.add_argument(
-        "--rate-limit-every",
-        type=int,
-        default=0,
-        metavar="N",
-        help="fault: every Nth data call gets 429 with Retry-After (0 = off)",
-    )
-    p.add_argument(
-        "--unavailable-every", type=int, default=0, metavar="N", help="fault: every Nth data call gets 503 (0 = off)"
-    )
-    p.add_argument(
-        "--truncate-every",
-        type=int,
-        default=0,
-        metavar="N",
-        help="fault: every Nth data call gets a body cut in half (0 = off)",
-    )
+    _add_every_nth(p, EVERY_NTH_FAULTS)
     p.add_argument("--fail-first", type=int, default=0, metavar="N", help="fault: the first N data calls get 503")
-    p.add_argument(
-        "--reset-every",
-        type=int,
-        default=0,
-        metavar="N",
-        help="fault: every Nth data call sends half its body, then resets the connection (0 = off)",
-    )
-    p.add_argument(
-        "--hang-every",
-        type=int,
-        default=0,
-        metavar="N",
-        help="fault: every Nth data call is accepted and never answered (0 = off)",
-    )
-    p.add_argument(
-        "--trickle-every",
-        type=int,
-        default=0,
-        metavar="N",
-        help="fault: every Nth data call sends its body one byte per --trickle-seconds (0 = off)",
-    )
+    _add_every_nth(p, EVERY_NTH_STREAM_FAULTS)
     p.add_argument(
         "--trickle-seconds", type=float, default=20.0, metavar="SECONDS", help="pause between trickled bytes (20)"
     )
