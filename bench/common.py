@@ -18,6 +18,8 @@ from typing import Any
 
 import psutil
 
+from regionstat.batches import atomic_write
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = ROOT / "bench" / "results"
 PYTHON = sys.executable
@@ -89,9 +91,7 @@ def write_result(name: str, payload: dict[str, Any], out_dir: Path = RESULTS_DIR
         **payload,
     }
     path = out_dir / f"{name}.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(doc, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(doc, indent=2, ensure_ascii=False, default=str) + "\n")
     return path
 
 
