@@ -113,7 +113,7 @@ def _spec_from_source(src: Source) -> SuiteSpec:
 
 
 def _spec_from_file(entry: FileSource) -> SuiteSpec:
-    targets = [t for t in (entry.columns or {}).values() if t not in ("value", "status")]
+    targets = entry.target_columns
     cond = None
     if "flow_type" in targets:
         cond = f"flow_type not in {NET_FLOW_CODES!r}"

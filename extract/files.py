@@ -66,7 +66,7 @@ import pyarrow.compute as pc
 
 from extract.px import STANDARD_SYMBOLS, read_px
 from regionstat.batches import atomic_path
-from regionstat.catalogue import CATALOGUE_PATH, FileSource, load_catalogue
+from regionstat.catalogue import CATALOGUE_PATH, FileSource, load_catalogue, load_regions
 from regionstat.errors import CatalogueError, FileSourceError
 
 __all__ = [
@@ -100,6 +100,10 @@ _CHUNK_ROWS = 65_536
 _READ_BYTES = 1 << 20
 #: A header line longer than this is not a header (a binary file, or a file without line breaks).
 _MAX_HEADER_CHARS = 1 << 20
+#: Single-field lines (a PxWeb export's title, blank lines) skipped above a pxweb_csv header, at most.
+_MAX_TITLE_LINES = 5
+#: A period header column of a pxweb_csv export: a year, a quarter (2024K4) or a month (2024M01).
+_PERIOD = re.compile(r"\d{4}(?:K[1-4]|M(?:0[1-9]|1[0-2]))?")
 
 
 @dataclass(frozen=True)
@@ -121,6 +125,7 @@ class FileRead:
 
     table: pa.Table
     encoding: str | None
+    lines: pa.ChunkedArray | None = None  # source line per row (CSV), for messages naming a row
 
 
 class RefusedFileError(FileSourceError):
@@ -391,22 +396,36 @@ class _TableBuilder:
         decimal_comma: bool,
         limits: FileLimits,
         text_cells: bool = False,
+        periods: Sequence[str] = (),
     ):
         mapping = _f(entry, "columns")
-        value_src = [s for s, t in mapping.items() if t == "value"]
-        if len(value_src) != 1:
-            raise FileSourceError(path, f"catalogue entry {_f(entry, 'name')!r} must map exactly one column to 'value'")
-        status_src = next((s for s, t in mapping.items() if t == "status"), "status" if "status" in header else None)
         pos = {c: i for i, c in enumerate(header)}
         self.path, self.limits, self.decimal_comma, self.text_cells = path, limits, decimal_comma, text_cells
-        self.value_name = value_src[0]
         self.targets = _targets(entry)
         self.dims = [(t, pos[s]) for s, t in mapping.items() if t not in ("value", "status")]
-        self.vpos = pos[value_src[0]]
-        self.spos = pos[status_src] if status_src is not None else None
+        #: (period or None, position) of every value column: one for a long table, one per period when melting
+        self.period_column: str | None = _f(entry, "period_column", None) if periods else None
+        if periods:
+            if not text_cells:
+                raise FileSourceError(path, "period columns are melted only from CSV files")
+            self.value_columns: list[tuple[str | None, int]] = [(p, pos[p]) for p in periods]
+            self.spos = None
+        else:
+            value_src = [s for s, t in mapping.items() if t == "value"]
+            if len(value_src) != 1:
+                raise FileSourceError(
+                    path, f"catalogue entry {_f(entry, 'name')!r} must map exactly one column to 'value'"
+                )
+            status_src = next(
+                (s for s, t in mapping.items() if t == "status"), "status" if "status" in header else None
+            )
+            self.value_columns = [(None, pos[value_src[0]])]
+            self.spos = pos[status_src] if status_src is not None else None
+        self.header = header
         self.width = len(header)
         self.rows = 0
         self.batches: list[pa.RecordBatch] = []
+        self.line_batches: list[pa.Array] = []
         self._reset()
 
     def _reset(self) -> None:
@@ -432,18 +451,20 @@ class _TableBuilder:
         if len(self.lines) >= _CHUNK_ROWS:
             self.flush()
 
-    def _value_error(self, cell: Any, line: int) -> FileSourceError:
+    def _value_error(self, cell: Any, line: int, vpos: int) -> FileSourceError:
         return FileSourceError(
             self.path,
-            f"column {self.value_name!r}: {snippet(cell)} is not a number (nor a symbol {', '.join(STANDARD_SYMBOLS)})",
+            f"column {self.header[vpos]!r}: {snippet(cell)} is not a number "
+            f"(nor a symbol {', '.join(STANDARD_SYMBOLS)})",
             line=line,
         )
 
     def _add_cells(self, line: int, row: Sequence[Any]) -> None:
-        cell = row[self.vpos]
+        [(_, vpos)] = self.value_columns
+        cell = row[vpos]
         parsed = _parse_value(cell, decimal_comma=self.decimal_comma)
         if parsed is None:
-            raise self._value_error(cell, line)
+            raise self._value_error(cell, line, vpos)
         value, sym = parsed
         if self.spos is not None:
             st = _code_text(row[self.spos])
@@ -453,15 +474,9 @@ class _TableBuilder:
         self.values.append(value)
         self.status.append(sym)
 
-    def _text_columns(self) -> list[pa.Array]:
-        """The buffered text rows, column-wise: codes trimmed (empty -> null), values parsed, status resolved."""
-        columns = list(zip(*self.raw, strict=True))
-
-        def codes(i: int) -> pa.Array:
-            trimmed = pc.utf8_trim_whitespace(pa.array(columns[i], type=pa.string()))
-            return pc.if_else(pc.equal(trimmed, ""), pa.scalar(None, pa.string()), trimmed)
-
-        cells = pa.array(columns[self.vpos], type=pa.string())
+    def _values(self, column: Sequence[str], vpos: int) -> tuple[pa.Array, pa.Array]:
+        """One value column's text cells -> (value, status), with Arrow compute; the odd cell by the Python rules."""
+        cells = pa.array(column, type=pa.string())
         text = pc.utf8_trim_whitespace(pc.utf8_trim(pc.utf8_trim_whitespace(cells), '"'))
         is_symbol = pc.is_in(text, value_set=pa.array(STANDARD_SYMBOLS, type=pa.string()))
         is_number = pc.match_substring_regex(text, _NUMBER_FULL)
@@ -471,33 +486,62 @@ class _TableBuilder:
         if pc.any(other).as_py():  # thousands separators, decimal commas, or garbage: the exact Python rules
             value_list, status_list = values.to_pylist(), status.to_pylist()
             for k in pc.indices_nonzero(other).to_pylist():
-                parsed = _parse_value(columns[self.vpos][k], decimal_comma=self.decimal_comma)
+                parsed = _parse_value(column[k], decimal_comma=self.decimal_comma)
                 if parsed is None:
-                    raise self._value_error(columns[self.vpos][k], self.lines[k])
+                    raise self._value_error(column[k], self.lines[k], vpos)
                 value_list[k], status_list[k] = parsed
             values = pa.array(value_list, type=pa.float64())
             status = pa.array(status_list, type=pa.string())
-        if self.spos is not None:
-            given = codes(self.spos)
-            status = pc.if_else(pc.is_null(given), status, given)
-        return [*(codes(i) for _, i in self.dims), values, status]
+        return values, status
+
+    def _text_columns(self) -> list[list[pa.Array]]:
+        """The buffered text rows, column-wise, one array list per value column: codes trimmed (empty -> null),
+        values parsed, status resolved, and (when melting) the period of that value column."""
+        columns = list(zip(*self.raw, strict=True))
+
+        def codes(i: int) -> pa.Array:
+            trimmed = pc.utf8_trim_whitespace(pa.array(columns[i], type=pa.string()))
+            return pc.if_else(pc.equal(trimmed, ""), pa.scalar(None, pa.string()), trimmed)
+
+        dims = [codes(i) for _, i in self.dims]
+        out = []
+        for period, vpos in self.value_columns:
+            values, status = self._values(columns[vpos], vpos)
+            if self.spos is not None:
+                given = codes(self.spos)
+                status = pc.if_else(pc.is_null(given), status, given)
+            periods = [pa.array([period] * len(values), type=pa.string())] if period is not None else []
+            out.append([*dims, *periods, values, status])
+        return out
+
+    @property
+    def names(self) -> list[str]:
+        period = [self.period_column] if self.period_column else []
+        return [*self.targets, *period, "value", "status"]
 
     def flush(self) -> None:
         if not self.lines:
             return
         if self.text_cells:
-            arrays = self._text_columns()
+            chunks = self._text_columns()
         else:
             arrays = [pa.array(self.cols[t], type=pa.string()) for t in self.targets]
             arrays += [pa.array(self.values, type=pa.float64()), pa.array(self.status, type=pa.string())]
-        names = [*self.targets, "value", "status"]
-        _check_control(self.path, dict(zip(names, arrays, strict=True)), self.lines)
-        self.batches.append(pa.RecordBatch.from_arrays(arrays, names=names))
+            chunks = [arrays]
+        names = self.names
+        for arrays in chunks:
+            _check_control(self.path, dict(zip(names, arrays, strict=True)), self.lines)
+            self.batches.append(pa.RecordBatch.from_arrays(arrays, names=names))
+            self.line_batches.append(pa.array(self.lines, type=pa.int64()))
         self._reset()
+
+    def line_numbers(self) -> pa.ChunkedArray:
+        """The source line of every row of :meth:`table`, for messages about a row."""
+        return pa.chunked_array(self.line_batches, type=pa.int64())
 
     def table(self) -> pa.Table:
         self.flush()
-        fields = [pa.field(t, pa.string()) for t in self.targets]
+        fields = [pa.field(t, pa.string()) for t in self.names if t not in ("value", "status")]
         fields += [pa.field("value", pa.float64()), pa.field("status", pa.string())]
         return pa.Table.from_batches(self.batches, schema=pa.schema(fields))
 
@@ -588,13 +632,46 @@ def _read_csv(fh: IO[bytes], path: str, entry: Entry, limits: FileLimits) -> Fil
                 )
             if head.strip():
                 break
-        header_line = line_no
         delimiter = max((";", ",", "\t"), key=head.count)
+        pxweb = _f(entry, "format", "table") == "pxweb_csv"
+        titles = 0
+        while pxweb and len(next(csv.reader([head], delimiter=delimiter))) < 2 and titles < _MAX_TITLE_LINES:
+            # PxWeb's "with heading" export may open with the table title (and a blank line): not the header
+            titles += 1
+            head = text.readline(_MAX_HEADER_CHARS)
+            line_no += 1
+            if head == "":
+                raise FileSourceError(path, "no header line after the title line(s)", line=line_no)
+            delimiter = max((";", ",", "\t"), key=head.count)
+        header_line = line_no
         old_limit = csv.field_size_limit(limits.max_field_chars)
         try:
             header = [c.strip() for c in next(csv.reader([head], delimiter=delimiter))]
-            _check_columns(path, entry, header, kind="column", line=header_line, allowed_extra=("status",))
-            builder = _TableBuilder(path, entry, header, decimal_comma=delimiter != ",", limits=limits, text_cells=True)
+            ignored = tuple(_f(entry, "ignore", ()) or ())
+            periods: list[str] = []
+            if pxweb:
+                mapped = set(_f(entry, "columns"))
+                periods = [c for c in header if c not in mapped and c not in ignored and _PERIOD.fullmatch(c)]
+                if not periods:
+                    raise FileSourceError(
+                        path,
+                        f"no period column (a year such as 2018, or 2024K4, 2024M01) in the header "
+                        f"{_names(header)}; entry {_f(entry, 'name')!r}",
+                        line=header_line,
+                    )
+                allowed: tuple[str, ...] = (*periods, *ignored)
+            else:
+                allowed = ("status", *ignored)
+            _check_columns(path, entry, header, kind="column", line=header_line, allowed_extra=allowed)
+            builder = _TableBuilder(
+                path,
+                entry,
+                header,
+                decimal_comma=delimiter != ",",
+                limits=limits,
+                text_cells=True,
+                periods=periods,
+            )
             reader = csv.reader(text, delimiter=delimiter)
             start = header_line + 1
             try:
@@ -617,7 +694,7 @@ def _read_csv(fh: IO[bytes], path: str, entry: Entry, limits: FileLimits) -> Fil
             csv.field_size_limit(old_limit)
     finally:
         text.detach()  # the caller owns (and closes) the binary handle
-    return FileRead(builder.table(), encoding)
+    return FileRead(builder.table(), encoding, builder.line_numbers())
 
 
 def _check_xlsx_zip(fh: IO[bytes], path: str, limits: FileLimits) -> None:
@@ -717,6 +794,83 @@ def _check_control(path: str, columns: Mapping[str, pa.Array | pa.ChunkedArray],
             )
 
 
+def _as_file_source(entry: Entry) -> FileSource:
+    return entry if isinstance(entry, FileSource) else FileSource(**entry)
+
+
+#: A cell "<code> <label>": the code is everything up to the first white space.
+_CODE_LABEL = r"^(?P<code>\S+)(?:\s+(?P<label>.*))?$"
+
+
+def _known_codes(spec: Any) -> tuple[frozenset[str] | None, str | None, str]:
+    """(allowed set, or a regex, and how to name them) for a catalogue ``codes`` value: a list or a reference."""
+    if isinstance(spec, str):
+        regions = [r.code for r in load_regions()]
+        if spec == "region":
+            return frozenset(regions), None, "an SCB region code (reference/regions.csv)"
+        if spec == "district":
+            munis = "|".join(c for c in regions if len(c) == 4)
+            return None, rf"^(?:\d{{3}}|{munis})$", "a district (three digits) or municipality code"
+        raise CatalogueError(f"unknown code reference {spec!r} (known: region, district)")
+    known = [str(c) for c in spec]
+    shown = ", ".join(known[:20]) + (", ..." if len(known) > 20 else "")
+    return frozenset(known), None, f"one of {shown}"
+
+
+def _check_codes(path: str, entry: FileSource, table: pa.Table, raw: Mapping[str, Any], lines: Any) -> None:
+    """Every code of the entry's ``codes`` is known; else one line naming the column, file line and cell."""
+    source_of = {t: s for s, t in entry.columns.items()}
+    for column, spec in (entry.codes or {}).items():
+        if column not in table.column_names:
+            continue
+        allowed, regex, what = _known_codes(spec)
+        values = table[column]
+        if allowed is not None:
+            ok = pc.is_in(values, value_set=pa.array(sorted(allowed), type=pa.string()))
+        else:
+            ok = pc.match_substring_regex(values, regex)
+        bad = pc.invert(pc.fill_null(ok, False))
+        if not pc.any(bad).as_py():
+            continue
+        i = pc.index(bad, True).as_py()
+        cell = raw[column][i].as_py() if column in raw else values[i].as_py()
+        code = values[i].as_py()
+        split = f" (code {snippet(code)})" if column in raw and code != cell else ""
+        raise FileSourceError(
+            path,
+            f"column {source_of.get(column, column)!r}: {snippet(cell)}{split} is not {what}: unknown {column} code",
+            line=lines[i].as_py() if lines is not None else None,
+        )
+
+
+def _apply_entry(read: FileRead, path: str, entry: Entry) -> FileRead:
+    """The entry's declared reshaping after reading: code/label split, recoding, code checks, constant columns."""
+    fs = _as_file_source(entry)
+    table = read.table
+    if not (fs.labels or fs.recode or fs.constants or fs.format != "table"):
+        return read
+    raw: dict[str, Any] = {}
+    columns = {name: table[name] for name in table.column_names}
+    for code_column, label_column in fs.labels.items():
+        raw[code_column] = cells = columns[code_column]
+        parts = pc.extract_regex(cells, _CODE_LABEL)
+        label = pc.struct_field(parts, "label")
+        columns[code_column] = pc.struct_field(parts, "code")
+        columns[label_column] = pc.if_else(pc.equal(label, ""), pa.scalar(None, pa.string()), label)
+    for column, mapping in fs.recode.items():
+        keys = pa.array([str(k) for k in mapping], type=pa.string())
+        targets = pa.array([str(v) for v in mapping.values()], type=pa.string())
+        raw.setdefault(column, columns[column])
+        columns[column] = pc.coalesce(pc.take(targets, pc.index_in(columns[column], value_set=keys)), columns[column])
+    for column, value in fs.constants.items():
+        columns[column] = pa.chunked_array([pa.array([value] * table.num_rows, type=pa.string())])
+    names = [*fs.target_columns, "value", "status"]
+    out = pa.table({n: columns[n] for n in names})
+    if fs.format == "pxweb_csv":
+        _check_codes(path, fs, out, raw, read.lines)
+    return FileRead(out, read.encoding, read.lines)
+
+
 def read_file(path: str | os.PathLike[str], entry: Entry) -> FileRead:
     """Read one inbox file per its catalogue entry into the landing shape, within the entry's limits."""
     p = str(path)
@@ -745,7 +899,7 @@ def read_file(path: str | os.PathLike[str], entry: Entry) -> FileRead:
         raise FileSourceError(p, "no data rows: the file holds a header only")
     if suffix == ".px":  # CSV/XLSX chunks were checked as they were built, with line numbers
         _check_control(p, {name: table.column(name) for name in table.column_names}, None)
-    return read
+    return _apply_entry(read, p, entry)
 
 
 def read_file_source(path: str | os.PathLike[str], entry: Entry) -> pa.Table:

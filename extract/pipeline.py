@@ -315,8 +315,10 @@ def latest_file_batches(settings: Settings, raw_table: str, source_name: str) ->
     newest: dict[str, Batch] = {}
     for root in (settings.landing_dir, settings.quarantine_dir):
         for m in batches(root / raw_table / source_name):
-            if m.kind == "file" and (m.table_id not in newest or m.load_id > newest[m.table_id].load_id):
-                newest[m.table_id] = m
+            # keyed by the file's own name: a PxWeb export's table id is its matrix (AM0207I6), shared by exports
+            name = Path(m.file).name if m.file else m.table_id
+            if m.kind == "file" and (name not in newest or m.load_id > newest[name].load_id):
+                newest[name] = m
     return newest
 
 
@@ -342,9 +344,10 @@ def extract_inbox(*, settings: Settings, catalogue: Catalogue | None = None) -> 
     processed: dict[tuple[str, str], dict[str, Batch]] = {}
     for path, entry in scan_inbox(settings.inbox_dir, list(catalogue.files)):
         if isinstance(entry, FileSourceError):
-            entry_name, raw_table, columns = "_unmatched", "_unmatched", {}
+            entry_name, raw_table, columns, table_id = "_unmatched", "_unmatched", {}, path.name
         else:
             entry_name, raw_table, columns = entry.name, entry.raw_table, entry.columns
+            table_id = entry.table_id(path.name)
         try:
             digest = file_sha256(path)
         except (OSError, FileSourceError) as exc:  # vanished or swapped since the scan: the next run sees it
@@ -363,7 +366,7 @@ def extract_inbox(*, settings: Settings, catalogue: Catalogue | None = None) -> 
             "source_name": entry_name,
             "raw_table": raw_table,
             "kind": "file",
-            "table_id": path.name,
+            "table_id": table_id,
             "source_url": path.as_uri(),
             "query": {"columns": columns},
             "updated": None,

@@ -173,9 +173,24 @@ class Source:
         return out
 
 
+FileFormat = Literal["table", "pxweb_csv"]
+#: ``FileSource.matrix`` value: the table id is the file name up to its first ``_`` (``AM0207I6_2023....csv``).
+MATRIX_FROM_FILE_NAME = "file_name_prefix"
+
+
 @dataclass(frozen=True)
 class FileSource:
-    """Municipal files dropped into the inbox, matched by glob, mapped to a raw table."""
+    """Municipal files dropped into the inbox, matched by glob, mapped to a raw table.
+
+    ``format: table`` (default): one row per value, the header names every column (``columns`` maps them).
+    ``format: pxweb_csv``: PxWeb's "comma-separated with heading" export: the dimension columns in ``columns`` and
+    one column per period (``2018``, ``2024K4``), melted into the target ``period_column``. ``labels`` splits a
+    cell such as ``"05 Östergötland county"`` into the code (target) and the label (the named column);
+    ``recode`` maps source values to raw values (``men and women`` -> ``total``); ``constants`` adds a column
+    with the same value on every row (``basis: day``, ``municipality: '0580'``); ``ignore`` names source
+    columns that are dropped on purpose. ``matrix`` is the batch's table id (``_source_table``): a fixed id,
+    ``file_name_prefix``, or unset for the file name (then every file is its own series).
+    """
 
     name: str
     pattern: str
@@ -184,6 +199,51 @@ class FileSource:
     columns: dict[str, str]
     codes: dict[str, Any] = field(default_factory=dict)  # target column -> code list or reference kind
     limits: dict[str, int] = field(default_factory=dict)  # overrides of extract.files.DEFAULT_LIMITS
+    format: FileFormat = "table"
+    period_column: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)  # code target column -> label target column
+    recode: dict[str, dict[str, str]] = field(default_factory=dict)  # target column -> {source value: raw value}
+    constants: dict[str, str] = field(default_factory=dict)  # target column -> value on every row
+    ignore: tuple[str, ...] = ()  # source columns present in the file and dropped on purpose
+    matrix: str | None = None
+
+    def __post_init__(self) -> None:
+        # YAML gives numbers where codes are meant (``municipality: 0580`` would even lose its zero): text only
+        for key, value in self.constants.items():
+            if not isinstance(value, str):
+                raise CatalogueError(f"files entry {self.name!r}: constant {key!r} must be quoted text, not {value!r}")
+        if self.format not in ("table", "pxweb_csv"):
+            raise CatalogueError(f"files entry {self.name!r}: unknown format {self.format!r} (table or pxweb_csv)")
+        if (self.format == "pxweb_csv") != (self.period_column is not None):
+            raise CatalogueError(f"files entry {self.name!r}: period_column is required by, and only for, pxweb_csv")
+        object.__setattr__(self, "ignore", tuple(self.ignore))
+        mapped = [t for t in self.columns.values() if t not in ("value", "status")]
+        unknown = sorted((set(self.labels) | set(self.recode)) - set(mapped))
+        if unknown:
+            raise CatalogueError(f"files entry {self.name!r}: labels/recode name unmapped column(s) {unknown}")
+
+    @property
+    def target_columns(self) -> list[str]:
+        """The raw table's dimension columns this entry writes, in landing order (value and status follow)."""
+        out: list[str] = []
+        for target in self.columns.values():
+            if target in ("value", "status"):
+                continue
+            out.append(target)
+            if target in self.labels:
+                out.append(self.labels[target])
+        if self.period_column:
+            out.append(self.period_column)
+        out += list(self.constants)
+        return list(dict.fromkeys(out))
+
+    def table_id(self, file_name: str) -> str:
+        """The batch's table id (``_source_table``) for a file of this entry."""
+        if self.matrix is None:
+            return file_name
+        if self.matrix == MATRIX_FROM_FILE_NAME:
+            return file_name.split("_", 1)[0] if "_" in file_name else file_name.rsplit(".", 1)[0]
+        return self.matrix
 
 
 @dataclass(frozen=True)

@@ -125,7 +125,7 @@ def declared_raw_columns() -> dict[str, list[str]]:
     for s in catalogue.sources:
         out.setdefault(s.raw_table, []).extend(s.selection)
     for f in catalogue.files:
-        out.setdefault(f.raw_table, []).extend(c for c in f.columns.values() if c not in ("value", "status"))
+        out.setdefault(f.raw_table, []).extend(f.target_columns)
     return {t: list(dict.fromkeys(cols)) for t, cols in out.items()}
 
 
@@ -138,7 +138,10 @@ def ensure_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
         cols = [f'"{c}" varchar' for c in columns] + ['"value" double', '"status" varchar']
         cols += [f'"{c}" {t}' for c, t in META_COLUMNS.items()]
         con.execute(f'create table if not exists raw."{table}" ({", ".join(cols)})')
-        # a warehouse from before a lineage column existed gets it (null) so staging can select it
+        # a warehouse from before a column was declared (a lineage column, a file entry's constant such as
+        # `municipality`) gets it, null, so staging can select it
+        for column in columns:
+            con.execute(f'alter table raw."{table}" add column if not exists "{column}" varchar')
         for column, dtype in META_COLUMNS.items():
             con.execute(f'alter table raw."{table}" add column if not exists "{column}" {dtype}')
 

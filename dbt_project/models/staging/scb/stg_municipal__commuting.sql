@@ -14,6 +14,7 @@ renamed as (
         area,
         period,
         try_cast(left(period, 4) as integer) as year,
+        municipality,
         cast(value as double) as persons,
         {{ raw_lineage_columns() }}
     from source

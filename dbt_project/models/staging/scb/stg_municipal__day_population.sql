@@ -14,6 +14,7 @@ renamed as (
         district,
         sex as sex_label,
         sni_group as sni_group_label,
+        municipality,
         cast(value as double) as employed,
         {{ raw_lineage_columns() }}
     from source
