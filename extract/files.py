@@ -79,6 +79,7 @@ __all__ = [
     "file_limits",
     "file_sha256",
     "load_file_entries",
+    "matching_entries",
     "read_file",
     "read_file_source",
     "scan_inbox",
@@ -255,6 +256,11 @@ def _matches(name: str, pattern: str) -> bool:
     return fnmatch.fnmatchcase(name.lower(), pattern.lower())
 
 
+def matching_entries(name: str, entries: Sequence[Entry]) -> list[Entry]:
+    """The catalogue entries whose pattern a file name matches (case-insensitively); one, for a good drop."""
+    return [e for e in entries if _matches(name, _f(e, "pattern"))]
+
+
 def scan_inbox(
     inbox_dir: str | os.PathLike[str], entries: Sequence[Entry]
 ) -> list[tuple[Path, Entry | FileSourceError]]:
@@ -279,7 +285,7 @@ def scan_inbox(
         if not stat.S_ISREG(mode):
             out.append((path, _refusal(path, mode)))
             continue
-        hits = [e for e in entries if _matches(name, _f(e, "pattern"))]
+        hits = matching_entries(name, entries)
         if not hits:
             out.append(
                 (path, FileSourceError(str(path), f"matches no catalogue file pattern; known patterns: {patterns}"))

@@ -2,7 +2,9 @@
 
 1. set up a project-local Airflow (``.airflow/``: SQLite, pool ``duckdb_writer``, DAGs serialised),
 2. ``airflow dags test regionstat_ingest`` (extract -> validate -> load, one mapped task per catalogue source),
-   ``regionstat_inbox`` when municipal files wait in the inbox, then ``airflow dags test regionstat_transform``
+   then the real files bundled with the offline snapshot (``extract.bundled``: Linköping's FO05/PE12, SCB's county
+   RAMS 2018 exports, a Norrbotten OD matrix) are dropped into the inbox (once: bytes already processed are not
+   dropped again) and ``regionstat_inbox`` loads them, then ``airflow dags test regionstat_transform``
    (dbt per model group -> Parquet marts -> HTML report -> docs),
 3. a summary: DAG run states, where the warehouse, marts, report and docs are, and example queries.
 
@@ -93,6 +95,17 @@ def _run(dag_id: str, env: dict[str, str]) -> DagRunSummary:
     if not summary.ok:
         print(f"  full log: {summary.log_path}", flush=True)
     return summary
+
+
+def _drop_bundled(data_dir: Path) -> None:
+    from extract.bundled import drop_bundled
+    from regionstat.settings import Settings
+
+    settings = Settings(data_dir=data_dir)
+    dropped = drop_bundled(settings)
+    new = [d.name for d in dropped if d.outcome == "dropped"]
+    print(f"\nbundled real files -> {settings.inbox_dir}: ", end="", flush=True)
+    print(f"dropped {', '.join(new)}" if new else f"all {len(dropped)} already dropped or loaded", flush=True)
 
 
 def _inbox_has_files(data_dir: Path) -> bool:
@@ -193,6 +206,8 @@ def main(argv: list[str] | None = None) -> int:
     # one ingest DAG per catalogue schedule (today just regionstat_ingest), as serialised by setup
     ingest_ids = sorted({d for d in dag_ids(env) if d.startswith("regionstat_ingest")} | {INGEST})
     runs = [_run(dag_id, env) for dag_id in ingest_ids]
+    if not env.get("REGIONSTAT_API_URL"):  # offline: the bundled real files arrive as a municipality's drop would
+        _drop_bundled(data_dir)
     if _inbox_has_files(data_dir):
         runs.append(_run(INBOX, env))
     if (data_dir / "warehouse.duckdb").exists():

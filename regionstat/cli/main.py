@@ -475,6 +475,32 @@ def cmd_quarantine_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_inbox(args: argparse.Namespace) -> int:
+    """List the inbox: each file, the catalogue entry it matches and whether it is new; --bundled drops the real
+    files bundled with the offline snapshot first (``regionstat run`` then loads them)."""
+    from extract.files import file_sha256, scan_inbox
+    from extract.pipeline import processed_file_hashes
+    from regionstat.catalogue import load_catalogue
+
+    settings = _settings(args)
+    if args.bundled:
+        from extract.bundled import drop_bundled
+
+        for d in drop_bundled(settings):
+            console.print(f"{d.outcome:<9} {d.name}", markup=False)
+    found = scan_inbox(settings.inbox_dir, list(load_catalogue().files))
+    console.print(f"inbox {settings.inbox_dir}: {len(found)} file(s)", markup=False)
+    for path, hit in found:
+        if isinstance(hit, Exception):
+            console.print(f"  unmatched {path.name}: {hit}", markup=False)
+            continue
+        seen = file_sha256(path) in processed_file_hashes(settings, hit.raw_table, hit.name)
+        console.print(
+            f"  {'processed' if seen else 'new':<9} {path.name} -> {hit.name} (raw.{hit.raw_table})", markup=False
+        )
+    return 0
+
+
 def cmd_snapshot_serve(args: argparse.Namespace) -> int:
     from extract.pipeline import snapshot_server_module
 
@@ -573,6 +599,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("generate", cmd_generate, "write dbt sources YAML and seeds from regionstat/catalogue.yaml")
     p.add_argument("--check", action="store_true", help="write nothing; exit 1 naming each stale generated file")
     p.add_argument("--out", help="project root to write under (default: this project)")
+    p = add("inbox", cmd_inbox, "list the municipal-file inbox; --bundled drops the real files the snapshot bundles")
+    p.add_argument(
+        "--bundled", action="store_true", help="copy the bundled real files into the inbox (once; `run` loads them)"
+    )
     q = sub.add_parser("quarantine", help="inspect quarantined batches")
     qsub = q.add_subparsers(dest="quarantine_command", required=True, metavar="SUBCOMMAND")
     ql = qsub.add_parser("list", help="list quarantined batches with their one-line reason")
