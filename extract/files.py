@@ -35,6 +35,17 @@ the header line, which must be the first non-empty line. Numbers may use a decim
 comma, and spaces as thousands separators. An empty value cell is a null value with no status; the PxWeb symbols
 ``.``, ``..``, ..., ``-`` go to ``status``; any other text is an error naming the file, line and column.
 
+PxWeb CSV exports (entry ``format: pxweb_csv``, SCB's "comma-separated with heading"): the same CSV reading
+(encoding, delimiter, limits, exact line numbers from the csv module), after up to five single-field title lines;
+header columns that are periods (``2018``, ``2024K4``, ``2024M01``) are value columns, melted into the entry's
+``period_column``; any other undeclared column is schema drift.
+
+After reading, every format: ``labels`` split a ``"<code> <label>"`` cell at its first white space (the code
+stays in the mapped column, the label goes to the named column), ``recode`` maps values (``men and women`` ->
+``total``), ``constants`` add a column with one value (``basis: day``); for ``pxweb_csv`` the ``codes`` are checked
+right here, so an unknown SNI label or a missing code prefix names the file line and the cell (other entries'
+codes are checked by the GX suite). Columns are put in ``FileSource.target_columns`` order.
+
 XLSX: the first sheet. The header row is the first row, among the first 10, that holds every declared source
 column; title/note rows above it are skipped (documented choice: handled, not rejected). If no such row exists the
 error names the missing columns as found in the best-matching row. Empty rows are skipped. Codes typed as numbers
