@@ -267,7 +267,9 @@ def test_land_area_may_be_fractional_and_file_source_net_flows_may_be_negative(d
     land_area = land(data_dir, rows, source_name="land_area_tab628", raw_table="land_area")
     assert validate_batch(land_area, settings=s).success
     frows = [
-        {"flow_type": t, "district": "110", "area": "Annan", "period": "2024", "value": v, "status": None}
+        # municipality: the PE12 entry's constant column, part of its landing shape
+        {"flow_type": t, "district": "110", "area": "Annan", "period": "2024", "municipality": "0580", "value": v}
+        | {"status": None}
         for t, v in (("In", 10.0), ("Ut", 30.0), ("Netto", -20.0))
     ]
     out = validate_batch(
