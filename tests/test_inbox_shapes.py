@@ -14,6 +14,7 @@ import pytest
 
 from extract.bundled import BUNDLED_INBOX_FILES, bundled_paths, drop_bundled
 from extract.files import load_file_entries, matching_entries, read_file
+from extract.pipeline import extract_inbox
 from regionstat.catalogue import FileSource, load_catalogue, load_regions
 from regionstat.errors import FileSourceError
 from regionstat.settings import Settings
@@ -189,8 +190,6 @@ def test_every_bundled_file_matches_exactly_one_entry_and_reads() -> None:
 
 
 def test_drop_bundled_is_idempotent(tmp_path: Path) -> None:
-    from extract.pipeline import extract_inbox
-
     settings = Settings(data_dir=tmp_path / "data")
     first = drop_bundled(settings)
     assert [d.outcome for d in first] == ["dropped"] * len(BUNDLED_INBOX_FILES)
@@ -212,3 +211,25 @@ def test_drop_bundled_is_idempotent(tmp_path: Path) -> None:
         MATRIX.name: "processed",
         NORRBOTTEN.name: "processed",
     }
+
+
+# -- through the warehouse ---------------------------------------------------------------------------------------
+
+
+def test_two_exports_of_one_matrix_never_double_count(data_dir: Path) -> None:
+    """The table id is the matrix: the export landed last replaces the earlier one (AM0207I6, not two files)."""
+    from tests.test_inbox import _intake, _raw
+
+    settings = Settings.from_env()
+    inbox = settings.inbox_dir
+    inbox.mkdir(parents=True)
+    (inbox / DAY.name).write_bytes(DAY.read_bytes())
+    _intake(settings)
+    live = "select _source_table, count(*), sum(value) from raw.regional_employment group by all"
+    assert _raw(settings, live) == [("AM0207I6", 315, 4_920_748.0)]
+    # a later export of the same matrix (SYNTHETIC edit: one cell changed) sorts after the first in the inbox
+    later = inbox / "AM0207I6_20990101-000000.csv"
+    later.write_bytes(DAY.read_bytes().replace(b'"G trade",165754', b'"G trade",165755', 1))
+    _intake(settings)
+    assert _raw(settings, live) == [("AM0207I6", 315, 4_920_749.0)]
+    assert {r.status for r in extract_inbox(settings=settings)} == {"skipped_seen"}  # both files seen: no ping-pong
