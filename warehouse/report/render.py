@@ -72,7 +72,10 @@ SECTIONS = (
         "lq",
         "Specialisation: location quotients",
         "Which sectors are over- or under-represented in each municipality compared with Sweden.",
-        (BlockSpec(lq.location_quotients, "Location quotients against Sweden", "employment"),),
+        (
+            BlockSpec(lq.location_quotients_real, "Location quotients from real figures", "employment, real figures"),
+            BlockSpec(lq.location_quotients, "Location quotients against Sweden, latest year", "employment"),
+        ),
     ),
     SectionSpec(
         "commuting",

@@ -1,7 +1,8 @@
 -- Employment per region x year x basis x SNI group, both sexes, the groups only (no total: the SCB total
 -- A-U+US is not the sum of groups because of disclosure control, so regional totals in the business marts are
 -- sums of groups), from the real-first employment (int_employment__real_first). Districts that are not places
--- (unspecified or varying workplace, ...) and region-years with an unpublished group ('..') are left out.
+-- (unspecified or varying workplace, ...) and region-years with an unpublished group ('..') are left out; where
+-- the reference economy has no unknown-industry group (RAMS), neither have the regions.
 with
 
 employment as (
@@ -33,10 +34,39 @@ groups as (
 
 ),
 
+-- the reference economy's source without an unknown-industry group (RAMS): the regions leave theirs out too, so
+-- region and reference shares are over the same 15 groups
+reference_without_unknown as (
+
+    select
+        year,
+        basis
+    from groups
+    where region_code = '{{ var("reference_region") }}'
+    group by year, basis
+    having not bool_or(sni_group_code = 'US')
+
+),
+
+comparable as (
+
+    select groups.*
+    from groups
+    where not (
+            groups.sni_group_code = 'US'
+            and exists (
+                select 1
+                from reference_without_unknown
+                where groups.year = reference_without_unknown.year and groups.basis = reference_without_unknown.basis
+            )
+        )
+
+),
+
 complete as (
 
     select *
-    from groups
+    from comparable
     qualify count(*) over (partition by region_code, year, basis)
         = count(employed) over (partition by region_code, year, basis)
 
