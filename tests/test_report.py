@@ -107,6 +107,13 @@ def _build_marts(settings: Settings) -> None:
                     "2024, ?, ?, 100, 1.0, ?, true)",
                     [code, basis, sni, quotient],
                 )
+        if i < 2:  # real county figures (RAMS 2018-like), shown first in their own block
+            for rank, sni in enumerate(SECTORS, start=1):
+                con.execute(
+                    "insert into marts.mart_sector_location_quotients values (?, 'county', ?, 2018, 'day', ?, 100, "
+                    "1.0, ?, false)",
+                    [("05", "01")[i], ("05", "01")[i], sni, 0.6 + 0.2 * rank],
+                )
         for other in sorted(MUNIS):
             for sex in ("1", "2", "total"):
                 value = (5000.0 if other == code else 100.0 * (i + 1)) * (2 if sex == "total" else 1)
@@ -190,7 +197,8 @@ def test_report_is_self_contained_and_complete(settings: Settings) -> None:
     assert not re.search(r"@import|url\(\s*[\"']?https?:", text, re.I)
     assert not re.search(r"<img[^>]*src\s*=\s*[\"']?https?:", text, re.I)
     assert "<script" not in text.lower()
-    assert text.count("<svg") == 5  # category growth, population trend, LQ heatmap, net commuting, series
+    # category growth, population trend, LQ heatmaps (real, latest year), net commuting, series
+    assert text.count("<svg") == 6
     for name in MUNIS.values():
         assert name in text
     # the sector section carries the SYNTHETIC badge; population does not
@@ -202,6 +210,9 @@ def test_report_is_self_contained_and_complete(settings: Settings) -> None:
     assert "K1" in population and "commuting proxy" in population
     assert "4 municipalities, 2014–2024" in population  # the county row is not a municipality
     assert ">3.9<" not in _section(text, "lq")  # day basis only
+    real_lq = _block(text, "lq-1")  # real figures first, without the badge; the synthetic block after, with it
+    assert "from real figures" in real_lq and "SYNTHETIC" not in real_lq and "Stockholms län 2018" in real_lq
+    assert "SYNTHETIC" in _block(text, "lq-2")
     commuting = _section(text, "commuting")
     assert "SYNTHETIC" in commuting and "Out-commuting since 1993" in commuting
     flows = _block(text, "commuting-2")

@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from warehouse.report.access import Warehouse
+from warehouse.report.access import Unavailable, Warehouse
 from warehouse.report.charts import Chart, chart
 from warehouse.report.model import Block
 
@@ -44,13 +44,11 @@ def _heatmap_spec(d: pd.DataFrame, sector_order: list[str], muni_order: list[str
     return dict((rect + text).properties(width=width, height=24 * len(muni_order)).to_dict())
 
 
-def location_quotients(wh: Warehouse) -> Block:
-    mart = "mart_sector_location_quotients"
-    basis = str(wh.vars.get("employment_basis", "day"))
-    rows = wh.read(mart, "location_quotients", basis=basis)
+def _heatmap_frame(wh: Warehouse, rows: pd.DataFrame, label: Any) -> tuple[pd.DataFrame, list[str], list[str]]:
+    """Heatmap cells (row label, sector, LQ) in the rows' order, sectors in SNI order."""
     sni = wh.seed("sni2007_groups", ["sort_order"]).set_index("sni_group_code")
     d = rows.copy()
-    d["municipality"] = d["region_code"].map(wh.name_of)
+    d["municipality"] = label(d)
     d["sector"] = d["sni_group_code"] + " " + d["sni_group_code"].map(sni["name_en"]).fillna(d["sni_group_code"])
     d["_order"] = d["sni_group_code"].map(sni["sort_order"]).fillna(999)
     sector_order = list(d.sort_values(["_order", "sni_group_code"]).drop_duplicates("sni_group_code")["sector"])
@@ -58,6 +56,45 @@ def location_quotients(wh: Warehouse) -> Block:
     d = d[["municipality", "sector", "lq"]].copy()
     d["lq_color"] = d["lq"].clip(lower=LQ_RANGE[0], upper=LQ_RANGE[1])
     d["label"] = d["lq"].map(lambda v: "" if pd.isna(v) else f"{v:.1f}")
+    return d, sector_order, muni_order
+
+
+def location_quotients_real(wh: Warehouse) -> Block:
+    """Real figures first: every county (SCB RAMS) and the county's municipalities with a municipal file, each in
+    its latest year without a synthetic input."""
+    mart = "mart_sector_location_quotients"
+    basis = str(wh.vars.get("employment_basis", "day"))
+    try:
+        rows = wh.read(mart, "location_quotients_real", basis=basis)
+    except Unavailable as exc:
+        raise Unavailable(
+            f"no location quotient rests on real figures only ({exc}); load SCB RAMS by county "
+            "(raw.regional_employment) or a municipal FO05 file"
+        ) from exc
+    d, sector_order, muni_order = _heatmap_frame(
+        wh, rows, lambda f: f["region_code"].map(wh.name_of) + " " + f["year"].astype(int).astype(str)
+    )
+    years = sorted({int(y) for y in rows["year"]})
+    return Block(
+        title="",
+        view=HeatmapView(
+            chart=chart(lambda: _heatmap_spec(d, sector_order, muni_order), "lqheatreal"),
+            note=f"Shown: basis = {basis}; real figures only, each region in its latest such year.",
+        ),
+        macro="heatmap",
+        prov=wh.provenance(mart, rows, ["employment_by_sector", "regional_employment", "municipal_day_population"]),
+        vintage=", ".join(str(y) for y in years),
+        intro="Real figures: the 21 counties from SCB RAMS (employed 16+, November 2018) against Sweden as the sum "
+        "of the counties, and the county's municipalities that supplied a district file (FO05, ages 16-74/15-74; "
+        "against RAMS the ages differ, see bases_match in the mart). Same colour scale as below.",
+    )
+
+
+def location_quotients(wh: Warehouse) -> Block:
+    mart = "mart_sector_location_quotients"
+    basis = str(wh.vars.get("employment_basis", "day"))
+    rows = wh.read(mart, "location_quotients", basis=basis)
+    d, sector_order, muni_order = _heatmap_frame(wh, rows, lambda f: f["region_code"].map(wh.name_of))
     return Block(
         title="",
         view=HeatmapView(

@@ -49,7 +49,10 @@ def _sectors_intro(wh: Warehouse) -> str:
     source = wh.sources.get("employment_by_sector")
     tables = ", ".join(source.source_tables) if source else ""
     basis = {"day": "by workplace", "night": "by residence"}.get(str(wh.vars.get("employment_basis")), "")
-    return f"Employment by SNI 2007 sector group ({', '.join(x for x in (tables, basis) if x)})."
+    return (
+        f"Employment by SNI 2007 sector group ({', '.join(x for x in (tables, basis) if x)}); real figures first "
+        "where loaded: a municipality's own district file (FO05) and SCB RAMS by county."
+    )
 
 
 SECTIONS = (
@@ -72,7 +75,10 @@ SECTIONS = (
         "lq",
         "Specialisation: location quotients",
         "Which sectors are over- or under-represented in each municipality compared with Sweden.",
-        (BlockSpec(lq.location_quotients, "Location quotients against Sweden", "employment"),),
+        (
+            BlockSpec(lq.location_quotients_real, "Location quotients from real figures", "employment, real figures"),
+            BlockSpec(lq.location_quotients, "Location quotients against Sweden, latest year", "employment"),
+        ),
     ),
     SectionSpec(
         "commuting",

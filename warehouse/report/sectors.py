@@ -27,6 +27,7 @@ class RegionSectors:
     code: str
     name: str
     rows: list[SectorRow]
+    synthetic: bool = False  # any row of the region derives from a synthetic input
 
     @property
     def top(self) -> SectorRow:
@@ -53,11 +54,12 @@ def _region(wh: Warehouse, code: str, sub: pd.DataFrame) -> RegionSectors:
         )
         for r in sub.itertuples(index=False)
     ]
-    return RegionSectors(code=code, name=wh.name_of(code), rows=rows)
+    synthetic = bool(sub["is_synthetic"].fillna(False).astype(bool).any()) if "is_synthetic" in sub else False
+    return RegionSectors(code=code, name=wh.name_of(code), rows=rows, synthetic=synthetic)
 
 
 def top_sectors(wh: Warehouse) -> Block:
-    """The mart holds one basis (var employment_basis); the county's municipalities first, then the county."""
+    """The mart holds one basis (var employment_basis); regions with real figures first, each badged."""
     mart = "mart_top_sectors"
     df = wh.read(mart, "top_sectors")
     comparison = df["comparison_year"].dropna()
@@ -70,5 +72,7 @@ def top_sectors(wh: Warehouse) -> Block:
         prov=wh.provenance(mart, df, ["employment_by_sector"]),
         vintage=str(int(df["year"].max())),
         intro=f"The {wh.vars.get('top_sectors_n')} largest SNI 2007 sector groups by employment in each municipality "
-        "(click a municipality to open it). The bar shows the share of the municipality's employment.",
+        "(click a municipality to open it). The bar shows the share of the municipality's employment. Regions "
+        "with real figures (e.g. Linköping from the municipality's FO05 file) come first; a region built from "
+        "synthetic inputs is marked SYNTHETIC.",
     )

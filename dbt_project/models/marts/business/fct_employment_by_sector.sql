@@ -1,8 +1,10 @@
+-- Employed persons per region x SNI group x year x basis x sex, real first (int_employment__real_first): one
+-- source per region, year and basis, named in source_table; the row's provenance follows its lineage.
 with
 
 employment as (
 
-    select * from {{ ref('stg_scb__employment_by_sector') }}
+    select * from {{ ref('int_employment__real_first') }}
 
 ),
 
@@ -12,76 +14,32 @@ sni_groups as (
 
 ),
 
-by_sex as (
-
-    select
-        region_code,
-        region_level,
-        sni_group_code,
-        is_all_industries,
-        basis,
-        sex_code,
-        year,
-        period_start,
-        employed,
-        status,
-        source_series,
-        is_synthetic,
-        lineage
-    from employment
-
-),
-
-both_sexes as (
-
-    select
-        region_code,
-        region_level,
-        sni_group_code,
-        is_all_industries,
-        basis,
-        'total' as sex_code,
-        year,
-        period_start,
-        -- ordered aggregate: a fixed summation order keeps rebuilt marts byte-identical
-        sum(employed order by sex_code) as employed,
-        cast(null as varchar) as status,
-        max(source_series) as source_series,
-        bool_or(is_synthetic) as is_synthetic,
-        {{ lineage_agg('lineage') }} as lineage
-    from employment
-    group by region_code, region_level, sni_group_code, is_all_industries, basis, year, period_start
-
-),
-
-unioned as (
-
-    select * from by_sex
-    union all
-    select * from both_sexes
-
-),
-
 final as (
 
     select
-        unioned.region_code,
-        unioned.region_level,
-        unioned.sni_group_code,
+        employment.region_code,
+        employment.region_level,
+        employment.county_code,
+        employment.municipality_code,
+        employment.district_code,
+        employment.sni_group_code,
         sni_groups.name_en as sni_group_name_en,
         sni_groups.name_sv as sni_group_name_sv,
-        unioned.is_all_industries,
-        unioned.basis,
-        unioned.sex_code,
-        unioned.year,
-        unioned.period_start,
-        cast(unioned.employed as bigint) as employed,
-        unioned.status,
-        unioned.source_series,
-        {{ provenance_columns('unioned.lineage') }}
-    from unioned
+        employment.is_all_industries,
+        employment.basis,
+        employment.sex_code,
+        employment.year,
+        employment.period_start,
+        cast(employment.employed as bigint) as employed,
+        employment.status,
+        employment.source_series,
+        employment.age_range,
+        employment.source_table,
+        employment.reference_region,
+        {{ provenance_columns('employment.lineage') }}
+    from employment
     left join sni_groups
-        on unioned.sni_group_code = sni_groups.sni_group_code
+        on employment.sni_group_code = sni_groups.sni_group_code
 
 )
 

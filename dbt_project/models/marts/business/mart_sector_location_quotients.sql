@@ -1,5 +1,7 @@
 -- Location quotients per region x SNI group x year x basis, against the region's county and against the
--- reference economy (var reference_region). Totals are sums of the 16 groups.
+-- reference economy (var reference_region). Totals are sums of the groups the source publishes (16 with the
+-- unknown industry US; RAMS has 15). bases_match says whether region and reference count the same ages and
+-- the same groups (FO05 16-74 vs RAMS 16+ in 2018 do not).
 with
 
 base as (
@@ -16,7 +18,8 @@ shares as (
         sum(employed order by sni_group_code) over (partition by region_code, year, basis) as region_total,
         {{ safe_divide('employed',
                        'sum(employed order by sni_group_code) over (partition by region_code, year, basis)') }}
-            as share_in_region
+            as share_in_region,
+        bool_or(sni_group_code = 'US') over (partition by region_code, year, basis) as has_unknown_group
     from base
 
 ),
@@ -59,7 +62,13 @@ final as (
         {{ round_index(location_quotient('shares.employed', 'shares.region_total',
                                          'national_reference.employed', 'national_reference.region_total')) }}
             as lq_vs_reference,
+        '{{ var("reference_region") }}' as reference_region,
+        shares.age_range,
+        national_reference.age_range as reference_age_range,
+        national_reference.age_range = shares.age_range
+        and national_reference.has_unknown_group = shares.has_unknown_group as bases_match,
         shares.source_series,
+        shares.source_table,
         {{ provenance_columns(lineage_merge(['shares.lineage', 'county_reference.lineage',
                                             'national_reference.lineage'])) }}
     from shares

@@ -22,8 +22,11 @@ aggregated as (
         sum(national_share order by sni_group_code) as national_share,
         sum(industry_mix order by sni_group_code) as industry_mix,
         sum(regional_shift order by sni_group_code) as regional_shift,
-        sum(em_competitive order by sni_group_code) as em_competitive,
-        sum(em_allocation order by sni_group_code) as em_allocation,
+        -- Esteban-Marquillas needs every industry's growth rate: unknown when a group had no base-year employment
+        case when count(em_competitive) = count(*) then sum(em_competitive order by sni_group_code) end
+            as em_competitive,
+        case when count(em_allocation) = count(*) then sum(em_allocation order by sni_group_code) end
+            as em_allocation,
         bool_or(crosses_series_break) as crosses_series_break,
         max(source_series_base) as source_series_base,
         max(source_series_end) as source_series_end,

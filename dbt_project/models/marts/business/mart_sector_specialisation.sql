@@ -15,7 +15,8 @@ shares as (
         -- ordered window aggregate: a fixed summation order keeps rebuilt marts byte-identical
         {{ safe_divide('employed',
                        'sum(employed order by sni_group_code) over (partition by region_code, year, basis)') }}
-            as share_in_region
+            as share_in_region,
+        bool_or(sni_group_code = 'US') over (partition by region_code, year, basis) as has_unknown_group
     from base
 
 ),
@@ -30,6 +31,11 @@ with_reference as (
         shares.sni_group_code,
         shares.share_in_region,
         shares.source_series,
+        shares.age_range,
+        national_reference.age_range as reference_age_range,
+        national_reference.age_range = shares.age_range
+        and national_reference.has_unknown_group = shares.has_unknown_group as bases_match,
+        shares.source_table,
         shares.is_synthetic,
         {{ lineage_merge(['shares.lineage', 'county_reference.lineage', 'national_reference.lineage']) }}
             as lineage,
@@ -92,6 +98,10 @@ aggregated as (
             as gini_vs_reference,
         {{ herfindahl('share_in_region', 'sni_group_code') }} as herfindahl,
         max(source_series) as source_series,
+        max(age_range) as age_range,
+        max(reference_age_range) as reference_age_range,
+        bool_and(bases_match) as bases_match,
+        max(source_table) as source_table,
         bool_or(is_synthetic) as is_synthetic,
         {{ lineage_agg('lineage') }} as lineage
     from ranked
@@ -116,7 +126,12 @@ final as (
         {{ round_index('herfindahl') }} as herfindahl,
         {{ round_index(herfindahl_normalised('herfindahl', 'n_industries')) }} as herfindahl_normalised,
         {{ round_index(herfindahl_equivalent_number('herfindahl')) }} as herfindahl_equivalent_number,
+        '{{ var("reference_region") }}' as reference_region,
+        age_range,
+        reference_age_range,
+        case when has_national_reference then bases_match end as bases_match,
         source_series,
+        source_table,
         {{ provenance_columns('lineage') }}
     from aggregated
 

@@ -7,7 +7,7 @@ base as (
     select * from {{ ref('int_employment__sector_base') }}
     where
         basis = '{{ var("employment_basis") }}'
-        and region_level in ('municipality', 'county')
+        and region_level in ('municipality', 'county', 'district')
 
 ),
 
@@ -30,6 +30,7 @@ ranked as (
         {{ safe_divide('employed', 'sum(employed order by sni_group_code) over (partition by region_code, year)') }}
             as share,
         row_number() over (partition by region_code, year order by employed desc, sni_group_code asc) as sector_rank,
+        source_table,
         is_synthetic,
         lineage
     from base
@@ -54,6 +55,7 @@ final as (
         comparison.share as share_comparison,
         comparison.sector_rank as sector_rank_comparison,
         comparison.sector_rank - current_year.sector_rank as rank_change,
+        current_year.source_table,
         {{ provenance_columns(lineage_merge(['current_year.lineage', 'comparison.lineage'])) }}
     from ranked as current_year
     left join ranked as comparison

@@ -10,8 +10,9 @@ renamed as (
 
     select
         region as region_code,
+        {{ region_level('region') }} as region_level,
         region_label,
-        sni_group as sni_code,
+        sni_group as sni_group_code,
         sni_label,
         basis,
         period,
