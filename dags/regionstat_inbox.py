@@ -16,7 +16,9 @@ _FILES = "\n".join(
 DOC = f"""
 ### regionstat_inbox: municipal files -> landing -> Great Expectations -> DuckDB `raw.*`
 
-Drop a PX, CSV or XLSX file into `$REGIONSTAT_DATA_DIR/inbox/commuting/`. Every {ra.INBOX_SCHEDULE!r} (cron) the
+Drop a PX, CSV (also PxWeb "comma-separated with heading" exports) or XLSX file into
+`$REGIONSTAT_DATA_DIR/inbox/commuting/`; offline, `make demo` (or `regionstat inbox --bundled`) drops the real files
+bundled with the snapshot (`extract/bundled.py`). Every {ra.INBOX_SCHEDULE!r} (cron) the
 **scan** task hashes the inbox; when no file is new (already landed or quarantined) it short-circuits and the run
 is a cheap no-op (everything after it is *skipped*). Otherwise:
 

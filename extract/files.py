@@ -549,12 +549,13 @@ class _TableBuilder:
         for arrays in chunks:
             _check_control(self.path, dict(zip(names, arrays, strict=True)), self.lines)
             self.batches.append(pa.RecordBatch.from_arrays(arrays, names=names))
-            self.line_batches.append(pa.array(self.lines, type=pa.int64()))
+            if self.period_column:  # only pxweb_csv codes are checked after reading (a long CSV's memory stays)
+                self.line_batches.append(pa.array(self.lines, type=pa.int64()))
         self._reset()
 
-    def line_numbers(self) -> pa.ChunkedArray:
-        """The source line of every row of :meth:`table`, for messages about a row."""
-        return pa.chunked_array(self.line_batches, type=pa.int64())
+    def line_numbers(self) -> pa.ChunkedArray | None:
+        """The source line of every row of :meth:`table` (melted exports only), for messages about a row."""
+        return pa.chunked_array(self.line_batches, type=pa.int64()) if self.period_column else None
 
     def table(self) -> pa.Table:
         self.flush()
