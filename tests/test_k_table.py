@@ -179,3 +179,17 @@ def test_k_table_for_two_counties_from_a_config_file_and_flags(k_table_run: Path
     # K2/K3 rest on the user's file, K1 on the largest population
     assert got[("06", "category", "K2")][5] == "user_membership"
     assert got[("18", "category", "K1")][5] == "largest_population"
+
+
+def test_report_has_a_section_per_county_of_the_region_set(k_table_run: Path) -> None:
+    html = (k_table_run / "reports" / "index.html").read_text(encoding="utf-8")
+    assert "Regional statistics: Jönköping and Örebro" in html
+    assert "Jönköpings län (county 06, 13 municipalities), Örebro län (county 18, 12 municipalities)" in html
+    for county in ("06", "18"):
+        assert f'<section class="sec" id="c{county}-population">' in html
+    assert html.index('id="c06-population"') < html.index('id="c18-population"')
+    # the K-table block is shown (not "not available") for both counties, labelled synthetic
+    population = html[html.index('id="c06-population"') : html.index('id="c06-sectors"')]
+    assert "not available" not in population.split('id="c06-population-2"')[0]
+    assert "SYNTHETIC" in population
+    assert "user membership" in population
