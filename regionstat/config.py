@@ -146,9 +146,10 @@ class RunConfig:
             matched = [s.name for s in catalogue.sources if name in (s.name, s.table, s.raw_table)]
             files = [f.name for f in catalogue.files if name in (f.name, f.raw_table)]
             if not matched and not files:
-                known = sorted({s.raw_table for s in catalogue.sources} | {s.name for s in catalogue.sources})
+                known = [s.name for s in catalogue.sources] + [f.name for f in catalogue.files]
                 raise ConfigError(
-                    f"tables: no catalogue source, table id or raw table {name!r} (known: {', '.join(known)})"
+                    f"no catalogue source named {name!r} (known: {', '.join(known)}; "
+                    "or an SCB table id or raw table)"
                 )
             names += matched
             inbox = inbox or bool(files)
