@@ -148,8 +148,7 @@ class RunConfig:
             if not matched and not files:
                 known = [s.name for s in catalogue.sources] + [f.name for f in catalogue.files]
                 raise ConfigError(
-                    f"no catalogue source named {name!r} (known: {', '.join(known)}; "
-                    "or an SCB table id or raw table)"
+                    f"no catalogue source named {name!r} (known: {', '.join(known)}; or an SCB table id or raw table)"
                 )
             names += matched
             inbox = inbox or bool(files)

@@ -124,6 +124,8 @@ def build_available(*, settings: Settings) -> tuple[DbtResult, list[str]]:
     if not parsed.success:
         raise DbtError(f"dbt parse failed: {'; '.join(parsed.failures) or 'see dbt logs'}")
     found = availability(read_manifest(target), loaded)
+    if found.complete:  # only raw tables no mart needs are empty (an inbox without files): build as always
+        return run_dbt(settings=settings), []
     if not found.buildable:
         return DbtResult("build", True, 0, 0, 0, []), found.notes()
     result = run_dbt(settings=settings, select=found.selection(), indirect_selection="cautious")
