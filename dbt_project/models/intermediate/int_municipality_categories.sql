@@ -182,7 +182,8 @@ final as (
         end as category,
         category_basis,
         case
-            when category_basis = 'user_membership' then 'Given as ' || user_category || ' in ' || user_membership_source
+            when category_basis = 'user_membership'
+                then 'Given as ' || user_category || ' in ' || user_membership_source
             when category_basis = 'largest_population' then 'Largest population in the county'
             when category_basis = 'travel_time'
                 then 'Travel time ' || cast(minutes_by_car as varchar) || ' min by car to K1 ('

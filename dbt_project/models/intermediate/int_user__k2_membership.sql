@@ -2,16 +2,20 @@
 -- municipality, int_municipality_categories takes its category as given. Empty without the override.
 {{ config(materialized='table') }}
 
-{% if override_path('k2_membership') -%}
-select
-    municipality_code,
-    category,
-    source
-from {{ read_override_csv('k2_membership') }}
-{%- else -%}
-select
-    cast(null as varchar) as municipality_code,
-    cast(null as varchar) as category,
-    cast(null as varchar) as source
-where false
-{%- endif %}
+{% if override_path('k2_membership') %}
+
+    select
+        municipality_code,
+        category,
+        source
+    from {{ read_override_csv('k2_membership') }}
+
+{% else %}
+
+    select
+        cast(null as varchar) as municipality_code,
+        cast(null as varchar) as category,
+        cast(null as varchar) as source
+    where false
+
+{% endif %}
