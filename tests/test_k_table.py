@@ -12,6 +12,8 @@ built from it are flagged ``is_synthetic``. Only the two years 2003 and 2022 are
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 from pathlib import Path
 
@@ -102,7 +104,7 @@ def write_fixture(tables: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def k_table_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def k_table_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """One config file, one command: the pipeline for counties 06 and 18 on population alone."""
     from tools.snapshot.server import SnapshotServer
 
@@ -121,13 +123,14 @@ def k_table_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     mp.delenv("REGIONSTAT_API_URL", raising=False)
     mp.delenv("REGIONSTAT_REGION_SET", raising=False)
     mp.chdir(root)  # regionstat.toml is found in the working directory
+    out = io.StringIO()
     try:
-        with SnapshotServer(tables_dir=root / "tables") as server:
+        with SnapshotServer(tables_dir=root / "tables") as server, contextlib.redirect_stdout(out):
             code = main(["run", "--api-url", server.url, "--counties", "06,18", "--period", "2003:2022", "--no-docs"])
     finally:
         mp.undo()
-    assert code == 0
-    return data
+    assert code == 0, out.getvalue()
+    return data, out.getvalue()
 
 
 def k_rows(data: Path) -> dict[tuple[str, str, str], tuple]:
@@ -146,8 +149,8 @@ def k_rows(data: Path) -> dict[tuple[str, str, str], tuple]:
     return {(r[0], r[1], r[2]): r[3:] for r in rows}
 
 
-def test_k_table_for_two_counties_from_a_config_file_and_flags(k_table_run: Path) -> None:
-    got = k_rows(k_table_run)
+def test_k_table_for_two_counties_from_a_config_file_and_flags(k_table_run: tuple[Path, str]) -> None:
+    got = k_rows(k_table_run[0])
     assert sorted({k[0] for k in got}) == ["06", "18"]
     # Hand computation (pooled = (sum 2022 - sum 2003) / sum 2003; K2/K3 also the mean of the members' %):
     # 06 county: 308000 -> 348450, +13.1331 %. K1 Jönköping 100000 -> 130000, +30 %.
@@ -181,8 +184,20 @@ def test_k_table_for_two_counties_from_a_config_file_and_flags(k_table_run: Path
     assert got[("18", "category", "K1")][5] == "largest_population"
 
 
-def test_report_has_a_section_per_county_of_the_region_set(k_table_run: Path) -> None:
-    html = (k_table_run / "reports" / "index.html").read_text(encoding="utf-8")
+def test_only_population_was_fetched_and_the_other_marts_are_skipped_with_a_note(
+    k_table_run: tuple[Path, str],
+) -> None:
+    data, out = k_table_run
+    assert "region set counties:06,18" in out
+    assert "tables: population_tab638\n" in out
+    assert "skipped mart_top_sectors: needs raw.employment_by_sector (not loaded)" in out
+    assert "skipped mart_commuting_balance: needs raw.commuting_flows (not loaded)" in out
+    published = sorted(p.stem for p in (data / "marts").glob("*.parquet"))
+    assert published == ["fct_population", "mart_population_growth", "mart_population_growth_by_category"]
+
+
+def test_report_has_a_section_per_county_of_the_region_set(k_table_run: tuple[Path, str]) -> None:
+    html = (k_table_run[0] / "reports" / "index.html").read_text(encoding="utf-8")
     assert "Regional statistics: Jönköping and Örebro" in html
     assert "Jönköpings län (county 06, 13 municipalities), Örebro län (county 18, 12 municipalities)" in html
     for county in ("06", "18"):
