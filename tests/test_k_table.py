@@ -57,8 +57,11 @@ OREBRO = {
     "1884": (10000, 10500),  # Nora
     "1885": (24000, 24000),  # Lindesberg
 }
-# The user's own K2 list (the rest of each county is K3; K1 is the largest municipality)
+# The user's own K2 list (the rest of each county is K3; K1 is the largest municipality) ...
 K2 = {"0642", "0643", "0665", "0682", "1814", "1861", "1881", "1884"}
+# ... except Aneby, left out of the membership file: its category comes from the user's travel-time file
+# (35 minutes to Jönköping <= k2_max_minutes 45: K2), which extends the bundled seed.
+BY_TRAVEL_TIME = {"0604": 35}
 
 
 def write_fixture(tables: Path) -> None:
@@ -111,11 +114,19 @@ def k_table_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     root = tmp_path_factory.mktemp("k_table")
     write_fixture(root / "tables")
     membership = ["municipality_code,category"] + [
-        f"{code},{'K2' if code in K2 else 'K3'}" for code in (*JONKOPING, *OREBRO) if code not in ("0680", "1880")
+        f"{code},{'K2' if code in K2 else 'K3'}"
+        for code in (*JONKOPING, *OREBRO)
+        if code not in ("0680", "1880", *BY_TRAVEL_TIME)
     ]
     (root / "k2.csv").write_text("\n".join(membership) + "\n", encoding="utf-8")
+    (root / "minutes.csv").write_text(
+        "municipality_code,k1_municipality_code,minutes_by_car,source\n"
+        + "".join(f"{code},0680,{minutes},test fixture\n" for code, minutes in BY_TRAVEL_TIME.items()),
+        encoding="utf-8",
+    )
     (root / "regionstat.toml").write_text(
-        'tables = ["population_tab638"]\n\n[seeds]\nk2_membership = "k2.csv"\n', encoding="utf-8"
+        'tables = ["population_tab638"]\n\n[seeds]\nk2_membership = "k2.csv"\ntravel_time = "minutes.csv"\n',
+        encoding="utf-8",
     )
     data = root / "data"
     mp = pytest.MonkeyPatch()
@@ -154,9 +165,10 @@ def test_k_table_for_two_counties_from_a_config_file_and_flags(k_table_run: tupl
     assert sorted({k[0] for k in got}) == ["06", "18"]
     # Hand computation (pooled = (sum 2022 - sum 2003) / sum 2003; K2/K3 also the mean of the members' %):
     # 06 county: 308000 -> 348450, +13.1331 %. K1 Jönköping 100000 -> 130000, +30 %.
-    # 06 K2 (Mullsjö +10, Habo +20, Vaggeryd +10, Nässjö +5): 59000 -> 64400, pooled +9.1525 %, mean +11.25 %.
-    # 06 K3 (Aneby +10, Gnosjö +10, Gislaved 0, Värnamo +10, Sävsjö -5, Vetlanda 0, Eksjö 0, Tranås +5):
-    #   149000 -> 154050, pooled +3.3893 %, mean +3.75 %.
+    # 06 K2 (Aneby +10 by travel time, Mullsjö +10, Habo +20, Vaggeryd +10, Nässjö +5): 65000 -> 71000,
+    #   pooled +9.2308 %, mean 55 / 5 = +11 %.
+    # 06 K3 (Gnosjö +10, Gislaved 0, Värnamo +10, Sävsjö -5, Vetlanda 0, Eksjö 0, Tranås +5):
+    #   143000 -> 147450, pooled +3.1119 %, mean 20 / 7 = +2.8571 %.
     # 18 county: 262000 -> 295250, +12.6908 %. K1 Örebro 120000 -> 150000, +25 %.
     # 18 K2 (Lekeberg +20, Hallsberg +5, Kumla +10, Nora +5): 50000 -> 54250, pooled +8.5 %, mean +10 %.
     # 18 K3 (Laxå -10, Degerfors -5, Hällefors -10, Ljusnarsberg -10, Askersund 0, Karlskoga +5, Lindesberg 0):
@@ -164,8 +176,8 @@ def test_k_table_for_two_counties_from_a_config_file_and_flags(k_table_run: tupl
     expected = {
         ("06", "county", "06"): (13, 308000, 348450, 13.1331, None),
         ("06", "category", "K1"): (1, 100000, 130000, 30.0, 30.0),
-        ("06", "category", "K2"): (4, 59000, 64400, 9.1525, 11.25),
-        ("06", "category", "K3"): (8, 149000, 154050, 3.3893, 3.75),
+        ("06", "category", "K2"): (5, 65000, 71000, 9.2308, 11.0),
+        ("06", "category", "K3"): (7, 143000, 147450, 3.1119, 2.8571),
         ("18", "county", "18"): (12, 262000, 295250, 12.6908, None),
         ("18", "category", "K1"): (1, 120000, 150000, 25.0, 25.0),
         ("18", "category", "K2"): (4, 50000, 54250, 8.5, 10.0),
@@ -180,7 +192,8 @@ def test_k_table_for_two_counties_from_a_config_file_and_flags(k_table_run: tupl
             assert row[4] == pytest.approx(mean, abs=5e-5), key
         assert row[6] is True, f"{key}: built from the SYNTHETIC fixture, must say so"
     # K2/K3 rest on the user's file, K1 on the largest population
-    assert got[("06", "category", "K2")][5] == "user_membership"
+    assert got[("06", "category", "K2")][5] == "travel_time, user_membership"
+    assert got[("06", "category", "K3")][5] == "user_membership"
     assert got[("18", "category", "K1")][5] == "largest_population"
 
 
