@@ -84,7 +84,11 @@ def _run_config(args: argparse.Namespace) -> RunConfig:
 
 
 def _settings(args: argparse.Namespace, config: RunConfig | None = None) -> Settings:
+    """Settings from the environment; for the commands with configuration flags (run, extract, build, report,
+    config show) also the user configuration, so a broken regionstat.toml never stops ``sql`` or ``status``."""
     base = Settings.from_env(live=getattr(args, "live", False), api_url=getattr(args, "api_url", None))
+    if config is None and not hasattr(args, "config"):
+        return base
     return (config or _run_config(args)).settings(base)
 
 
