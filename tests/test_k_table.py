@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import re
 from pathlib import Path
 
 import duckdb
@@ -206,7 +207,13 @@ def test_only_population_was_fetched_and_the_other_marts_are_skipped_with_a_note
     assert "skipped mart_top_sectors: needs raw.employment_by_sector (not loaded)" in out
     assert "skipped mart_commuting_balance: needs raw.commuting_flows (not loaded)" in out
     published = sorted(p.stem for p in (data / "marts").glob("*.parquet"))
-    assert published == ["fct_population", "mart_population_growth", "mart_population_growth_by_category"]
+    # dim_municipalities too: land area is an optional input of it (null without TAB628)
+    assert published == [
+        "dim_municipalities",
+        "fct_population",
+        "mart_population_growth",
+        "mart_population_growth_by_category",
+    ]
 
 
 def test_report_has_a_section_per_county_of_the_region_set(k_table_run: tuple[Path, str]) -> None:
@@ -221,3 +228,4 @@ def test_report_has_a_section_per_county_of_the_region_set(k_table_run: tuple[Pa
     assert "not available" not in population.split('id="c06-population-2"')[0]
     assert "SYNTHETIC" in population
     assert "user membership" in population
+    assert "Aneby 0604 K2 travel time 35" in " ".join(re.sub(r"<[^>]+>", " ", population).split())
