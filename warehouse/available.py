@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from regionstat.settings import Settings
-from warehouse.build import DbtError, DbtResult, invoke_dbt, run_dbt
+from warehouse.build import DbtError, DbtResult, invoke_dbt, run_dbt, storage_failure
 from warehouse.db import connect_reader
 
 MANIFEST_NAME = "manifest.json"
@@ -122,7 +122,11 @@ def build_available(*, settings: Settings) -> tuple[DbtResult, list[str]]:
     target = settings.state_dir / "dbt" / "target"
     parsed = invoke_dbt("parse", settings, target=target)
     if not parsed.success:
-        raise DbtError(f"dbt parse failed: {'; '.join(parsed.failures) or 'see dbt logs'}")
+        storage = storage_failure(parsed, settings)  # a full or read-only disk: one line naming the file
+        if storage is not None:
+            raise storage
+        first = parsed.failures[0] if parsed.failures else "see dbt logs"
+        raise DbtError(f"dbt parse failed; the last good warehouse is unchanged; first: {first}")
     found = availability(read_manifest(target), loaded)
     if found.complete:  # only raw tables no mart needs are empty (an inbox without files): build as always
         return run_dbt(settings=settings), []
