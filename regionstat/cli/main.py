@@ -65,6 +65,9 @@ exit codes: 0 ok; 1 a source failed or was quarantined (summary on stderr), or a
 
 quick start:
   regionstat run                      whole pipeline offline against the bundled snapshot
+  regionstat run --live --counties 06,18 --period 2003:2022
+                                      your counties and growth period (or put them in ./regionstat.toml)
+  regionstat config show              the resolved configuration and where each value comes from
   regionstat status                   what was loaded when, validation outcome, freshness
   regionstat sql "select * from marts.mart_commuting_balance limit 5"
 """
