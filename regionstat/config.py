@@ -154,6 +154,17 @@ class RunConfig:
             inbox = inbox or bool(files)
         return list(dict.fromkeys(names)), inbox
 
+    def batch_sources(self) -> list[str] | None:
+        """The landing folders (catalogue sources and file entries) ``tables`` names, for validation (None: all)."""
+        names, inbox = self.sources()
+        if names is None:
+            return None
+        if inbox:
+            from regionstat.catalogue import load_catalogue
+
+            names += [f.name for f in load_catalogue().files if {f.name, f.raw_table} & set(self.tables)]
+        return names
+
     def show(self, settings: Settings) -> list[tuple[str, str, str]]:
         """(setting, value, origin) rows for ``regionstat config show``."""
         rows = [

@@ -115,6 +115,10 @@ def test_tables_name_sources_table_ids_and_raw_tables() -> None:
     assert names == ["population_tab638", "population_tab5557", "land_area_tab628"]
     assert inbox is False
     assert resolve(env={}, cwd=Path("/")).sources() == (None, True)
+    files = load_catalogue().files[0]
+    with_files = resolve(tables=["population_tab638", files.raw_table], env={}, cwd=Path("/"))
+    assert with_files.sources() == (["population_tab638"], True)
+    assert files.name in (with_files.batch_sources() or [])
 
 
 def test_config_show_prints_values_and_origins(

@@ -307,7 +307,7 @@ def run_pipeline(
     _print_extract(results)
     summary.sources = len(results)
     summary.problems += _extract_problems(results)
-    outcomes = stage("validate", lambda: validate_pending(settings, build_docs=docs, sources=names))
+    outcomes = stage("validate", lambda: validate_pending(settings, build_docs=docs, sources=config.batch_sources()))
     _print_validation(outcomes)
     summary.problems += _validation_problems(outcomes)
     loaded = stage("load", lambda: load_validated(settings=settings))
