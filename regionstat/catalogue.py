@@ -24,6 +24,8 @@ from regionstat.errors import CatalogueError
 
 CATALOGUE_PATH = Path(__file__).with_name("catalogue.yaml")
 REGIONS_PATH = Path(__file__).parent / "reference" / "regions.csv"
+#: ``counties:06,18`` names an ad-hoc region set of those counties (``regionstat run --counties 06,18``)
+COUNTIES_PREFIX = "counties:"
 PLACEHOLDERS = ("{municipalities}", "{counties}", "{reference}", "{regions}")
 
 Selection = dict[str, "list[str] | str"]
@@ -298,10 +300,22 @@ class Catalogue:
         return load_regions()
 
     def region_set(self, name: str | None = None) -> RegionSet:
+        """A named region set, or ``counties:06,18``: those counties, their municipalities and the reference."""
         name = name or self.default_region_set
-        if name not in self.region_sets:
-            raise CatalogueError(f"unknown region set {name!r} (known: {', '.join(self.region_sets)})")
-        spec = self.region_sets[name]
+        if name.startswith(COUNTIES_PREFIX):
+            codes = [c.strip() for c in name.removeprefix(COUNTIES_PREFIX).split(",") if c.strip()]
+            if not codes:
+                raise CatalogueError(f"region set {name!r}: no county codes after {COUNTIES_PREFIX!r}")
+            spec: dict[str, Any] = {
+                "counties": codes,
+                "description": f"Counties {', '.join(codes)}, their municipalities, and the reference economy.",
+            }
+        elif name not in self.region_sets:
+            raise CatalogueError(
+                f"unknown region set {name!r} (known: {', '.join(self.region_sets)}, or {COUNTIES_PREFIX}CODES)"
+            )
+        else:
+            spec = self.region_sets[name]
         regions = load_regions()
         all_counties = [r.code for r in regions if r.level == "county"]
         counties = all_counties if spec["counties"] == "*" else [str(c) for c in spec["counties"]]

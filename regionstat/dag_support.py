@@ -120,10 +120,12 @@ EXTRACT_RETRIES: dict[str, Any] = {
 
 
 def settings():
-    """Runtime settings from the worker's environment (REGIONSTAT_DATA_DIR, REGIONSTAT_API_URL, ...)."""
+    """Runtime settings from the worker's environment (REGIONSTAT_DATA_DIR, REGIONSTAT_API_URL, ...) and the user
+    configuration (REGIONSTAT_CONFIG, REGIONSTAT_COUNTIES, REGIONSTAT_PERIODS; regionstat.config)."""
+    from regionstat.config import resolve
     from regionstat.settings import Settings
 
-    return Settings.from_env()
+    return resolve().settings(Settings.from_env())
 
 
 def first_line(obj: object, limit: int = 400) -> str:
@@ -354,10 +356,13 @@ def dbt_group(group: str) -> dict[str, Any]:
     earlier group), so a group never runs a test against a model a later group builds; the tests that span
     groups run in ``dbt_tests`` at the end (see :func:`dbt_test_all`).
     """
+    from regionstat.config import resolve
     from warehouse.build import run_dbt
 
     selector = DBT_GROUPS[group][0]
-    result = run_dbt(settings=settings(), select=selector, indirect_selection="buildable")
+    run_settings = settings()
+    resolve().prepare(run_settings)  # the user's override CSVs where the dbt vars point
+    result = run_dbt(settings=run_settings, select=selector, indirect_selection="buildable")
     log.info("%s (--select %s)", result.line(), selector)
     return {
         "group": group,

@@ -88,6 +88,10 @@ class CatalogueError(RegionstatError):
     """The source catalogue is inconsistent."""
 
 
+class ConfigError(RegionstatError):
+    """A user configuration (``regionstat.toml``, a flag, an override CSV) is wrong; names the file and line."""
+
+
 class SchemaError(RegionstatError):
     """A frame does not match its declared schema at a Python boundary (pandera)."""
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 LIVE_API_URL = "https://statistikdatabasen.scb.se/api/v2"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -47,6 +48,8 @@ class Settings:
     region_set: str = "ostergotland"
     #: overrides of the catalogue's ``http:`` limits (keys of ``HTTP_ENV``), from the environment
     http: dict[str, float] = field(default_factory=dict, compare=False)
+    #: dbt vars of this run over dbt_project.yml's (``regionstat.config``: --var, --period, override seeds)
+    dbt_vars: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @classmethod
     def from_env(

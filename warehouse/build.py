@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import re
@@ -67,6 +68,8 @@ def dbt_args(
         str(settings.state_dir / "dbt" / "logs"),
         "--quiet",
         *(["--indirect-selection", indirect_selection] if indirect_selection else []),
+        # the run's vars over dbt_project.yml's (regionstat.config); sorted keys: same vars, same command line
+        *(["--vars", json.dumps(settings.dbt_vars, sort_keys=True)] if settings.dbt_vars else []),
         *(extra or []),
     ]
 

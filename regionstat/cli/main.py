@@ -26,6 +26,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from regionstat.batches import atomic_path
+from regionstat.config import RunConfig, resolve
 from regionstat.errors import RegionstatError
 from regionstat.settings import Settings
 
@@ -52,7 +53,10 @@ EPILOG = """\
 environment:
   REGIONSTAT_DATA_DIR    where landing/, warehouse.duckdb, marts/, reports/ live (default ./data)
   REGIONSTAT_API_URL     PxWeb v2 base URL; unset = the bundled offline snapshot (default), 'live' = SCB
-  REGIONSTAT_REGION_SET  ostergotland (default) or sweden (all 290 municipalities)
+  REGIONSTAT_REGION_SET  ostergotland (default), sweden (all 290 municipalities) or counties:06,18
+  REGIONSTAT_CONFIG      a regionstat.toml to use (default: ./regionstat.toml if present; see `config show`)
+  REGIONSTAT_COUNTIES, REGIONSTAT_PERIODS
+                         counties (06,18) and growth periods (2003:2022,2014:2024), as --counties / --period
   REGIONSTAT_CATALOGUE   another catalogue file instead of the bundled regionstat/catalogue.yaml
   REGIONSTAT_REQUEST_DEADLINE_SECONDS, REGIONSTAT_MAX_ATTEMPTS, REGIONSTAT_TABLE_RETRY_BUDGET
                          override the catalogue's HTTP limits (http: in regionstat/catalogue.yaml)
@@ -61,17 +65,34 @@ exit codes: 0 ok; 1 a source failed or was quarantined (summary on stderr), or a
 
 quick start:
   regionstat run                      whole pipeline offline against the bundled snapshot
+  regionstat run --live --counties 06,18 --period 2003:2022
+                                      your counties and growth period (or put them in ./regionstat.toml)
+  regionstat config show              the resolved configuration and where each value comes from
   regionstat status                   what was loaded when, validation outcome, freshness
   regionstat sql "select * from marts.mart_commuting_balance limit 5"
 """
 
 
-def _settings(args: argparse.Namespace) -> Settings:
-    return Settings.from_env(
-        live=getattr(args, "live", False),
-        api_url=getattr(args, "api_url", None),
+def _run_config(args: argparse.Namespace) -> RunConfig:
+    """The user's configuration: these flags over the environment over the config file (regionstat.config)."""
+    return resolve(
+        config=getattr(args, "config", None),
+        counties=getattr(args, "counties", None),
         region_set=getattr(args, "regions", None),
+        periods=getattr(args, "period", None) or (),
+        dbt_vars=getattr(args, "var", None) or (),
+        seeds=getattr(args, "seed", None) or (),
+        tables=getattr(args, "table", None) or (),
     )
+
+
+def _settings(args: argparse.Namespace, config: RunConfig | None = None) -> Settings:
+    """Settings from the environment; for the commands with configuration flags (run, extract, build, report,
+    config show) also the user configuration, so a broken regionstat.toml never stops ``sql`` or ``status``."""
+    base = Settings.from_env(live=getattr(args, "live", False), api_url=getattr(args, "api_url", None))
+    if config is None and not hasattr(args, "config"):
+        return base
+    return (config or _run_config(args)).settings(base)
 
 
 def _print_extract(results: list) -> None:
@@ -141,11 +162,13 @@ def _report_problems(problems: list[Problem], total: int) -> int:
 def cmd_extract(args: argparse.Namespace) -> int:
     from extract.pipeline import extract_all, extract_inbox
 
-    settings = _settings(args)
+    config = _run_config(args)
+    settings = _settings(args, config)
+    names, inbox = config.sources()
     where = settings.api_url or "the bundled offline snapshot"
     console.print(f"extracting from {where} (region set {settings.region_set}) into {settings.landing_dir}")
-    results = extract_all(args.table or None, settings=settings, force=args.force, progress=_extract_progress())
-    if not args.table:
+    results = extract_all(names, settings=settings, force=args.force, progress=_extract_progress())
+    if inbox:
         results += extract_inbox(settings=settings)
     _print_extract(results)
     return _report_problems(_extract_problems(results), len(results))
@@ -186,10 +209,19 @@ def cmd_load(args: argparse.Namespace) -> int:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
+    from warehouse.available import build_available
     from warehouse.build import run_dbt
 
-    result = run_dbt(settings=_settings(args), select=args.select)
+    config = _run_config(args)
+    settings = _settings(args, config)
+    config.prepare(settings)
+    if args.select:
+        result, notes = run_dbt(settings=settings, select=args.select), list[str]()
+    else:
+        result, notes = build_available(settings=settings)
     console.print(result.line())
+    for note in notes:
+        console.print(f"  {note}", markup=False)
     return 0
 
 
@@ -231,15 +263,19 @@ def _seconds(t: float) -> str:
     return f"{minutes} min {sec} s"
 
 
-def run_pipeline(settings: Settings, *, force: bool = False, docs: bool = True) -> RunSummary:
+def run_pipeline(
+    settings: Settings, *, force: bool = False, docs: bool = True, config: RunConfig | None = None
+) -> RunSummary:
     """extract -> validate -> load -> build -> publish -> report, printing one line per stage.
 
     Tables are independent: one that fails to fetch or is quarantined keeps its last good data in the warehouse,
     the others are loaded, built and published; ``summary.problems`` names each one (the CLI exits 1).
+    ``config.tables`` limits extraction to those sources; the build then skips, with one note each, the marts
+    whose raw inputs hold no rows (``warehouse.available``).
     """
     from expectations.validate import validate_pending
     from extract.pipeline import extract_all, extract_inbox
-    from warehouse.build import run_dbt
+    from warehouse.available import build_available
     from warehouse.load import load_validated
     from warehouse.publish import publish_marts
     from warehouse.report import write_report
@@ -254,25 +290,33 @@ def run_pipeline(settings: Settings, *, force: bool = False, docs: bool = True) 
         timings[name] = round(time.perf_counter() - start, 2)
         return out
 
+    config = config or RunConfig()
+    names, inbox = config.sources()
+    config.prepare(settings)
     where = settings.api_url or "the bundled offline snapshot"
     console.print(f"regionstat run: {where}, region set {settings.region_set}, data in {settings.data_dir}")
+    if names is not None:
+        console.print(f"tables: {', '.join(names)}" + (" and the inbox's files" if inbox else ""))
     results = stage(
         "extract",
         lambda: (
-            extract_all(settings=settings, force=force, progress=_extract_progress()) + extract_inbox(settings=settings)
+            extract_all(names, settings=settings, force=force, progress=_extract_progress())
+            + (extract_inbox(settings=settings) if inbox else [])
         ),
     )
     _print_extract(results)
     summary.sources = len(results)
     summary.problems += _extract_problems(results)
-    outcomes = stage("validate", lambda: validate_pending(settings, build_docs=docs))
+    outcomes = stage("validate", lambda: validate_pending(settings, build_docs=docs, sources=config.batch_sources()))
     _print_validation(outcomes)
     summary.problems += _validation_problems(outcomes)
     loaded = stage("load", lambda: load_validated(settings=settings))
     console.print(f"load: {loaded.line()}")
     summary.problems += [Problem("failed", name, load_id, reason) for name, load_id, reason in loaded.failed]
-    result = stage("build", lambda: run_dbt(settings=settings))
+    result, notes = stage("build", lambda: build_available(settings=settings))
     console.print(result.line())
+    for note in notes:
+        console.print(f"  {note}", markup=False)
     marts = stage("publish", lambda: publish_marts(settings=settings))
     console.print(f"publish: {len(marts)} marts")
     report = stage("report", lambda: write_report(settings=settings))
@@ -286,7 +330,8 @@ def run_pipeline(settings: Settings, *, force: bool = False, docs: bool = True) 
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    summary = run_pipeline(_settings(args), force=args.force, docs=not args.no_docs)
+    config = _run_config(args)
+    summary = run_pipeline(_settings(args, config), force=args.force, docs=not args.no_docs, config=config)
     return _report_problems(summary.problems, summary.sources)
 
 
@@ -537,6 +582,20 @@ def cmd_docs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_config_show(args: argparse.Namespace) -> int:
+    """Print the resolved configuration and where each value comes from (flag, env, file, default)."""
+    config = _run_config(args)
+    settings = _settings(args, config)
+    table = Table("setting", "value", "from", title="regionstat configuration")
+    for name, value, origin in config.show(settings):
+        table.add_row(escape(name), escape(value), escape(origin))
+    console.print(table)
+    resolved = settings.dbt_vars
+    if resolved:
+        console.print(f"dbt --vars {escape(json.dumps(resolved, sort_keys=True, ensure_ascii=False))}")
+    return 0
+
+
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -566,14 +625,43 @@ def build_parser() -> argparse.ArgumentParser:
         if api:
             p.add_argument("--live", action="store_true", help="use SCB's live PxWeb v2 API instead of the snapshot")
             p.add_argument("--api-url", help="use this PxWeb v2 base URL")
-            p.add_argument("--regions", help="region set: ostergotland (default) or sweden")
+            p.add_argument(
+                "--region-set", "--regions", dest="regions", help="region set: ostergotland (default) or sweden"
+            )
         return p
+
+    def add_config(p: argparse.ArgumentParser, *, region: bool = False) -> None:
+        """The user-configuration flags (regionstat.config); they override REGIONSTAT_* and regionstat.toml."""
+        p.add_argument("--config", help="regionstat.toml to use (default: ./regionstat.toml, $REGIONSTAT_CONFIG)")
+        if region:
+            p.add_argument(
+                "--region-set", "--regions", dest="regions", help="region set: ostergotland (default) or sweden"
+            )
+        p.add_argument("--counties", help="region set of these counties, their municipalities and Sweden: 06,18")
+        p.add_argument(
+            "--period", action="append", metavar="START:END", help="growth period, e.g. 2003:2022 (repeatable)"
+        )
+        p.add_argument("--var", action="append", metavar="KEY=VALUE", help="a dbt var, e.g. k2_max_minutes=30")
+        p.add_argument(
+            "--seed",
+            action="append",
+            metavar="NAME=CSV",
+            help="override seed: k2_membership, travel_time, la_membership or localities = your CSV (repeatable)",
+        )
 
     p = add("run", cmd_run, "run the whole pipeline once: extract, validate, load, build, publish, report", api=True)
     p.add_argument("--force", action="store_true", help="fetch even tables whose upstream 'updated' is unchanged")
     p.add_argument("--no-docs", action="store_true", help="skip rebuilding GX Data Docs")
+    p.add_argument(
+        "--table",
+        action="append",
+        help="only these sources: raw table, catalogue source or SCB table id, comma-separated or repeated "
+        "(population,land_area); marts whose inputs are not loaded are skipped with a note",
+    )
+    add_config(p, region=False)
     p = add("extract", cmd_extract, "fetch catalogue tables (and inbox files) into landing Parquet", api=True)
     p.add_argument("--table", action="append", help="catalogue source name or SCB table id (repeatable)")
+    add_config(p)
     p.add_argument("--force", action="store_true", help="fetch even if upstream 'updated' is unchanged")
     p = add("validate", cmd_validate, "validate every landed, not yet validated batch; quarantine failures")
     p.add_argument("--table", action="append", help="only this catalogue source or SCB table id (repeatable)")
@@ -581,8 +669,10 @@ def build_parser() -> argparse.ArgumentParser:
     add("load", cmd_load, "load validated batches into raw.* in DuckDB (one transaction per batch)")
     p = add("build", cmd_build, "run dbt build (seeds, models, tests) on the warehouse")
     p.add_argument("--select", help="dbt selection, e.g. marts.business+")
+    add_config(p, region=True)
     add("publish", cmd_publish, "export every mart to data/marts/*.parquet atomically")
-    add("report", cmd_report, "write the self-contained HTML report to data/reports/index.html")
+    p = add("report", cmd_report, "write the self-contained HTML report to data/reports/index.html")
+    add_config(p, region=True)
     add("docs", cmd_docs, "generate dbt docs and GX Data Docs under data/docs/")
     p = add("status", cmd_status, "ledger: what was loaded when, rows, validation outcome, freshness")
     p.add_argument("--format", choices=["table", "json"], default="table")
@@ -607,6 +697,13 @@ def build_parser() -> argparse.ArgumentParser:
     qsub = q.add_subparsers(dest="quarantine_command", required=True, metavar="SUBCOMMAND")
     ql = qsub.add_parser("list", help="list quarantined batches with their one-line reason")
     ql.set_defaults(func=cmd_quarantine_list)
+    c = sub.add_parser("config", help="the user configuration (regionstat.toml, REGIONSTAT_*, flags)")
+    csub = c.add_subparsers(dest="config_command", required=True, metavar="SUBCOMMAND")
+    cs = csub.add_parser("show", help="print the resolved configuration and where each value comes from")
+    add_config(cs, region=True)
+    cs.add_argument("--live", action="store_true", help=argparse.SUPPRESS)
+    cs.add_argument("--api-url", help="PxWeb v2 base URL (as for run)")
+    cs.set_defaults(func=cmd_config_show)
     s = sub.add_parser("snapshot", help="the bundled offline PxWeb v2 snapshot")
     ssub = s.add_subparsers(dest="snapshot_command", required=True, metavar="SUBCOMMAND")
     ss = ssub.add_parser("serve", help="serve the snapshot over HTTP on 127.0.0.1 (see 'serve --help')", add_help=False)

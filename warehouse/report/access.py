@@ -103,6 +103,18 @@ def raw_sources(settings: Settings) -> dict[str, RawSource]:
     return out
 
 
+def region_set_counties(settings: Settings) -> tuple[str, ...]:
+    """The counties of the run's region set, in code order (none when the catalogue cannot say)."""
+    from regionstat.catalogue import load_catalogue
+    from regionstat.errors import RegionstatError
+
+    try:
+        return tuple(sorted(load_catalogue().region_set(settings.region_set).counties))
+    except RegionstatError as exc:
+        log.warning("report: region set %r: %s", settings.region_set, exc)
+        return ()
+
+
 def _load_region_names() -> dict[str, str]:
     """SCB's region names from the catalogue's one regions reference."""
     return {r.code: r.name for r in load_regions()}
@@ -129,9 +141,11 @@ class Warehouse:
         self.vintages: dict[str, list[SourceVintage]] = {}
         self.munis: dict[str, dict[str, Any]] = {}
         self.sources = raw_sources(settings)
-        self.vars = dbt_vars()
-        #: the county the analysis is about: dbt's var, the one the marts were built for
-        self.county = str(self.vars.get("county_code", ""))
+        #: dbt_project.yml's vars under this run's own (regionstat.config): the ones the marts were built with
+        self.vars = {**dbt_vars(), **settings.dbt_vars}
+        #: the counties of the region set, one report section group each; ``county`` is the one being rendered
+        self.counties = region_set_counties(settings)
+        self.county = self.counties[0] if self.counties else str(self.vars.get("county_code", ""))
         self._names = _load_region_names()
         try:
             self.con = connect_reader(settings)
@@ -219,10 +233,28 @@ class Warehouse:
         short = name.removesuffix(" län")
         return short.removesuffix("s") if short != name and name.endswith("s län") else short
 
+    def counties_short_names(self) -> str:
+        """``Jönköping and Örebro``: the short names of the region set's counties."""
+        saved = self.county
+        try:
+            names = []
+            for code in self.counties or (self.county,):
+                self.county = code
+                names.append(self.county_short_name())
+        finally:
+            self.county = saved
+        return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
     def region_label(self) -> str:
-        """``Östergötlands län (county 05, 13 municipalities) with Sweden (00) as reference``, from the data."""
-        county_munis = [c for c in self.munis if c.startswith(self.county)]
-        label = f"{self.name_of(self.county)} (county {self.county}, {len(county_munis)} municipalities)"
+        """``Östergötlands län (county 05, 13 municipalities) with Sweden (00) as reference``, from the data
+        (municipalities from dim_municipalities; SCB's regions list when that mart was not built)."""
+        labels = []
+        for county in self.counties or (self.county,):
+            county_munis = [c for c in self.munis if c.startswith(county)] or [
+                r.code for r in load_regions() if r.level == "municipality" and r.county_code == county
+            ]
+            labels.append(f"{self.name_of(county)} (county {county}, {len(county_munis)} municipalities)")
+        label = ", ".join(labels)
         ref = str(self.vars.get("reference_region", ""))
         return f"{label} with {self.name_of(ref)} ({ref}) as reference" if ref else label
 

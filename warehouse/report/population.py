@@ -193,6 +193,12 @@ def category_growth(wh: Warehouse) -> Block:
             "of its employed residents work in K1, or K1 takes its largest outflow, instead of the "
             f"{minutes}-minute rule. Offline the commuting matrix is synthetic, and so is this proxy."
         )
+    if any(m.basis == "user_membership" for m in members):
+        user_note = (
+            "Basis 'user membership': the category is taken as given in the user's own membership file "
+            "(regionstat.toml [seeds] k2_membership), not from travel times."
+        )
+        view.proxy_note = f"{view.proxy_note} {user_note}".strip() if view.proxy_note else user_note
     return Block(
         title="",
         view=view,

@@ -125,15 +125,23 @@ def build_block(wh: Warehouse, spec: BlockSpec) -> Block:
 
 
 def build_sections(wh: Warehouse) -> list[Section]:
-    return [
-        Section(
-            id=s.id,
-            title=s.title,
-            intro=s.intro if isinstance(s.intro, str) else s.intro(wh),
-            blocks=[build_block(wh, b) for b in s.blocks],
-        )
-        for s in SECTIONS
-    ]
+    """The sections of every county of the region set, in code order; with several counties each section's id
+    and title name its county (``c06-population``, ``Jönköpings län: Population growth ...``)."""
+    counties = wh.counties or (wh.county,)
+    sections = []
+    for county in counties:
+        wh.county = county
+        prefix = f"{wh.name_of(county)}: " if len(counties) > 1 else ""
+        sections += [
+            Section(
+                id=f"c{county}-{s.id}" if len(counties) > 1 else s.id,
+                title=prefix + s.title,
+                intro=s.intro if isinstance(s.intro, str) else s.intro(wh),
+                blocks=[build_block(wh, b) for b in s.blocks],
+            )
+            for s in SECTIONS
+        ]
+    return sections
 
 
 def _vintages(sections: list[Section]) -> list[tuple[str, str, str]]:
@@ -185,7 +193,7 @@ def header_facts(wh: Warehouse, settings: Settings, sections: list[Section]) -> 
     if not wh.loads.empty and wh.loads["loaded_at"].notna().any():
         loaded = str(pd.Timestamp(wh.loads["loaded_at"].max()).strftime("%Y-%m-%d %H:%M UTC"))
     return {
-        "title": wh.county_short_name(),
+        "title": wh.counties_short_names(),
         "region_set": f"{wh.region_label()} (region set {settings.region_set})",
         "data_source": "bundled offline snapshot" if settings.offline else settings.api_url,
         "vintages": _vintages(sections),

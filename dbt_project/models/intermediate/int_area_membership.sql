@@ -20,7 +20,7 @@ counties as (
 
 la_membership as (
 
-    select * from {{ ref('la_membership') }}
+    select * from {{ ref('int_seed__la_membership') }}
     where vintage = {{ var('la_vintage') }}
 
 ),

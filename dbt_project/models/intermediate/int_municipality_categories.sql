@@ -6,6 +6,8 @@
 --   K1 takes its largest out-commuting flow; else K3.
 -- The proxy uses the municipality's latest OD year, both sexes (int_commuting__flows). In the offline snapshot
 -- the OD destinations are synthetic, so the proxy is too: see `category_is_synthetic`.
+-- A user's own membership file (regionstat.toml [seeds] k2_membership, int_user__k2_membership) comes first:
+-- where it names a municipality its category is taken as given (category_basis 'user_membership').
 with
 
 regions as (
@@ -16,7 +18,13 @@ regions as (
 
 travel_time as (
 
-    select * from {{ ref('municipality_travel_time') }}
+    select * from {{ ref('int_seed__municipality_travel_time') }}
+
+),
+
+user_membership as (
+
+    select * from {{ ref('int_user__k2_membership') }}
 
 ),
 
@@ -103,6 +111,8 @@ joined as (
         {{ safe_divide('coalesce(od_to_k1.commuters, 0)', 'od_residents.employed_residents') }}
             as commuting_share_to_k1,
         od_largest_outflow.largest_outflow_code,
+        user_membership.category as user_category,
+        user_membership.source as user_membership_source,
         od_residents.is_synthetic as commuting_is_synthetic,
         -- K1 is the county's largest population: both populations decide it
         {{ lineage_merge(['latest_population.lineage', 'k1.k1_lineage']) }} as population_lineage,
@@ -122,6 +132,8 @@ joined as (
             and k1.k1_municipality_code = od_to_k1.workplace_code
     left join od_largest_outflow
         on latest_population.municipality_code = od_largest_outflow.municipality_code
+    left join user_membership
+        on latest_population.municipality_code = user_membership.municipality_code
 
 ),
 
@@ -135,6 +147,7 @@ classified as (
             false
         ) as commuting_proxy_is_k2,
         case
+            when user_category is not null then 'user_membership'
             when municipality_code = k1_municipality_code then 'largest_population'
             when minutes_by_car is not null then 'travel_time'
             when commuting_share_to_k1 is not null then 'commuting_proxy'
@@ -160,6 +173,7 @@ final as (
         case when municipality_code != k1_municipality_code then commuting_share_to_k1 end as commuting_share_to_k1,
         case when municipality_code != k1_municipality_code then largest_outflow_code end as largest_outflow_code,
         case
+            when category_basis = 'user_membership' then user_category
             when category_basis = 'largest_population' then 'K1'
             when category_basis = 'travel_time' and minutes_by_car <= {{ var('k2_max_minutes') }} then 'K2'
             when category_basis = 'travel_time' then 'K3'
@@ -168,6 +182,8 @@ final as (
         end as category,
         category_basis,
         case
+            when category_basis = 'user_membership'
+                then 'Given as ' || user_category || ' in ' || user_membership_source
             when category_basis = 'largest_population' then 'Largest population in the county'
             when category_basis = 'travel_time'
                 then 'Travel time ' || cast(minutes_by_car as varchar) || ' min by car to K1 ('

@@ -10,7 +10,7 @@ locality_values as (
 
 locality_names as (
 
-    select * from {{ ref('locality_names') }}
+    select * from {{ ref('int_seed__locality_names') }}
 
 ),
 
