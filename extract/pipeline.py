@@ -16,7 +16,7 @@ from typing import Literal
 from extract.landing import write_batch
 from regionstat.batches import Batch, batches, latest_batch
 from regionstat.catalogue import Catalogue, Source, load_catalogue
-from regionstat.errors import CatalogueError, PxWebError, RegionstatError, SchemaError
+from regionstat.errors import CatalogueError, PxWebError, RegionstatError, SchemaError, SnapshotCoverageError
 from regionstat.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -144,6 +144,28 @@ def _restrict_to_region_set(client, source: Source, selection: dict, settings: S
     return selection
 
 
+def _check_snapshot_coverage(source: Source, meta, selection: dict, region_set: str) -> None:
+    """Refuse up front when the offline snapshot lacks regions the region set asks for.
+
+    The snapshot server lists what it holds in ``extension.regionstat.coverage`` of the metadata (SCB's API
+    does not, so live fetches are never refused here); without this check a region set it does not cover
+    would land a batch of nulls that looks like a successful fetch.
+    """
+    ext = (meta.raw.get("extension") or {}).get("regionstat") or {}
+    coverage = ext.get("coverage")
+    if not isinstance(coverage, dict):
+        return
+    for variable in source.region_variables():
+        held = coverage.get(variable)
+        requested = selection.get(variable)
+        if held is None or not isinstance(requested, list):
+            continue
+        have = set(held)
+        missing = [code for code in requested if code not in have]
+        if missing:
+            raise SnapshotCoverageError(source.table, variable, missing, len(requested), region_set)
+
+
 def extract_source(
     name: str,
     *,
@@ -199,6 +221,7 @@ def _extract_source(
             manifest_path=previous.path,
             message=f"unchanged upstream since {updated}",
         )
+    _check_snapshot_coverage(source, meta, selection, region_set.name)
     fetch_selection = _restrict_to_region_set(client, source, selection, settings, catalogue)
     table = client.fetch(source.table, fetch_selection)
     stats = client.last_fetch_stats

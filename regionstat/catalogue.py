@@ -161,7 +161,11 @@ class Source:
     http: dict[str, float] | None = None  # this table's overrides of the catalogue's ``http:`` limits
 
     def resolved_selection(self, region_set: RegionSet) -> Selection:
-        """The selection with region placeholders replaced by the region set's codes."""
+        """The selection with region placeholders replaced by the region set's codes.
+
+        A placeholder may stand alone or as an item of a list (``["{counties}", "{municipalities}"]``: a table
+        whose snapshot or SCB table lacks the reference region can leave it out).
+        """
         out: Selection = {}
         for variable, spec in self.selection.items():
             if isinstance(spec, str) and spec in PLACEHOLDERS:
@@ -169,8 +173,19 @@ class Source:
             elif isinstance(spec, str):
                 out[variable] = spec
             else:
-                out[variable] = [str(v) for v in spec]
+                codes: list[str] = []
+                for item in (str(v) for v in spec):
+                    codes.extend(region_set.expand(item) if item in PLACEHOLDERS else [item])
+                out[variable] = list(dict.fromkeys(codes))
         return out
+
+    def region_variables(self) -> tuple[str, ...]:
+        """The variables whose selection names a region placeholder: the regions the region set asks for."""
+        return tuple(
+            variable
+            for variable, spec in self.selection.items()
+            if (spec in PLACEHOLDERS if isinstance(spec, str) else any(str(v) in PLACEHOLDERS for v in spec))
+        )
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,7 @@ def land(
     types: dict[str, pa.DataType] | None = None,
     region_set: str = "ostergotland",
     kind: str = "pxweb",
+    selection: dict | None = None,
 ) -> Path:
     """Write one landing batch (Parquet + manifest) the way extract/landing.py does; return the manifest path."""
     df = pd.DataFrame(rows)
@@ -71,7 +72,7 @@ def land(
         "kind": kind,
         "table_id": table_id,
         "source_url": f"http://127.0.0.1/api/v2/tables/{table_id}/data",
-        "query": {},
+        "query": {"selection": selection} if selection else {},
         "updated": "2025-02-21T07:00:00Z",
         "fetched_at": "2026-01-01T00:00:00+00:00",
         "rows": len(df),
@@ -433,3 +434,43 @@ def test_data_docs_assets_are_gx_own_vendored_unchanged() -> None:
             pinned += 1
     assert pinned >= 2
     assert all((VENDOR / local).is_file() for local in VENDORED.values())
+
+
+# -- honest emptiness (issue 13 item 4) -------------------------------------------------------------------
+
+
+def test_all_null_batch_is_quarantined(data_dir: Path) -> None:
+    """A fetch that came back as nothing but nulls ('..') is not data, whatever the HTTP status was."""
+    rows = [{**r, "value": None, "status": ".."} for r in population()]
+    out = validate_batch(land(data_dir, rows), settings=_settings(data_dir))
+    assert_quarantined(
+        out,
+        data_dir,
+        "quarantined: expect_batch_to_have_values(value) failed: TAB638: all 75 values are null (nothing was fetched)",
+    )
+
+
+def test_requested_regions_without_value_are_quarantined(data_dir: Path) -> None:
+    """Region set sweden against a snapshot holding Östergötland: 297 of the 312 regions asked for are all null."""
+    from regionstat.catalogue import load_catalogue
+
+    sweden = list(load_catalogue().region_set("sweden").all_codes)
+    held = {r["Region"]: r for r in population(["2024"])}
+    rows = [
+        held.get(code) or {"Region": code, "ContentsCode": "BE0101N1", "Tid": "2024", "value": None, "status": ".."}
+        for code in sweden
+    ]
+    selection = {"Region": sweden, "ContentsCode": ["BE0101N1"], "Tid": "*"}
+    out = validate_batch(
+        land(data_dir, rows, region_set="sweden", selection=selection), settings=_settings(data_dir)
+    )
+    assert_quarantined(
+        out,
+        data_dir,
+        "quarantined: expect_requested_regions_to_have_values(Region) failed: TAB638: 297 of 312 requested "
+        "regions have no value (01, 03, 04, 06, 07, 08, 09, 10, 12, 13 (+287 more))",
+    )
+    # the same regions, all delivered: passes
+    full = [{**r, "value": 1000.0, "status": None} for r in rows]
+    ok = validate_batch(land(data_dir, full, region_set="sweden", selection=selection), settings=_settings(data_dir))
+    assert ok.success, ok.failures

@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import csv
 import fnmatch
+import functools
 import io
 import json
 import math
@@ -172,6 +173,30 @@ class Table:
 
     def metadata(self, lang: str) -> dict:
         return self.meta_en if (lang == "en" and self.meta_en is not None) else self.meta
+
+    def published_metadata(self, lang: str) -> dict:
+        """``GET /tables/{id}/metadata``: the metadata plus ``extension.regionstat.coverage`` (what the snapshot
+        actually holds; SCB never sends it). Data responses keep the plain metadata's extension."""
+        doc = self.metadata(lang)
+        ext = dict(doc.get("extension") or {})
+        ext["regionstat"] = {**(ext.get("regionstat") or {}), "coverage": self.coverage}
+        return {**doc, "extension": ext}
+
+    @functools.cached_property
+    def coverage(self) -> dict[str, list[str]]:
+        """Per non-time, non-content fact dimension: the codes (metadata order) with at least one non-null fact.
+
+        A client asking for a code outside it would get only nulls (``..``); the extract refuses up front instead
+        and points to the live API. Dimensions the facts do not carry are not listed (they are not restricted).
+        """
+        has_value = ~np.isnan(self.fact_value)
+        out: dict[str, list[str]] = {}
+        for d in self.fact_dims:
+            if d == self.time_dim or d in self.metric_dims:
+                continue
+            held = np.unique(self.fact_pos[d][has_value])
+            out[d] = [self.codes[d][i] for i in held]
+        return out
 
     @property
     def synthetic(self) -> bool:
@@ -903,7 +928,7 @@ class _Handler(BaseHTTPRequestHandler):
                 doc = srv.table_info(srv.store.get(route[1]), lang, base)
                 doc["language"] = lang
             elif kind == "metadata":
-                doc = srv.store.get(route[1]).metadata(lang)
+                doc = srv.store.get(route[1]).published_metadata(lang)
             else:
                 raise ProblemError(404, f"No resource at {parts.path}")
             self._send(200, "application/json; charset=UTF-8", BOM + orjson.dumps(doc))
