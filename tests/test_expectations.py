@@ -461,9 +461,7 @@ def test_requested_regions_without_value_are_quarantined(data_dir: Path) -> None
         for code in sweden
     ]
     selection = {"Region": sweden, "ContentsCode": ["BE0101N1"], "Tid": "*"}
-    out = validate_batch(
-        land(data_dir, rows, region_set="sweden", selection=selection), settings=_settings(data_dir)
-    )
+    out = validate_batch(land(data_dir, rows, region_set="sweden", selection=selection), settings=_settings(data_dir))
     assert_quarantined(
         out,
         data_dir,

@@ -28,7 +28,9 @@ def test_snapshot_metadata_publishes_coverage(snapshot_server) -> None:
 def test_region_set_beyond_the_snapshot_fails_up_front_pointing_to_live(tmp_path: Path) -> None:
     """REGIONSTAT_REGION_SET=sweden offline: no batch of nulls lands; each table says what is missing."""
     settings = Settings(data_dir=tmp_path, region_set="sweden")
-    results = {r.source_name: r for r in extract_all(["population_tab638", "commuting_totals_tab5839"], settings=settings)}
+    results = {
+        r.source_name: r for r in extract_all(["population_tab638", "commuting_totals_tab5839"], settings=settings)
+    }
     pop = results["population_tab638"]
     assert pop.status == "failed"
     assert pop.message.startswith(
