@@ -89,6 +89,8 @@ def _spec_from_source(src: Source) -> SuiteSpec:
     dims = tuple(selection)
     code_lists = []
     for var, sel in selection.items():
+        if isinstance(sel, dict):  # {codelist: ID, values: ...}: the codelist's codes, not the table's
+            continue
         if isinstance(sel, list):
             code_lists.append((var, tuple(str(v) for v in sel)))
     contents = selection.get("ContentsCode")

@@ -201,7 +201,8 @@ def _extract_source(
     selection = source.resolved_selection(region_set)
     # one call answers both "changed upstream?" and "what is there?": the metadata's `updated` is the table's
     # (no separate GET /tables/{id}); the client caches it for the fetch below
-    meta = client.metadata(source.table)
+    codelists = source.codelists()
+    meta = client.metadata(source.table, codelists=codelists or None)
     updated = meta.updated
     previous = latest_batch(settings, source.raw_table, source.name)
     if (
@@ -210,6 +211,7 @@ def _extract_source(
         and previous.updated == updated
         and previous.region_set == region_set.name
         and previous.query.get("selection") == selection
+        and previous.query.get("codelists") == (codelists or None)
     ):
         log.info("%s: %s unchanged since %s, skipped (no data request)", source.name, source.table, updated)
         return ExtractResult(
@@ -223,7 +225,7 @@ def _extract_source(
         )
     _check_snapshot_coverage(source, meta, selection, region_set.name)
     fetch_selection = _restrict_to_region_set(client, source, selection, settings, catalogue)
-    table = client.fetch(source.table, fetch_selection)
+    table = client.fetch(source.table, fetch_selection, codelists=codelists or None)
     stats = client.last_fetch_stats
     manifest = write_batch(
         table,
@@ -233,7 +235,11 @@ def _extract_source(
             "kind": "pxweb",
             "table_id": source.table,
             "source_url": f"{base_url or client.base_url}/tables/{source.table}/data",
-            "query": {"selection": selection, "resolved": fetch_selection if source.region_filter else None},
+            "query": {
+                "selection": selection,
+                "resolved": fetch_selection if source.region_filter else None,
+                **({"codelists": codelists} if codelists else {}),
+            },
             "updated": updated,
             "cells": int(stats.cells),
             "requests": int(stats.requests),

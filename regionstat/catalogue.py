@@ -168,6 +168,7 @@ class Source:
         """
         out: Selection = {}
         for variable, spec in self.selection.items():
+            spec = _selected_values(spec)
             if isinstance(spec, str) and spec in PLACEHOLDERS:
                 out[variable] = region_set.expand(spec)
             elif isinstance(spec, str):
@@ -181,11 +182,30 @@ class Source:
 
     def region_variables(self) -> tuple[str, ...]:
         """The variables whose selection names a region placeholder: the regions the region set asks for."""
-        return tuple(
-            variable
+        out = []
+        for variable, spec in self.selection.items():
+            spec = _selected_values(spec)
+            if spec in PLACEHOLDERS if isinstance(spec, str) else any(str(v) in PLACEHOLDERS for v in spec):
+                out.append(variable)
+        return tuple(out)
+
+    def codelists(self) -> dict[str, str]:
+        """Variable -> codelist id for selections written ``{codelist: ID, values: ...}`` (SCB's groupings such
+        as ``agg_RegionLA2018`` or ``vs_RegionLän07``); the API then reads the values as that codelist's codes."""
+        return {
+            variable: str(spec["codelist"])
             for variable, spec in self.selection.items()
-            if (spec in PLACEHOLDERS if isinstance(spec, str) else any(str(v) in PLACEHOLDERS for v in spec))
-        )
+            if isinstance(spec, dict) and spec.get("codelist")
+        }
+
+
+def _selected_values(spec: Any) -> Any:
+    """The values of a selection entry: the entry itself, or ``values`` of ``{codelist: ID, values: ...}``."""
+    if isinstance(spec, dict):
+        if "values" not in spec or set(spec) - {"codelist", "values"}:
+            raise CatalogueError(f"a selection mapping takes `codelist` and `values`, got {sorted(spec)}")
+        return spec["values"]
+    return spec
 
 
 @dataclass(frozen=True)

@@ -49,3 +49,121 @@ def test_covered_region_set_lands_every_table(tmp_path: Path, region_set: str) -
         ["population_tab638", "land_area_tab628"], settings=Settings(data_dir=tmp_path, region_set=region_set)
     )
     assert [r.status for r in results] == ["landed", "landed"]
+
+
+# -- check-catalogue against SCB's recorded metadata (real HTTP) ------------------------------------------
+
+RECORDED = Path(__file__).resolve().parent.parent / "reference" / "data" / "scb_v2_metadata"
+
+
+@pytest.fixture(scope="module")
+def recorded_api():
+    """A tiny PxWeb v2 stand-in serving SCB's recorded metadata files (``<TABLE>_metadata_sv.json``) as they were
+    fetched: ``/config``, ``/tables/{id}/metadata``; 404 for other tables, 400 for a codelist (its values were not
+    recorded). Real HTTP on loopback."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from urllib.parse import parse_qsl, urlsplit
+
+    config = {
+        "apiVersion": "2.0.0",
+        "appVersion": "recorded-metadata",
+        "languages": [{"id": "sv", "label": "Svenska"}],
+        "defaultLanguage": "sv",
+        "maxDataCells": 150000,
+        "maxCallsPerTimeWindow": 30,
+        "timeWindow": 10,
+        "license": "CC0",
+        "defaultDataFormat": "json-stat2",
+        "dataFormats": ["json-stat2"],
+    }
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def _send(self, status: int, body: bytes, ctype: str = "application/json; charset=UTF-8") -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self) -> None:
+            parts = urlsplit(self.path)
+            route = parts.path.removeprefix("/api/v2/").strip("/").split("/")
+            params = dict(parse_qsl(parts.query))
+            if route == ["config"]:
+                return self._send(200, json.dumps(config).encode())
+            path = RECORDED / f"{route[1]}_metadata_sv.json" if len(route) == 3 and route[2] == "metadata" else None
+            problem = ("application/problem+json", {"type": "about:blank", "title": "Not Found", "status": 404})
+            if path is None or not path.exists():
+                return self._send(404, json.dumps(problem[1]).encode(), problem[0])
+            if any(k.lower().startswith("codelist[") for k in params):
+                bad = {"title": "Bad Request", "status": 400, "detail": "codelist values were not recorded"}
+                return self._send(400, json.dumps(bad).encode(), problem[0])
+            return self._send(200, path.read_bytes())
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/api/v2"
+    server.shutdown()
+    server.server_close()
+
+
+def _check(url: str, tmp_path: Path, catalogue_path: Path | None = None) -> list[str]:
+    from extract.catalogue_check import check_catalogue
+    from extract.pipeline import make_client
+    from regionstat.catalogue import load_catalogue
+
+    catalogue = load_catalogue(catalogue_path)
+    settings = Settings(data_dir=tmp_path, api_url=url)
+    found = check_catalogue(make_client(url, settings, catalogue), catalogue, catalogue.region_set())
+    return [str(m).replace(url, "<api>") for m in found]
+
+
+def test_catalogue_selections_hold_against_scbs_recorded_metadata(recorded_api: str, tmp_path: Path) -> None:
+    """Every recorded table accepts the catalogue's selections (explicit totals included); the others are named."""
+    assert _check(recorded_api, tmp_path) == [
+        "LandarealTatortN (localities): no such table at this API",
+        "TAB3204 (employment_by_sector): no such table at this API",
+        "TAB1830 (commuting_flows): no such table at this API",
+        "TAB3267 (commuting_totals_tab3267): no such table at this API",
+    ]
+
+
+def test_check_catalogue_reports_every_mismatch(recorded_api: str, tmp_path: Path) -> None:
+    """Wrong codes (SCB spells TAB5557's total sex 'TotSa'), unknown variables, codelists and a mandatory variable
+    left out: each one reported with table, variable and code, all in one run."""
+    import yaml
+
+    from regionstat.catalogue import CATALOGUE_PATH
+
+    raw = yaml.safe_load(CATALOGUE_PATH.read_text(encoding="utf-8"))
+    by_table = {s["table"]: s for s in raw["sources"]}
+    by_table["TAB5557"]["selection"]["Kon"] = ["TotSA"]
+    by_table["TAB638"]["selection"]["Region"] = {"codelist": "agg_RegionLA2018", "values": "*"}
+    by_table["TAB628"]["selection"]["Kön"] = ["1+2"]
+    by_table["TAB628"]["selection"]["Region"] = {"codelist": "agg_RegionNope", "values": "*"}
+    del by_table["TAB5839"]["selection"]["Tid"]
+    raw["sources"] = [s for s in raw["sources"] if s["table"] in ("TAB638", "TAB5557", "TAB628", "TAB5839")]
+    raw["series"] = [s for s in raw["series"] if s["source_table"] in ("TAB638", "TAB5557", "TAB628", "TAB5839")]
+    raw.pop("dbt_sources", None)
+    path = tmp_path / "catalogue.yaml"
+    path.write_text(yaml.safe_dump(raw, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    assert _check(recorded_api, tmp_path, path) == [
+        "TAB638 (population_tab638) Region: codelist 'agg_RegionLA2018' is offered, but its values could not be "
+        "read: GET <api>/tables/TAB638/metadata failed with HTTP 400: codelist values were not recorded",
+        "TAB5557 (population_tab5557) Kon 'TotSA': variable 'Kon' has no value code 'TotSA'",
+        "TAB628 (land_area_tab628) Region: codelist 'agg_RegionNope' not offered (has: vs_RegionKommun07EjAggr, "
+        "vs_RegionLän99EjAggr, vs_RegionRiket99)",
+        "TAB628 (land_area_tab628) Kön: no such variable (has: Region, Kon, ContentsCode, Tid)",
+        "TAB5839 (commuting_totals_tab5839) Tid: not selected, and SCB does not allow eliminating it",
+    ]
+
+
+def test_check_catalogue_cli_against_the_snapshot(data_dir: Path) -> None:
+    from regionstat.cli.main import main
+
+    assert main(["check-catalogue"]) == 0

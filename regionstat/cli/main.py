@@ -501,6 +501,32 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check_catalogue(args: argparse.Namespace) -> int:
+    """Check every catalogue selection against the API's metadata (no data requests); exit 1 on any mismatch."""
+    from extract.catalogue_check import check_catalogue
+    from extract.pipeline import api_base_url, make_client
+    from regionstat.catalogue import load_catalogue
+
+    settings = _settings(args)
+    catalogue = load_catalogue()
+    region_set = catalogue.region_set(settings.region_set)
+    with api_base_url(settings) as url:
+        where = settings.api_url or "the bundled offline snapshot"
+        console.print(f"checking {len(catalogue.sources)} catalogue source(s) against {where} (metadata only)")
+        mismatches = check_catalogue(make_client(url, settings, catalogue), catalogue, region_set)
+    for m in mismatches:
+        err_console.print(f"  mismatch {m}", markup=False)
+    tables = len({m.table_id for m in mismatches})
+    if mismatches:
+        err_console.print(
+            f"error: check-catalogue: {len(mismatches)} mismatch(es) in {tables} of {len(catalogue.sources)} table(s)",
+            markup=False,
+        )
+        return 1
+    console.print(f"check-catalogue: {len(catalogue.sources)} source(s), every selection matches the metadata")
+    return 0
+
+
 def cmd_docs(args: argparse.Namespace) -> int:
     from expectations.validate import build_data_docs
     from warehouse.build import generate_docs
@@ -573,6 +599,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("generate", cmd_generate, "write dbt sources YAML and seeds from regionstat/catalogue.yaml")
     p.add_argument("--check", action="store_true", help="write nothing; exit 1 naming each stale generated file")
     p.add_argument("--out", help="project root to write under (default: this project)")
+    add(
+        "check-catalogue",
+        cmd_check_catalogue,
+        "check every catalogue selection (variables, value codes, codelists, eliminations) against the API's "
+        "table metadata without fetching data; --live checks against SCB",
+        api=True,
+    )
     q = sub.add_parser("quarantine", help="inspect quarantined batches")
     qsub = q.add_subparsers(dest="quarantine_command", required=True, metavar="SUBCOMMAND")
     ql = qsub.add_parser("list", help="list quarantined batches with their one-line reason")
