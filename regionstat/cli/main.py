@@ -516,6 +516,9 @@ def cmd_check_catalogue(args: argparse.Namespace) -> int:
         mismatches = check_catalogue(make_client(url, settings, catalogue), catalogue, region_set)
     for m in mismatches:
         err_console.print(f"  mismatch {m}", markup=False)
+    for source in catalogue.sources:
+        if source.verify_live:
+            console.print(f"  to verify live: {source.table} ({source.name}): {source.verify_live}", markup=False)
     tables = len({m.table_id for m in mismatches})
     if mismatches:
         err_console.print(
