@@ -95,7 +95,14 @@ def population(years: list[str] = YEARS, factor: dict[str, float] | None = None)
         for y_i, year in enumerate(years):
             v = float(1000 + 100 * r_i + y_i) * (factor or {}).get(year, 1.0)
             out.append(
-                {"Region": region, "ContentsCode": "BE0101N1", "Tid": year, "value": float(round(v)), "status": None}
+                {
+                    "Region": region,
+                    "Alder": "tot",
+                    "ContentsCode": "BE0101N1",
+                    "Tid": year,
+                    "value": float(round(v)),
+                    "status": None,
+                }
             )
     return out
 
@@ -264,7 +271,10 @@ def test_unknown_status_symbol_and_non_integral_count(data_dir: Path) -> None:
 
 def test_land_area_may_be_fractional_and_file_source_net_flows_may_be_negative(data_dir: Path) -> None:
     s = _settings(data_dir)
-    rows = [{"Region": r, "ContentsCode": "BE0101U3", "Tid": "2024", "value": 1234.56, "status": None} for r in REGIONS]
+    rows = [
+        {"Region": r, "Kon": "1+2", "ContentsCode": "BE0101U3", "Tid": "2024", "value": 1234.56, "status": None}
+        for r in REGIONS
+    ]
     land_area = land(data_dir, rows, source_name="land_area_tab628", raw_table="land_area")
     assert validate_batch(land_area, settings=s).success
     frows = [
@@ -401,7 +411,7 @@ def test_100k_rows_validate(data_dir: Path, n_regions: int, n_years: int) -> Non
     regions = [r.code for r in load_regions()][:n_regions]
     years = [str(y) for y in range(1700, 1700 + n_years)]
     rows = [
-        {"Region": r, "ContentsCode": "BE0101N1", "Tid": y, "value": 1.0, "status": None}
+        {"Region": r, "Alder": "tot", "ContentsCode": "BE0101N1", "Tid": y, "value": 1.0, "status": None}
         for r in regions
         for y in years
     ]
@@ -457,10 +467,11 @@ def test_requested_regions_without_value_are_quarantined(data_dir: Path) -> None
     sweden = list(load_catalogue().region_set("sweden").all_codes)
     held = {r["Region"]: r for r in population(["2024"])}
     rows = [
-        held.get(code) or {"Region": code, "ContentsCode": "BE0101N1", "Tid": "2024", "value": None, "status": ".."}
+        held.get(code)
+        or {"Region": code, "Alder": "tot", "ContentsCode": "BE0101N1", "Tid": "2024", "value": None, "status": ".."}
         for code in sweden
     ]
-    selection = {"Region": sweden, "ContentsCode": ["BE0101N1"], "Tid": "*"}
+    selection = {"Region": sweden, "Alder": ["tot"], "ContentsCode": ["BE0101N1"], "Tid": "*"}
     out = validate_batch(land(data_dir, rows, region_set="sweden", selection=selection), settings=_settings(data_dir))
     assert_quarantined(
         out,

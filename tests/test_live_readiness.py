@@ -167,3 +167,76 @@ def test_check_catalogue_cli_against_the_snapshot(data_dir: Path) -> None:
     from regionstat.cli.main import main
 
     assert main(["check-catalogue"]) == 0
+
+
+@pytest.fixture
+def recording_api():
+    """Serves SCB's recorded TAB638 metadata and records every request (method, path, query pairs, body); data
+    requests get a 400 problem, so a test sees exactly what the client sent. Real HTTP on loopback."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from urllib.parse import parse_qsl, urlsplit
+
+    seen: list[tuple[str, str, list[tuple[str, str]], bytes]] = []
+    config = {"apiVersion": "2.0.0", "maxDataCells": 150000, "maxCallsPerTimeWindow": 30, "timeWindow": 10}
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def _answer(self, method: str) -> None:
+            parts = urlsplit(self.path)
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            seen.append((method, parts.path, parse_qsl(parts.query), body))
+            if parts.path.endswith("/config"):
+                status, payload = 200, json.dumps(config).encode()
+            elif parts.path.endswith("/tables/TAB638/metadata"):
+                status, payload = 200, (RECORDED / "TAB638_metadata_sv.json").read_bytes()
+            else:
+                status, payload = (
+                    400,
+                    json.dumps({"title": "Bad Request", "status": 400, "detail": "recorded"}).encode(),
+                )
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def do_GET(self) -> None:
+            self._answer("GET")
+
+        def do_POST(self) -> None:
+            self._answer("POST")
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/api/v2", seen
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_codelists_and_valuecodes_are_sent_as_the_spec_says(recording_api, tmp_path: Path, method: str) -> None:
+    """GET: ``valuecodes[VAR]`` and ``codelist[VAR]`` (deepObject); POST: ``codelist`` in the selection item; the
+    metadata is read with the codelist applied."""
+    from extract.pxweb import PxWebClient
+    from regionstat.errors import PxWebError
+
+    url, seen = recording_api
+    client = PxWebClient(url, state_dir=tmp_path, get_url_limit=10 if method == "POST" else 2000)
+    selection = {"Region": ["05"], "Alder": ["tot"], "ContentsCode": ["BE0101N1"], "Tid": ["2024"]}
+    with pytest.raises(PxWebError):
+        client.fetch("TAB638", selection, codelists={"Region": "vs_RegionLän07"})
+    metadata = [q for m, p, q, _ in seen if p.endswith("/metadata")]
+    assert ("codelist[Region]", "vs_RegionLän07") in metadata[0]
+    data = [(m, q, b) for m, p, q, b in seen if p.endswith("/data")]
+    sent_method, query, body = data[0]
+    assert sent_method == method
+    if method == "GET":
+        assert ("valuecodes[Region]", "05") in query and ("codelist[Region]", "vs_RegionLän07") in query
+        assert not any(k.startswith("valueCodes") for k, _ in query)
+    else:
+        items = {i["variableCode"]: i for i in json.loads(body)["selection"]}
+        assert items["Region"] == {"variableCode": "Region", "codelist": "vs_RegionLän07", "valueCodes": ["05"]}
+        assert "codelist" not in items["Alder"]

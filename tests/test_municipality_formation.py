@@ -138,6 +138,13 @@ def test_period_before_lekeberg_existed_excludes_it_and_counts_it(warehouse: Pat
             True,
         )
     ]
+    # a municipality row: its own figures, nothing excluded
+    assert _sql(
+        warehouse,
+        "select members, members_excluded, members_excluded_note, population_start, population_end, "
+        "growth_pct_pooled, growth_pct_unweighted_mean from marts.mart_population_growth_by_category "
+        "where group_type = 'municipality' and group_code = '1880' and horizon_label = '1990-2004'",
+    ) == [(1, 0, None, 120_000, 126_000, 5.0, 5.0)]
     # no municipality row for Lekeberg over a period it did not exist at the start of
     assert _sql(
         warehouse,

@@ -193,11 +193,12 @@ grouped as (
         end_year,
         1 as members,
         0 as members_excluded,
-        cast(null as varchar) as members_excluded_note,
+        -- the same column order as pooled_with_formed() in the group rows above (union all is positional)
         population_start,
         population_end,
         growth_pct as growth_pct_pooled,
         growth_pct as growth_pct_unweighted_mean,
+        cast(null as varchar) as members_excluded_note,
         category,
         category_basis,
         category_is_synthetic,
