@@ -217,8 +217,8 @@ def test_duplicated_keys_are_quarantined(data_dir: Path) -> None:
     assert_quarantined(
         out,
         data_dir,
-        "quarantined: expect_compound_columns_to_be_unique(Region,ContentsCode,Tid) failed: 2 rows with "
-        "duplicated keys (Region, ContentsCode, Tid)",
+        "quarantined: expect_compound_columns_to_be_unique(Region,Alder,ContentsCode,Tid) failed: 2 rows with "
+        "duplicated keys (Region, Alder, ContentsCode, Tid)",
     )
 
 
@@ -365,6 +365,7 @@ def test_validate_pending_list_quarantine_and_offline_data_docs(data_dir: Path) 
             "Region": r["Region"],
             "Civilstand": "SC",
             "Alder": "TotSA",
+            "Kon": "TotSa",
             "ContentsCode": "000007ME",
             "Tid": "2025",
             "value": r["value"],
