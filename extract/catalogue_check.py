@@ -133,3 +133,31 @@ def check_catalogue(client: Any, catalogue: Catalogue, region_set: RegionSet) ->
     for source in catalogue.sources:
         out.extend(check_source(client, source, region_set))
     return out
+
+
+def total_code(meta: TableMetadata, variable: str) -> str | None:
+    """A variable's total: its ``eliminationValueCode``, else its only code labelled 'total…'/'totalt…'."""
+    var = meta.variable(variable)
+    if var.elimination_value_code and var.position(var.elimination_value_code) is not None:
+        return var.elimination_value_code
+    totals = [c for c, label in zip(var.codes, var.labels, strict=True) if label.lower().startswith("total")]
+    return totals[0] if len(totals) == 1 else None
+
+
+def elimination_notes(client: Any, catalogue: Catalogue, region_set: RegionSet) -> list[str]:
+    """Variables a selection leaves to elimination although the table has a total code to select instead."""
+    out: list[str] = []
+    for source in catalogue.sources:
+        try:
+            meta = client.metadata(source.table)
+        except PxWebError:
+            continue  # reported as a mismatch
+        selection = source.resolved_selection(region_set)
+        for var in meta.variables:
+            code = None if var.code in selection else total_code(meta, var.code)
+            if code is not None:
+                out.append(
+                    f"{source.table} ({source.name}) {var.code}: eliminated, but the table has the total {code!r} "
+                    "to select explicitly"
+                )
+    return out

@@ -240,3 +240,34 @@ def test_codelists_and_valuecodes_are_sent_as_the_spec_says(recording_api, tmp_p
         items = {i["variableCode"]: i for i in json.loads(body)["selection"]}
         assert items["Region"] == {"variableCode": "Region", "codelist": "vs_RegionLän07", "valueCodes": ["05"]}
         assert "codelist" not in items["Alder"]
+
+
+def test_totals_left_to_elimination_are_named(recorded_api: str, tmp_path: Path) -> None:
+    """The catalogue before explicit totals: each total SCB's metadata offers is named with its real code."""
+    import yaml
+
+    from extract.catalogue_check import elimination_notes
+    from extract.pipeline import make_client
+    from regionstat.catalogue import CATALOGUE_PATH, load_catalogue
+
+    raw = yaml.safe_load(CATALOGUE_PATH.read_text(encoding="utf-8"))
+    by_table = {s["table"]: s for s in raw["sources"]}
+    del by_table["TAB638"]["selection"]["Alder"], by_table["TAB5557"]["selection"]["Kon"]
+    del by_table["TAB628"]["selection"]["Kon"]
+    path = tmp_path / "catalogue.yaml"
+    path.write_text(yaml.safe_dump(raw, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    catalogue = load_catalogue(path)
+    client = make_client(recorded_api, Settings(data_dir=tmp_path, api_url=recorded_api), catalogue)
+    assert elimination_notes(client, catalogue, catalogue.region_set()) == [
+        "TAB638 (population_tab638) Alder: eliminated, but the table has the total 'tot' to select explicitly",
+        "TAB5557 (population_tab5557) Kon: eliminated, but the table has the total 'TotSa' to select explicitly",
+        "TAB628 (land_area_tab628) Kon: eliminated, but the table has the total '1+2' to select explicitly",
+    ]
+    # the catalogue as it is leaves none of them to elimination
+    current = load_catalogue()
+    assert (
+        elimination_notes(
+            make_client(recorded_api, Settings(data_dir=tmp_path), current), current, current.region_set()
+        )
+        == []
+    )

@@ -503,7 +503,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def cmd_check_catalogue(args: argparse.Namespace) -> int:
     """Check every catalogue selection against the API's metadata (no data requests); exit 1 on any mismatch."""
-    from extract.catalogue_check import check_catalogue
+    from extract.catalogue_check import check_catalogue, elimination_notes
     from extract.pipeline import api_base_url, make_client
     from regionstat.catalogue import load_catalogue
 
@@ -513,9 +513,13 @@ def cmd_check_catalogue(args: argparse.Namespace) -> int:
     with api_base_url(settings) as url:
         where = settings.api_url or "the bundled offline snapshot"
         console.print(f"checking {len(catalogue.sources)} catalogue source(s) against {where} (metadata only)")
-        mismatches = check_catalogue(make_client(url, settings, catalogue), catalogue, region_set)
+        client = make_client(url, settings, catalogue)
+        mismatches = check_catalogue(client, catalogue, region_set)
+        notes = elimination_notes(client, catalogue, region_set)
     for m in mismatches:
         err_console.print(f"  mismatch {m}", markup=False)
+    for note in notes:
+        console.print(f"  note: {note}", markup=False)
     for source in catalogue.sources:
         if source.verify_live:
             console.print(f"  to verify live: {source.table} ({source.name}): {source.verify_live}", markup=False)
