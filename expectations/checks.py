@@ -265,6 +265,62 @@ def od_row_sums(df: pd.DataFrame, *, landing_dir: Path) -> CheckResult:
     )
 
 
+def values_present(df: pd.DataFrame, manifest: dict[str, Any]) -> CheckResult | None:
+    """FAIL when no row of the batch has a value: an all-null batch is an empty fetch, not data."""
+    if "value" not in df.columns or df.empty:
+        return None  # a missing value column or zero rows fail the schema / row-count expectations
+    name = "expect_batch_to_have_values"
+    table = manifest.get("table_id") or manifest.get("source_name")
+    present = int(df["value"].notna().sum())
+    if present:
+        return CheckResult(name, "value", FAIL, True, f"{present} of {len(df)} rows have a value")
+    return CheckResult(
+        name,
+        "value",
+        FAIL,
+        False,
+        f"0 of {len(df)} rows have a value",
+        message=f"{table}: all {len(df)} values are null (nothing was fetched)",
+        details={"rows": len(df)},
+    )
+
+
+def requested_regions_have_values(
+    df: pd.DataFrame, manifest: dict[str, Any], region_variables: tuple[str, ...]
+) -> list[CheckResult]:
+    """FAIL when regions the region set asked for (the manifest's selection) have no value in any row.
+
+    ``region_variables``: the selection variables filled from the region set (catalogue placeholders).
+    A region whose every cell is null was not delivered, whatever the HTTP status said.
+    """
+    out: list[CheckResult] = []
+    table = manifest.get("table_id") or manifest.get("source_name")
+    selection = (manifest.get("query") or {}).get("selection") or {}
+    for variable in region_variables:
+        requested = selection.get(variable)
+        if not isinstance(requested, list) or variable not in df.columns or "value" not in df.columns:
+            continue
+        with_value = set(df.loc[df["value"].notna(), variable].astype(str))
+        missing = [str(code) for code in requested if str(code) not in with_value]
+        name = "expect_requested_regions_to_have_values"
+        if not missing:
+            out.append(CheckResult(name, variable, FAIL, True, f"{len(requested)} of {len(requested)} regions"))
+            continue
+        shown = ", ".join(missing[:10]) + (f" (+{len(missing) - 10} more)" if len(missing) > 10 else "")
+        out.append(
+            CheckResult(
+                name,
+                variable,
+                FAIL,
+                False,
+                f"{len(missing)} of {len(requested)} without value",
+                message=f"{table}: {len(missing)} of {len(requested)} requested regions have no value ({shown})",
+                details={"missing": missing, "requested": len(requested), "region_set": manifest.get("region_set")},
+            )
+        )
+    return out
+
+
 def region_set_note(manifest: dict[str, Any], prev_manifest: dict[str, Any]) -> CheckResult:
     return CheckResult(
         "expect_same_region_set_as_previous_load",

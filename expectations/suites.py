@@ -71,6 +71,8 @@ class SuiteSpec:
     description: str = ""
     #: (column, reference kind) for file sources: codes checked against a reference, see REFERENCE_CODES.
     code_refs: tuple[tuple[str, str], ...] = ()
+    #: selection variables filled from the region set: every region asked for must come back with a value
+    region_variables: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     @property
@@ -87,6 +89,8 @@ def _spec_from_source(src: Source) -> SuiteSpec:
     dims = tuple(selection)
     code_lists = []
     for var, sel in selection.items():
+        if isinstance(sel, dict):  # {codelist: ID, values: ...}: the codelist's codes, not the table's
+            continue
         if isinstance(sel, list):
             code_lists.append((var, tuple(str(v) for v in sel)))
     contents = selection.get("ContentsCode")
@@ -109,6 +113,7 @@ def _spec_from_source(src: Source) -> SuiteSpec:
         count_contents=count_contents,
         non_count_codes=non_count,
         description=(src.description or "").strip(),
+        region_variables=src.region_variables(),
     )
 
 

@@ -311,6 +311,11 @@ def _validate_batch(manifest_path: Path, *, settings: Any) -> ValidationOutcome:
         c = checks.year_totals(df, prev_df, previous_load_id=prev_load_id)
         if c is not None:
             extra.append(c)
+    if spec.kind == "pxweb":
+        present = checks.values_present(df, manifest)
+        if present is not None:
+            extra.append(present)
+        extra.extend(checks.requested_regions_have_values(df, manifest, spec.region_variables))
     if spec.kind == "file":
         for c in (
             checks.periods_not_in_future(df),

@@ -16,7 +16,7 @@ from typing import Literal
 from extract.landing import write_batch
 from regionstat.batches import Batch, batches, latest_batch
 from regionstat.catalogue import Catalogue, Source, load_catalogue
-from regionstat.errors import CatalogueError, PxWebError, RegionstatError, SchemaError
+from regionstat.errors import CatalogueError, PxWebError, RegionstatError, SchemaError, SnapshotCoverageError
 from regionstat.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -144,6 +144,28 @@ def _restrict_to_region_set(client, source: Source, selection: dict, settings: S
     return selection
 
 
+def _check_snapshot_coverage(source: Source, meta, selection: dict, region_set: str) -> None:
+    """Refuse up front when the offline snapshot lacks regions the region set asks for.
+
+    The snapshot server lists what it holds in ``extension.regionstat.coverage`` of the metadata (SCB's API
+    does not, so live fetches are never refused here); without this check a region set it does not cover
+    would land a batch of nulls that looks like a successful fetch.
+    """
+    ext = (meta.raw.get("extension") or {}).get("regionstat") or {}
+    coverage = ext.get("coverage")
+    if not isinstance(coverage, dict):
+        return
+    for variable in source.region_variables():
+        held = coverage.get(variable)
+        requested = selection.get(variable)
+        if held is None or not isinstance(requested, list):
+            continue
+        have = set(held)
+        missing = [code for code in requested if code not in have]
+        if missing:
+            raise SnapshotCoverageError(source.table, variable, missing, len(requested), region_set)
+
+
 def extract_source(
     name: str,
     *,
@@ -179,7 +201,8 @@ def _extract_source(
     selection = source.resolved_selection(region_set)
     # one call answers both "changed upstream?" and "what is there?": the metadata's `updated` is the table's
     # (no separate GET /tables/{id}); the client caches it for the fetch below
-    meta = client.metadata(source.table)
+    codelists = source.codelists()
+    meta = client.metadata(source.table, codelists=codelists or None)
     updated = meta.updated
     previous = latest_batch(settings, source.raw_table, source.name)
     if (
@@ -188,6 +211,7 @@ def _extract_source(
         and previous.updated == updated
         and previous.region_set == region_set.name
         and previous.query.get("selection") == selection
+        and previous.query.get("codelists") == (codelists or None)
     ):
         log.info("%s: %s unchanged since %s, skipped (no data request)", source.name, source.table, updated)
         return ExtractResult(
@@ -199,8 +223,9 @@ def _extract_source(
             manifest_path=previous.path,
             message=f"unchanged upstream since {updated}",
         )
+    _check_snapshot_coverage(source, meta, selection, region_set.name)
     fetch_selection = _restrict_to_region_set(client, source, selection, settings, catalogue)
-    table = client.fetch(source.table, fetch_selection)
+    table = client.fetch(source.table, fetch_selection, codelists=codelists or None)
     stats = client.last_fetch_stats
     manifest = write_batch(
         table,
@@ -210,7 +235,11 @@ def _extract_source(
             "kind": "pxweb",
             "table_id": source.table,
             "source_url": f"{base_url or client.base_url}/tables/{source.table}/data",
-            "query": {"selection": selection, "resolved": fetch_selection if source.region_filter else None},
+            "query": {
+                "selection": selection,
+                "resolved": fetch_selection if source.region_filter else None,
+                **({"codelists": codelists} if codelists else {}),
+            },
             "updated": updated,
             "cells": int(stats.cells),
             "requests": int(stats.requests),

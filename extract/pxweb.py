@@ -309,7 +309,7 @@ class PxWebClient:
         if max_calls is not None and time_window is not None:
             self.limiter.configure(max_calls, time_window)
         self._config: ApiConfig | None = None
-        self._meta_cache: dict[tuple[str, str | None], TableMetadata] = {}
+        self._meta_cache: dict[tuple[str, str | None, tuple[tuple[str, str], ...]], TableMetadata] = {}
         self._lock = threading.Lock()
         self._counters = _Counters()
         self.call_log: list[float] = []  # wall-clock send time of every HTTP call this client made
@@ -524,14 +524,23 @@ class PxWebClient:
         doc = self._request("GET", f"tables/{table_id}", params=self._lang_params(lang), table_id=table_id)
         return TableInfo.from_json(table_id, doc)
 
-    def metadata(self, table_id: str, *, lang: str | None = None) -> TableMetadata:
-        """``GET /tables/{id}/metadata`` parsed (cached per table and language)."""
-        key = (table_id, lang or self.lang)
+    def metadata(
+        self, table_id: str, *, lang: str | None = None, codelists: Mapping[str, str] | None = None
+    ) -> TableMetadata:
+        """``GET /tables/{id}/metadata`` parsed (cached per table, language and codelists).
+
+        ``codelists`` (variable -> codelist id, e.g. ``{"Region": "agg_RegionLA2018"}``) asks for the metadata
+        with those codelists applied (``codelist[VAR]=ID``, as the spec's deepObject): the variable's codes are
+        then the codelist's (e.g. LA regions instead of municipalities).
+        """
+        applied = tuple(sorted((codelists or {}).items()))
+        key = (table_id, lang or self.lang, applied)
         cached = self._meta_cache.get(key)
         if cached is not None:
             return cached
         self._load_config(table_id)
-        doc = self._request("GET", f"tables/{table_id}/metadata", params=self._lang_params(lang), table_id=table_id)
+        params = {**self._lang_params(lang), **{f"codelist[{v}]": c for v, c in applied}}
+        doc = self._request("GET", f"tables/{table_id}/metadata", params=params, table_id=table_id)
         meta = TableMetadata.from_jsonstat(table_id, doc)
         self._meta_cache[key] = meta
         return meta
@@ -548,20 +557,36 @@ class PxWebClient:
         return plan_chunks(resolved.sizes, self.config.max_data_cells, table_id=table_id)
 
     # ------------------------------------------------------------------------------------------ data
-    def _data_request(self, table_id: str, query: dict[str, list[str]], lang: str | None) -> Cube:
+    def _data_request(
+        self,
+        table_id: str,
+        query: dict[str, list[str]],
+        lang: str | None,
+        codelists: Mapping[str, str] | None = None,
+    ) -> Cube:
+        codelists = codelists or {}
         params = {"outputFormat": "json-stat2", **self._lang_params(lang)}
         use_post = any("," in c or c.startswith("[") for codes in query.values() for c in codes)
         if not use_post:
             get_params = dict(params)
             for var, codes in query.items():
-                get_params[f"valueCodes[{var}]"] = ",".join(codes)
+                get_params[f"valuecodes[{var}]"] = ",".join(codes)  # the spec's spelling (deepObject)
+                if var in codelists:
+                    get_params[f"codelist[{var}]"] = codelists[var]
             if len(self._url(f"tables/{table_id}/data")) + 1 + len(urlencode(get_params)) > self.get_url_limit:
                 use_post = True
             else:
                 return self._request(
                     "GET", f"tables/{table_id}/data", params=get_params, table_id=table_id, parse=parse_cube
                 )
-        body = orjson.dumps({"selection": [{"variableCode": v, "valueCodes": c} for v, c in query.items()]})
+        body = orjson.dumps(
+            {
+                "selection": [
+                    {"variableCode": v, **({"codelist": codelists[v]} if v in codelists else {}), "valueCodes": c}
+                    for v, c in query.items()
+                ]
+            }
+        )
         return self._request(
             "POST", f"tables/{table_id}/data", params=params, body=body, table_id=table_id, parse=parse_cube
         )
@@ -574,6 +599,7 @@ class PxWebClient:
         lang: str | None = None,
         labels: bool = False,
         max_requests: int | None = None,
+        codelists: Mapping[str, str] | None = None,
     ) -> pa.Table:
         """Fetch a selection as an Arrow table (see the module docstring for the shape).
 
@@ -586,7 +612,7 @@ class PxWebClient:
         stats = FetchStats(table_id)
         self.last_fetch_stats = stats
         try:
-            meta = self.metadata(table_id, lang=lang)
+            meta = self.metadata(table_id, lang=lang, codelists=codelists)
             resolved = resolve_selection(meta, selection)
             max_cells = self.config.max_data_cells
             plan = plan_chunks(resolved.sizes, max_cells, table_id=table_id, max_requests=max_requests)
@@ -603,7 +629,7 @@ class PxWebClient:
                 plan.lower_bound,
                 max_cells,
             )
-            table = self._fetch_plan(table_id, meta, resolved, plan, lang, labels, stats)
+            table = self._fetch_plan(table_id, meta, resolved, plan, lang, labels, stats, codelists)
             stats.rows = table.num_rows
             return table
         finally:
@@ -623,6 +649,7 @@ class PxWebClient:
         lang: str | None,
         labels: bool,
         stats: FetchStats,
+        codelists: Mapping[str, str] | None = None,
     ) -> pa.Table:
         variables = resolved.variables
         codes = [list(cs) for _, cs in resolved.selected]
@@ -637,7 +664,7 @@ class PxWebClient:
         seen = np.zeros(n, dtype=np.int8) if len(plan.chunks) > 1 else None
         for chunk in plan.chunks:
             query = {v: [codes[d][p] for p in chunk[d]] for d, v in enumerate(variables)}
-            cube = self._data_request(table_id, query, lang)
+            cube = self._data_request(table_id, query, lang, codelists)
             stats.requests += 1
             gidx = self._global_index(table_id, cube, variables, query, codes, strides)
             if gidx is None:  # response is exactly the whole selection in our order

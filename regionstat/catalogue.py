@@ -163,16 +163,51 @@ class Source:
     http: dict[str, float] | None = None  # this table's overrides of the catalogue's ``http:`` limits
 
     def resolved_selection(self, region_set: RegionSet) -> Selection:
-        """The selection with region placeholders replaced by the region set's codes."""
+        """The selection with region placeholders replaced by the region set's codes.
+
+        A placeholder may stand alone or as an item of a list (``["{counties}", "{municipalities}"]``: a table
+        whose snapshot or SCB table lacks the reference region can leave it out).
+        """
         out: Selection = {}
         for variable, spec in self.selection.items():
+            spec = _selected_values(spec)
             if isinstance(spec, str) and spec in PLACEHOLDERS:
                 out[variable] = region_set.expand(spec)
             elif isinstance(spec, str):
                 out[variable] = spec
             else:
-                out[variable] = [str(v) for v in spec]
+                codes: list[str] = []
+                for item in (str(v) for v in spec):
+                    codes.extend(region_set.expand(item) if item in PLACEHOLDERS else [item])
+                out[variable] = list(dict.fromkeys(codes))
         return out
+
+    def region_variables(self) -> tuple[str, ...]:
+        """The variables whose selection names a region placeholder: the regions the region set asks for."""
+        out = []
+        for variable, spec in self.selection.items():
+            spec = _selected_values(spec)
+            if spec in PLACEHOLDERS if isinstance(spec, str) else any(str(v) in PLACEHOLDERS for v in spec):
+                out.append(variable)
+        return tuple(out)
+
+    def codelists(self) -> dict[str, str]:
+        """Variable -> codelist id for selections written ``{codelist: ID, values: ...}`` (SCB's groupings such
+        as ``agg_RegionLA2018`` or ``vs_RegionLän07``); the API then reads the values as that codelist's codes."""
+        return {
+            variable: str(spec["codelist"])
+            for variable, spec in self.selection.items()
+            if isinstance(spec, dict) and spec.get("codelist")
+        }
+
+
+def _selected_values(spec: Any) -> Any:
+    """The values of a selection entry: the entry itself, or ``values`` of ``{codelist: ID, values: ...}``."""
+    if isinstance(spec, dict):
+        if "values" not in spec or set(spec) - {"codelist", "values"}:
+            raise CatalogueError(f"a selection mapping takes `codelist` and `values`, got {sorted(spec)}")
+        return spec["values"]
+    return spec
 
 
 FileFormat = Literal["table", "pxweb_csv"]

@@ -102,3 +102,16 @@ class WriterBusyError(RegionstatError):
 
 class WarehouseWriteError(RegionstatError):
     """The warehouse could not be written (disk full, read-only data directory); the last good one is unchanged."""
+
+
+class SnapshotCoverageError(RegionstatError):
+    """The region set asks the offline snapshot for regions it does not hold (it would answer with nulls)."""
+
+    def __init__(self, table_id: str, variable: str, missing: list[str], requested: int, region_set: str):
+        shown = ", ".join(missing[:8]) + (f" (+{len(missing) - 8} more)" if len(missing) > 8 else "")
+        super().__init__(
+            f"table {table_id}: the offline snapshot has no {variable} data for {len(missing)} of the {requested} "
+            f"regions region set {region_set!r} asks for ({shown}); use --live (SCB's API) or a region set the "
+            "snapshot covers"
+        )
+        self.table_id, self.variable, self.missing = table_id, variable, missing

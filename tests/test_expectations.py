@@ -41,6 +41,7 @@ def land(
     types: dict[str, pa.DataType] | None = None,
     region_set: str = "ostergotland",
     kind: str = "pxweb",
+    selection: dict | None = None,
 ) -> Path:
     """Write one landing batch (Parquet + manifest) the way extract/landing.py does; return the manifest path."""
     df = pd.DataFrame(rows)
@@ -71,7 +72,7 @@ def land(
         "kind": kind,
         "table_id": table_id,
         "source_url": f"http://127.0.0.1/api/v2/tables/{table_id}/data",
-        "query": {},
+        "query": {"selection": selection} if selection else {},
         "updated": "2025-02-21T07:00:00Z",
         "fetched_at": "2026-01-01T00:00:00+00:00",
         "rows": len(df),
@@ -94,7 +95,14 @@ def population(years: list[str] = YEARS, factor: dict[str, float] | None = None)
         for y_i, year in enumerate(years):
             v = float(1000 + 100 * r_i + y_i) * (factor or {}).get(year, 1.0)
             out.append(
-                {"Region": region, "ContentsCode": "BE0101N1", "Tid": year, "value": float(round(v)), "status": None}
+                {
+                    "Region": region,
+                    "Alder": "tot",
+                    "ContentsCode": "BE0101N1",
+                    "Tid": year,
+                    "value": float(round(v)),
+                    "status": None,
+                }
             )
     return out
 
@@ -209,8 +217,8 @@ def test_duplicated_keys_are_quarantined(data_dir: Path) -> None:
     assert_quarantined(
         out,
         data_dir,
-        "quarantined: expect_compound_columns_to_be_unique(Region,ContentsCode,Tid) failed: 2 rows with "
-        "duplicated keys (Region, ContentsCode, Tid)",
+        "quarantined: expect_compound_columns_to_be_unique(Region,Alder,ContentsCode,Tid) failed: 2 rows with "
+        "duplicated keys (Region, Alder, ContentsCode, Tid)",
     )
 
 
@@ -263,7 +271,10 @@ def test_unknown_status_symbol_and_non_integral_count(data_dir: Path) -> None:
 
 def test_land_area_may_be_fractional_and_file_source_net_flows_may_be_negative(data_dir: Path) -> None:
     s = _settings(data_dir)
-    rows = [{"Region": r, "ContentsCode": "BE0101U3", "Tid": "2024", "value": 1234.56, "status": None} for r in REGIONS]
+    rows = [
+        {"Region": r, "Kon": "1+2", "ContentsCode": "BE0101U3", "Tid": "2024", "value": 1234.56, "status": None}
+        for r in REGIONS
+    ]
     land_area = land(data_dir, rows, source_name="land_area_tab628", raw_table="land_area")
     assert validate_batch(land_area, settings=s).success
     frows = [
@@ -356,6 +367,7 @@ def test_validate_pending_list_quarantine_and_offline_data_docs(data_dir: Path) 
             "Region": r["Region"],
             "Civilstand": "SC",
             "Alder": "TotSA",
+            "Kon": "TotSa",
             "ContentsCode": "000007ME",
             "Tid": "2025",
             "value": r["value"],
@@ -402,7 +414,7 @@ def test_100k_rows_validate(data_dir: Path, n_regions: int, n_years: int) -> Non
     regions = [r.code for r in load_regions()][:n_regions]
     years = [str(y) for y in range(1700, 1700 + n_years)]
     rows = [
-        {"Region": r, "ContentsCode": "BE0101N1", "Tid": y, "value": 1.0, "status": None}
+        {"Region": r, "Alder": "tot", "ContentsCode": "BE0101N1", "Tid": y, "value": 1.0, "status": None}
         for r in regions
         for y in years
     ]
@@ -435,3 +447,42 @@ def test_data_docs_assets_are_gx_own_vendored_unchanged() -> None:
             pinned += 1
     assert pinned >= 2
     assert all((VENDOR / local).is_file() for local in VENDORED.values())
+
+
+# -- honest emptiness (issue 13 item 4) -------------------------------------------------------------------
+
+
+def test_all_null_batch_is_quarantined(data_dir: Path) -> None:
+    """A fetch that came back as nothing but nulls ('..') is not data, whatever the HTTP status was."""
+    rows = [{**r, "value": None, "status": ".."} for r in population()]
+    out = validate_batch(land(data_dir, rows), settings=_settings(data_dir))
+    assert_quarantined(
+        out,
+        data_dir,
+        "quarantined: expect_batch_to_have_values(value) failed: TAB638: all 75 values are null (nothing was fetched)",
+    )
+
+
+def test_requested_regions_without_value_are_quarantined(data_dir: Path) -> None:
+    """Region set sweden against a snapshot holding Östergötland: 297 of the 312 regions asked for are all null."""
+    from regionstat.catalogue import load_catalogue
+
+    sweden = list(load_catalogue().region_set("sweden").all_codes)
+    held = {r["Region"]: r for r in population(["2024"])}
+    rows = [
+        held.get(code)
+        or {"Region": code, "Alder": "tot", "ContentsCode": "BE0101N1", "Tid": "2024", "value": None, "status": ".."}
+        for code in sweden
+    ]
+    selection = {"Region": sweden, "Alder": ["tot"], "ContentsCode": ["BE0101N1"], "Tid": "*"}
+    out = validate_batch(land(data_dir, rows, region_set="sweden", selection=selection), settings=_settings(data_dir))
+    assert_quarantined(
+        out,
+        data_dir,
+        "quarantined: expect_requested_regions_to_have_values(Region) failed: TAB638: 297 of 312 requested "
+        "regions have no value (01, 03, 04, 06, 07, 08, 09, 10, 12, 13 (+287 more))",
+    )
+    # the same regions, all delivered: passes
+    full = [{**r, "value": 1000.0, "status": None} for r in rows]
+    ok = validate_batch(land(data_dir, full, region_set="sweden", selection=selection), settings=_settings(data_dir))
+    assert ok.success, ok.failures

@@ -572,6 +572,39 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check_catalogue(args: argparse.Namespace) -> int:
+    """Check every catalogue selection against the API's metadata (no data requests); exit 1 on any mismatch."""
+    from extract.catalogue_check import check_catalogue, elimination_notes
+    from extract.pipeline import api_base_url, make_client
+    from regionstat.catalogue import load_catalogue
+
+    settings = _settings(args)
+    catalogue = load_catalogue()
+    region_set = catalogue.region_set(settings.region_set)
+    with api_base_url(settings) as url:
+        where = settings.api_url or "the bundled offline snapshot"
+        console.print(f"checking {len(catalogue.sources)} catalogue source(s) against {where} (metadata only)")
+        client = make_client(url, settings, catalogue)
+        mismatches = check_catalogue(client, catalogue, region_set)
+        notes = elimination_notes(client, catalogue, region_set)
+    for m in mismatches:
+        err_console.print(f"  mismatch {m}", markup=False)
+    for note in notes:
+        console.print(f"  note: {note}", markup=False)
+    for source in catalogue.sources:
+        if source.verify_live:
+            console.print(f"  to verify live: {source.table} ({source.name}): {source.verify_live}", markup=False)
+    tables = len({m.table_id for m in mismatches})
+    if mismatches:
+        err_console.print(
+            f"error: check-catalogue: {len(mismatches)} mismatch(es) in {tables} of {len(catalogue.sources)} table(s)",
+            markup=False,
+        )
+        return 1
+    console.print(f"check-catalogue: {len(catalogue.sources)} source(s), every selection matches the metadata")
+    return 0
+
+
 def cmd_docs(args: argparse.Namespace) -> int:
     from expectations.validate import build_data_docs
     from warehouse.build import generate_docs
@@ -692,6 +725,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("inbox", cmd_inbox, "list the municipal-file inbox; --bundled drops the real files the snapshot bundles")
     p.add_argument(
         "--bundled", action="store_true", help="copy the bundled real files into the inbox (once; `run` loads them)"
+    )
+    add(
+        "check-catalogue",
+        cmd_check_catalogue,
+        "check every catalogue selection (variables, value codes, codelists, eliminations) against the API's "
+        "table metadata without fetching data; --live checks against SCB",
+        api=True,
     )
     q = sub.add_parser("quarantine", help="inspect quarantined batches")
     qsub = q.add_subparsers(dest="quarantine_command", required=True, metavar="SUBCOMMAND")

@@ -21,7 +21,11 @@ Behaviour choices (SCB's where known, documented where we had to choose):
   (`05*`, `?`) in codes. For the time variable `top(n)` means the n latest periods, `bottom(n)` the n earliest;
   for other variables `top` takes from the start of the list and `bottom` from the end. Output categories are
   always in metadata order.
-- Cells not in the snapshot's facts are `null` with status `..`.
+- Cells not in the snapshot's facts are `null` with status `..`. Facts that do not carry a dimension are totals
+  over it: selecting that dimension's total code alone (its `eliminationValueCode`, else its only code labelled
+  "total…", e.g. TAB638 `Alder` `tot`) returns them.
+- Coverage: `GET /tables/{id}/metadata` adds `extension.regionstat.coverage`, per fact dimension the codes that
+  have at least one value (SCB never sends it); the extract refuses a region set the snapshot does not cover.
 - `outputFormat=csv`: long form with codes, one column per response dimension, then `value` (`..` when
   missing). SCB's csv is a pivot with texts; clients should use json-stat2.
 """
@@ -31,6 +35,7 @@ from __future__ import annotations
 import argparse
 import csv
 import fnmatch
+import functools
 import io
 import json
 import math
@@ -172,6 +177,30 @@ class Table:
 
     def metadata(self, lang: str) -> dict:
         return self.meta_en if (lang == "en" and self.meta_en is not None) else self.meta
+
+    def published_metadata(self, lang: str) -> dict:
+        """``GET /tables/{id}/metadata``: the metadata plus ``extension.regionstat.coverage`` (what the snapshot
+        actually holds; SCB never sends it). Data responses keep the plain metadata's extension."""
+        doc = self.metadata(lang)
+        ext = dict(doc.get("extension") or {})
+        ext["regionstat"] = {**(ext.get("regionstat") or {}), "coverage": self.coverage}
+        return {**doc, "extension": ext}
+
+    @functools.cached_property
+    def coverage(self) -> dict[str, list[str]]:
+        """Per non-time, non-content fact dimension: the codes (metadata order) with at least one non-null fact.
+
+        A client asking for a code outside it would get only nulls (``..``); the extract refuses up front instead
+        and points to the live API. Dimensions the facts do not carry are not listed (they are not restricted).
+        """
+        has_value = ~np.isnan(self.fact_value)
+        out: dict[str, list[str]] = {}
+        for d in self.fact_dims:
+            if d == self.time_dim or d in self.metric_dims:
+                continue
+            held = np.unique(self.fact_pos[d][has_value])
+            out[d] = [self.codes[d][i] for i in held]
+        return out
 
     @property
     def synthetic(self) -> bool:
@@ -326,6 +355,21 @@ def resolve_selection(table: Table, raw: dict[str, list[str]]) -> list[tuple[str
 
 
 # ---------------------------------------------------------------------------------------------------- cube
+def total_code(table: Table, dim: str) -> str | None:
+    """The dimension's total: its ``eliminationValueCode``, else its only code labelled 'total…'/'totalt…'."""
+    evc = table.ext(dim).get("eliminationValueCode")
+    if evc in table.pos[dim]:
+        return str(evc)
+    labels = table.meta["dimension"][dim]["category"].get("label") or {}
+    totals = [c for c in table.codes[dim] if str(labels.get(c, "")).lower().startswith("total")]
+    return totals[0] if len(totals) == 1 else None
+
+
+def _is_total_selection(table: Table, dim: str, positions: np.ndarray) -> bool:
+    code = total_code(table, dim)
+    return code is not None and len(positions) == 1 and table.codes[dim][int(positions[0])] == code
+
+
 def build_cube(table: Table, sel: list[tuple[str, np.ndarray | None, str]]) -> tuple[np.ndarray, np.ndarray]:
     """Dense values (NaN = missing) and a boolean 'present' mask over the output dims, C order."""
     out_dims = [(d, p) for d, p, mode in sel if mode != "sum"]
@@ -338,8 +382,10 @@ def build_cube(table: Table, sel: list[tuple[str, np.ndarray | None, str]]) -> t
     present = np.zeros(ncells, dtype=bool)
     nrows = len(table.fact_value)
     fact_dims = set(table.fact_dims)
-    # an output dimension that the facts do not cover: nothing can match
-    if any(d not in fact_dims for d, _ in out_dims) or nrows == 0:
+    # an output dimension that the facts do not cover: nothing can match, unless the request selects just that
+    # dimension's total (facts without a dimension are totals over it: TAB638's facts carry no age, so
+    # `Alder: tot` asks for exactly them)
+    if any(d not in fact_dims and not _is_total_selection(table, d, p) for d, p in out_dims) or nrows == 0:
         return values, present
     mask = np.ones(nrows, dtype=bool)
     flat = np.zeros(nrows, dtype=np.int64)
@@ -903,7 +949,7 @@ class _Handler(BaseHTTPRequestHandler):
                 doc = srv.table_info(srv.store.get(route[1]), lang, base)
                 doc["language"] = lang
             elif kind == "metadata":
-                doc = srv.store.get(route[1]).metadata(lang)
+                doc = srv.store.get(route[1]).published_metadata(lang)
             else:
                 raise ProblemError(404, f"No resource at {parts.path}")
             self._send(200, "application/json; charset=UTF-8", BOM + orjson.dumps(doc))

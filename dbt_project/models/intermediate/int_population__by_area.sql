@@ -1,7 +1,9 @@
 -- Population per reporting area and year. Municipalities, LA regions and the study area are sums of
 -- member municipalities; counties use SCB's county figure where loaded (else the sum of members); Sweden
 -- uses SCB's figure only (the region set does not cover the country). `members_with_data` of
--- `members_expected` (the area's real member count) and `is_complete` say how complete a sum is.
+-- `members_expected` (the area's real member count) and `is_complete` say how complete a sum is; members that did
+-- not exist yet that year (seed municipality_formation) are counted in `members_not_yet_formed` and named in
+-- `series_note`, and do not make the area incomplete (their territory is in another member's figure).
 with
 
 regions as (
@@ -25,6 +27,42 @@ member_counts as (
         any_value(members_expected) as members_expected
     from membership
     group by area_type, area_code
+
+),
+
+formation as (
+
+    select * from {{ ref('municipality_formation') }}
+
+),
+
+years as (
+
+    select distinct year from regions
+
+),
+
+-- members that did not exist yet in a year (SCB's 0 became null in staging): their territory is still in the
+-- figure of the municipality they were formed from, so the area is complete without them
+not_yet_formed as (
+
+    select
+        membership.area_type,
+        membership.area_code,
+        years.year,
+        count(*) as members_not_yet_formed,
+        string_agg(
+            formation.municipality_name || ' (' || formation.municipality_code || ') not formed until '
+            || strftime(formation.formed_on, '%Y-%m-%d') || '; its territory is in '
+            || formation.formed_from_name || ' (' || formation.formed_from_code || ')',
+            '; ' order by formation.municipality_code
+        ) as series_note
+    from membership
+    inner join formation
+        on membership.municipality_code = formation.municipality_code
+    inner join years
+        on years.year < formation.first_population_year
+    group by membership.area_type, membership.area_code, years.year
 
 ),
 
@@ -101,10 +139,16 @@ final as (
         combined.population_sum_of_members,
         coalesce(combined.members_with_data, 0) as members_with_data,
         member_counts.members_expected,
+        coalesce(not_yet_formed.members_not_yet_formed, 0) as members_not_yet_formed,
+        not_yet_formed.series_note,
         combined.is_published_total,
-        -- complete: SCB's own total, or every real member municipality has data
-        coalesce(combined.is_published_total or combined.members_with_data = member_counts.members_expected, false)
-            as is_complete,
+        -- complete: SCB's own total, or every real member municipality that existed that year has data
+        coalesce(
+            combined.is_published_total
+            or combined.members_with_data + coalesce(not_yet_formed.members_not_yet_formed, 0)
+            = member_counts.members_expected,
+            false
+        ) as is_complete,
         combined.source_series,
         combined.is_synthetic,
         combined.lineage
@@ -113,6 +157,11 @@ final as (
         on
             combined.area_type = member_counts.area_type
             and combined.area_code = member_counts.area_code
+    left join not_yet_formed
+        on
+            combined.area_type = not_yet_formed.area_type
+            and combined.area_code = not_yet_formed.area_code
+            and combined.year = not_yet_formed.year
     where combined.population is not null
 
 )

@@ -77,6 +77,12 @@ joined as (
         -- a group's growth is only as complete as its less complete end
         least(start_population.members_with_data, end_population.members_with_data) as members_with_data,
         end_population.members_expected,
+        -- members formed during the period: no figure at the start (their territory is in another member's)
+        start_population.members_not_yet_formed - end_population.members_not_yet_formed as members_excluded,
+        case
+            when start_population.members_not_yet_formed > end_population.members_not_yet_formed
+                then 'start year ' || cast(pairs.start_year as varchar) || ': ' || start_population.series_note
+        end as series_note,
         start_population.is_complete and end_population.is_complete as is_complete,
         start_population.is_synthetic or end_population.is_synthetic as is_synthetic,
         {{ lineage_merge(['start_population.lineage', 'end_population.lineage']) }} as lineage

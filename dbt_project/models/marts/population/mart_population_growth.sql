@@ -26,6 +26,8 @@ final as (
         crosses_series_break,
         members_with_data,
         members_expected,
+        members_excluded,
+        series_note,
         is_complete,
         {{ provenance_columns('lineage') }}
     from growth

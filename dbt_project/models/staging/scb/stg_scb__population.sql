@@ -13,6 +13,13 @@ series_breaks as (
 
 ),
 
+-- municipalities formed after 1968: SCB stores 0 for the years before they existed
+formation as (
+
+    select * from {{ ref('municipality_formation') }}
+
+),
+
 renamed as (
 
     select
@@ -35,9 +42,32 @@ renamed as (
 
 ),
 
+-- a zero before the municipality existed is "no such municipality yet", not "nobody lived there"
+existing as (
+
+    select
+        renamed.* replace (
+            case
+                when renamed.year < formation.first_population_year and renamed.population = 0 then null
+                else renamed.population
+            end as population
+        ),
+        case
+            when renamed.year < formation.first_population_year and renamed.population = 0
+                then formation.municipality_name || ' (' || formation.municipality_code || ') did not exist yet: '
+                    || 'formed ' || strftime(formation.formed_on, '%Y-%m-%d') || ' from part of '
+                    || formation.formed_from_name || ' (' || formation.formed_from_code
+                    || '), whose figure includes its territory; SCB stores 0'
+        end as series_note
+    from renamed
+    left join formation
+        on renamed.region_code = formation.municipality_code
+
+),
+
 final as (
 
-    {{ select_with_source_series('renamed') }}
+    {{ select_with_source_series('existing') }}
 
 )
 

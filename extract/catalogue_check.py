@@ -1,0 +1,163 @@
+"""``regionstat check-catalogue``: every catalogue selection checked against an API's table metadata, no data.
+
+For each source: the table exists; every selected variable exists; every value code or expression matches a
+code (for a ``{codelist: ID, values: ...}`` selection: the variable offers that codelist, and the values are
+checked against the metadata with the codelist applied when the API serves it); every variable left out may be
+eliminated. All mismatches are reported, each naming table, variable and code, so one run against SCB (``--live``)
+or recorded metadata says everything that would fail before a single data request is spent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from extract.selection import TableMetadata, _as_items, _resolve_item
+from regionstat.catalogue import Catalogue, RegionSet, Source
+from regionstat.errors import PxWebError, TableNotFoundError
+
+__all__ = ["Mismatch", "check_catalogue", "check_source"]
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    source_name: str
+    table_id: str
+    variable: str | None
+    code: str | None
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.table_id} ({self.source_name})"
+        if self.variable:
+            where += f" {self.variable}"
+        if self.code is not None:
+            where += f" {self.code!r}"
+        return f"{where}: {self.message}"
+
+
+def _offered_codelists(meta: TableMetadata, variable: str) -> list[str]:
+    """Codelist ids the metadata lists for a variable (``dimension[VAR].extension.codelists[].id``)."""
+    dim = (meta.raw.get("dimension") or {}).get(variable) or {}
+    return [str(c.get("id")) for c in (dim.get("extension") or {}).get("codelists") or [] if c.get("id")]
+
+
+def _check_values(source: Source, meta: TableMetadata, variable: str, spec: Any) -> list[Mismatch]:
+    var = meta.variable(variable)
+    out: list[Mismatch] = []
+    try:
+        items = _as_items(spec)
+    except TypeError as exc:
+        return [Mismatch(source.name, source.table, variable, None, str(exc))]
+    if not items:
+        out.append(Mismatch(source.name, source.table, variable, None, "no value selected"))
+    for item in items:
+        try:
+            hit = _resolve_item(meta.table_id, var, item)
+        except PxWebError as exc:
+            out.append(Mismatch(source.name, source.table, variable, item, _short(exc, meta.table_id)))
+            continue
+        if not hit:
+            out.append(Mismatch(source.name, source.table, variable, item, "matches no value"))
+    return out
+
+
+def _short(exc: Exception, table_id: str) -> str:
+    """The error without the 'table X: variable Y:' prefix the Mismatch already shows."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    prefix = f"table {table_id}: "
+    return text[len(prefix) :] if text.startswith(prefix) else text
+
+
+def check_source(client: Any, source: Source, region_set: RegionSet) -> list[Mismatch]:
+    """The mismatches of one source's selection against the API's metadata (no data request)."""
+    selection = source.resolved_selection(region_set)
+    codelists = source.codelists()
+    try:
+        meta = client.metadata(source.table)
+    except TableNotFoundError:
+        return [Mismatch(source.name, source.table, None, None, "no such table at this API")]
+    except PxWebError as exc:
+        return [Mismatch(source.name, source.table, None, None, _short(exc, source.table))]
+    out: list[Mismatch] = []
+    known = {v.code for v in meta.variables}
+    for variable, spec in selection.items():
+        if variable not in known:
+            out.append(
+                Mismatch(source.name, source.table, variable, None, f"no such variable (has: {', '.join(meta.codes)})")
+            )
+            continue
+        target = meta
+        codelist = codelists.get(variable)
+        if codelist:
+            offered = _offered_codelists(meta, variable)
+            if codelist not in offered:
+                out.append(
+                    Mismatch(
+                        source.name,
+                        source.table,
+                        variable,
+                        None,
+                        f"codelist {codelist!r} not offered (has: {', '.join(offered) or 'none'})",
+                    )
+                )
+                continue
+            try:
+                target = client.metadata(source.table, codelists={variable: codelist})
+            except PxWebError as exc:
+                out.append(
+                    Mismatch(
+                        source.name,
+                        source.table,
+                        variable,
+                        None,
+                        f"codelist {codelist!r} is offered, but its values could not be read: "
+                        + _short(exc, source.table),
+                    )
+                )
+                continue
+        out.extend(_check_values(source, target, variable, spec))
+    for var in meta.variables:
+        if var.code not in selection and not var.elimination:
+            out.append(
+                Mismatch(
+                    source.name, source.table, var.code, None, "not selected, and SCB does not allow eliminating it"
+                )
+            )
+    return out
+
+
+def check_catalogue(client: Any, catalogue: Catalogue, region_set: RegionSet) -> list[Mismatch]:
+    """Every source's mismatches, in catalogue order."""
+    out: list[Mismatch] = []
+    for source in catalogue.sources:
+        out.extend(check_source(client, source, region_set))
+    return out
+
+
+def total_code(meta: TableMetadata, variable: str) -> str | None:
+    """A variable's total: its ``eliminationValueCode``, else its only code labelled 'total…'/'totalt…'."""
+    var = meta.variable(variable)
+    if var.elimination_value_code and var.position(var.elimination_value_code) is not None:
+        return var.elimination_value_code
+    totals = [c for c, label in zip(var.codes, var.labels, strict=True) if label.lower().startswith("total")]
+    return totals[0] if len(totals) == 1 else None
+
+
+def elimination_notes(client: Any, catalogue: Catalogue, region_set: RegionSet) -> list[str]:
+    """Variables a selection leaves to elimination although the table has a total code to select instead."""
+    out: list[str] = []
+    for source in catalogue.sources:
+        try:
+            meta = client.metadata(source.table)
+        except PxWebError:
+            continue  # reported as a mismatch
+        selection = source.resolved_selection(region_set)
+        for var in meta.variables:
+            code = None if var.code in selection else total_code(meta, var.code)
+            if code is not None:
+                out.append(
+                    f"{source.table} ({source.name}) {var.code}: eliminated, but the table has the total {code!r} "
+                    "to select explicitly"
+                )
+    return out
