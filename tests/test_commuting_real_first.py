@@ -2,8 +2,9 @@
 
 One fixture warehouse, one dbt build (tests included, so provenance_is_consistent and the identities run too):
 - PE12.px (Linköping, 1994-2024, real) through the inbox loader like any municipal file;
-- raw.commuting_od per the shared contract from SCB's real AM0207AC CSV (county matrix 2018) and the real
-  Norrbotten ArRegPend2 2024 fixture (municipal OD), both read here with the csv module;
+- raw.commuting_od per the shared contract from SCB's real AM0207AC CSV (county matrix 2018), read here with the
+  csv module, and the real Norrbotten ArRegPend2 2024 fixture (municipal OD) rewritten in the contract's shape
+  and dropped into the inbox (catalogue entry commuting_od_csv);
 - raw.commuting_totals from the real TAB3267/TAB3266/TAB5839 reference files;
 - a few SYNTHETIC TAB1830 rows (made up here, flagged synthetic) so one row of a mart mixes real and synthetic.
 """
@@ -31,6 +32,7 @@ AM0207AC = REFERENCE_DATA / "county_rams_2018" / "AM0207AC_20230705-141955.csv"
 NORRBOTTEN = REFERENCE_DATA / "commuting_od_fixtures" / "norrbotten_ArRegPend2_2024_totalt.csv"
 TOTALS = sorted(REFERENCE_DATA.glob("ostergotland_commuting_TAB*.csv"))
 LINEAGE_COLUMNS = "_source_name, _source_table, _load_id, _synthetic, _loaded_at, _source_updated"
+NORRBOTTEN_DROP = "norrbotten_2024_od_flows.csv"
 MARTS = (
     "+mart_commuting_balance +mart_commuting_totals_series +mart_commuting_districts +mart_county_commuting "
     "+fct_county_commuting_flows +fct_commuting_flows"
@@ -68,6 +70,10 @@ def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     settings = Settings(data_dir=data)
     settings.inbox_dir.mkdir(parents=True)
     shutil.copy(REFERENCE_DATA / "linkoping_kommun_px" / "PE12.px", settings.inbox_dir / "PE12.px")
+    with (settings.inbox_dir / NORRBOTTEN_DROP).open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["residence_region", "residence_label", "work_region", "work_label", "sex", "period", "value"])
+        writer.writerows(_norrbotten_rows())
     extract_inbox(settings=settings)
     validate_pending(settings, build_docs=False)
     load_validated(settings=settings)
@@ -81,7 +87,6 @@ def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "'commuting_od_csv', ?, ?, false, now()::timestamp, null)"
         )
         con.executemany(od_insert, [(*r, AM0207AC.name, "fixture-county") for r in _county_matrix_rows()])
-        con.executemany(od_insert, [(*r, NORRBOTTEN.name, "fixture-norrbotten") for r in _norrbotten_rows()])
         for totals in TOTALS:
             table = totals.name.split("_")[2]  # ostergotland_commuting_TAB3266_2004_2018.csv
             con.execute(
@@ -202,17 +207,17 @@ def test_municipal_od_file_feeds_flows_real_first_and_a_mixed_row_is_flagged(war
         warehouse,
         "select count(*), bool_or(is_synthetic), min(source_table), max(source_series) "
         "from marts.fct_commuting_flows where residence_code like '25%' and sex_code = 'total'",
-    ) == [(196, False, NORRBOTTEN.name, "municipal_od_file")]
+    ) == [(196, False, NORRBOTTEN_DROP, "municipal_od_file")]
     # Luleå 2024: its balance comes from the OD matrix; its jobs include one made-up TAB1830 flow from Linköping
     (lulea,) = _sql(
         warehouse,
         "select balance_basis, is_synthetic, synthetic_inputs, source_tables from marts.mart_commuting_balance "
         "where municipality_code = '2580' and year = 2024",
     )
-    assert lulea == ("od_matrix", True, "TAB1830", f"TAB1830,{NORRBOTTEN.name}")
+    assert lulea == ("od_matrix", True, "TAB1830", f"TAB1830,{NORRBOTTEN_DROP}")
     arvidsjaur = _sql(
         warehouse,
         "select is_synthetic, source_tables from marts.mart_commuting_balance "
         "where municipality_code = '2505' and year = 2024",
     )
-    assert arvidsjaur == [(False, NORRBOTTEN.name)]
+    assert arvidsjaur == [(False, NORRBOTTEN_DROP)]
