@@ -135,6 +135,12 @@ def test_linkoping_balance_comes_from_pe12_real(warehouse: Path) -> None:
         "PE12.px",
         False,
     )
+    # jobs = live and work + in-commuters: 95,007 in 2024, the figure Linköping's FO05 (day population) gives
+    assert _sql(
+        warehouse,
+        "select jobs, employed_residents from marts.mart_commuting_balance where municipality_code = '0580' "
+        "and year = 2024",
+    ) == [(95_007, 71_816 + 12_415)]
     # PE12 agrees with SCB's own totals except out-commuters in 1994 (PE12 5,848, TAB3267 5,964)
     differ = _sql(
         warehouse,
