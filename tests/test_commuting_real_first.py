@@ -179,6 +179,12 @@ def test_linkoping_districts_from_pe12(warehouse: Path) -> None:
         "where area_level = 'district' and municipality_code = '0580'",
     )
     assert districts == [(74, 1994, 2024)]
+    # names as labelled in the file (seed pe12_districts), every area named
+    assert _sql(
+        warehouse,
+        "select area_name from marts.mart_commuting_districts where area_code = '132' and year = 2024",
+    ) == [("Vasastaden",)]
+    assert _sql(warehouse, "select count(*) from marts.mart_commuting_districts where area_name is null") == [(0,)]
     # a "-" cell stays null: district 110 had no in-commuters from other municipalities in 2021
     assert _sql(
         warehouse,

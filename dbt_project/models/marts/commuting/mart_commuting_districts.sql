@@ -15,6 +15,12 @@ municipalities as (
 
 ),
 
+district_names as (
+
+    select * from {{ ref('pe12_districts') }}
+
+),
+
 final as (
 
     select
@@ -22,6 +28,7 @@ final as (
         municipalities.municipality_name,
         pe12.area_level,
         pe12.area_code,
+        district_names.district_name as area_name,
         pe12.year,
         cast(pe12.in_from_other_municipalities as bigint) as in_from_other_municipalities,
         cast(pe12.in_from_same_municipality as bigint) as in_from_same_municipality,
@@ -44,6 +51,10 @@ final as (
     from pe12
     left join municipalities
         on pe12.municipality_code = municipalities.municipality_code
+    left join district_names
+        on
+            pe12.municipality_code = district_names.municipality_code
+            and pe12.area_code = district_names.district_code
 
 )
 
