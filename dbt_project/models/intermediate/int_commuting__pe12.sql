@@ -4,7 +4,8 @@
 -- the PX notes and the cross-check with SCB's TAB3267/3266/5839, its In/Annan = in-commuters over the municipal
 -- border, Ut/Annan = out-commuters, Netto/Annan = in minus out, Totkn = live and work in the municipality.
 -- The municipality comes from the raw `municipality` column when the loader provides it, else from the file's
--- own whole-municipality row (the one 4-digit district code of the file), never from a constant.
+-- own whole-municipality row (the one 4-digit district code of the file), never from a constant. One file per
+-- municipality and year supplies the rows (the newest real one), so two exports never mix.
 {%- set stg_columns = [] %}
 {%- if execute %}
     {%- set stg_columns = adapter.get_columns_in_relation(ref('stg_municipal__commuting'))
@@ -26,6 +27,36 @@ with_municipality as (
         {{ 'coalesce(municipality, ' ~ from_file ~ ')' if 'municipality' in stg_columns else from_file }}
             as municipality_code
     from commuting
+
+),
+
+-- two files covering the same municipality and year (a re-export under another name): the newest real one
+file_rank as (
+
+    select
+        municipality_code,
+        year,
+        source_table,
+        row_number() over (
+            partition by municipality_code, year
+            order by bool_or(is_synthetic) asc, max(loaded_at) desc, source_table desc
+        ) as preference
+    from with_municipality
+    where municipality_code is not null and year is not null
+    group by municipality_code, year, source_table
+
+),
+
+chosen as (
+
+    select with_municipality.*
+    from with_municipality
+    inner join file_rank
+        on
+            with_municipality.municipality_code = file_rank.municipality_code
+            and with_municipality.year = file_rank.year
+            and with_municipality.source_table = file_rank.source_table
+    where file_rank.preference = 1
 
 ),
 
@@ -55,8 +86,7 @@ pivoted as (
         max(source_table) as source_table,
         bool_or(is_synthetic) as is_synthetic,
         {{ lineage_agg('lineage') }} as lineage
-    from with_municipality
-    where municipality_code is not null and year is not null
+    from chosen
     group by municipality_code, district, year
 
 )
