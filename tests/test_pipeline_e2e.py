@@ -123,7 +123,13 @@ def test_bad_inbox_file_is_quarantined_and_marts_stay(
     quarantined = _sql(run_dir, "select source_name, reason from ops.loads where status = 'quarantined'")
     assert len(quarantined) == 1 and quarantined[0][0] == "municipal_commuting_csv"
     assert quarantined[0][1].startswith("quarantined: ")
-    assert (run_dir / "marts" / "_index.json").read_text() == before  # no mart reads municipal files yet
+    # the good file feeds the commuting marts (real first); the quarantined file's -5 reaches none of them
+    assert (run_dir / "marts" / "_index.json").read_text() != before
+    assert _sql(
+        run_dir,
+        "select in_commuters, out_commuters, source_table from marts.mart_commuting_balance "
+        "where municipality_code = '0580' and year = 2021",
+    ) == [(22_417, 11_792, "PE12.px")]
     monkeypatch.setenv("REGIONSTAT_DATA_DIR", str(run_dir))
     assert main(["quarantine", "list"]) == 0
     assert "municipal_commuting_csv" in capsys.readouterr().out

@@ -52,7 +52,11 @@ create table marts.fct_commuting_flows (residence_code varchar, residence_name v
 create table marts.mart_commuting_balance (municipality_code varchar, municipality_name varchar, year integer,
     employed_residents double, jobs double, stayers double, in_commuters double, out_commuters double,
     net_commuting double, job_ratio double, self_containment_supply double, largest_outflow_name varchar,
-    largest_outflow_share double, is_synthetic boolean);
+    largest_outflow_share double, is_synthetic boolean, balance_basis varchar, source_table varchar);
+create table marts.mart_county_commuting (county_code varchar, county_name varchar, year integer,
+    employed_residents bigint, jobs bigint, live_and_work bigint, in_commuters bigint, out_commuters bigint,
+    net_commuting bigint, self_containment_supply double, self_containment_demand double,
+    largest_outflow_name varchar, largest_outflow bigint, is_synthetic boolean);
 create table marts.mart_commuting_totals_series (municipality_code varchar, municipality_name varchar,
     year integer, stayers double, out_commuters double, out_commuting_share double, source_series varchar,
     is_synthetic boolean);
@@ -121,11 +125,19 @@ def _build_marts(settings: Settings) -> None:
                     "insert into marts.fct_commuting_flows values (?, ?, ?, ?, ?, 2024, ?, ?, true)",
                     [code, name, other, MUNIS[other], other == code, sex, value],
                 )
-        con.execute(
-            "insert into marts.mart_commuting_balance values (?, ?, 2024, 10000, ?, 7000, 2000, 3000, ?, "
-            "?, 0.7, 'Linköping', 0.12, true)",
-            [code, name, 9000.0 + 500 * i, -1000.0 + 500 * i, 0.9 + 0.05 * i],
-        )
+        if code == "0580":  # made-up figures standing for a real municipal file (PE12) 2020-2024
+            for year in range(2020, 2025):
+                con.execute(
+                    "insert into marts.mart_commuting_balance values (?, ?, ?, 10000, 11000, 7000, 4000, 3000, "
+                    "1000, 1.1, 0.7, null, null, false, 'municipal_file_pe12', 'PE12.px')",
+                    [code, name, year],
+                )
+        else:
+            con.execute(
+                "insert into marts.mart_commuting_balance values (?, ?, 2024, 10000, ?, 7000, 2000, 3000, ?, "
+                "?, 0.7, 'Linköping', 0.12, true, 'od_matrix', 'TAB1830')",
+                [code, name, 9000.0 + 500 * i, -1000.0 + 500 * i, 0.9 + 0.05 * i],
+            )
         for year in (1993, 2003, 2004, 2018, 2019, 2021):
             series = "rams_1993_2003" if year < 2004 else "rams_2004_2018" if year < 2019 else "bas_2019"
             con.execute(
@@ -137,6 +149,12 @@ def _build_marts(settings: Settings) -> None:
             "'town / growth unknown', 'S3', 6000, 'G0', null, null, 'D2', 800, 'F2', 0.9, 'A2', ?, "
             "'commuting_proxy', 'size = 6000 -> S3 town; density = 800 -> D2')",
             [f"{code}TC101", f"Ort {name}", code, CATEGORY[code]],
+        )
+    for code, name, out in (("05", "Östergötland county", 13548), ("06", "Jönköping county", 9000)):
+        con.execute(
+            "insert into marts.mart_county_commuting values (?, ?, 2018, 200000, 199000, 190000, 9000, ?, "
+            "-1000, 0.95, 0.96, 'Stockholm county', 4000, false)",
+            [code, name, out],
         )
     for t, c in (("county", "05"), ("category", "K1"), ("category", "K2"), ("category", "K3")):
         con.execute(
@@ -197,8 +215,8 @@ def test_report_is_self_contained_and_complete(settings: Settings) -> None:
     assert not re.search(r"@import|url\(\s*[\"']?https?:", text, re.I)
     assert not re.search(r"<img[^>]*src\s*=\s*[\"']?https?:", text, re.I)
     assert "<script" not in text.lower()
-    # category growth, population trend, LQ heatmaps (real, latest year), net commuting, series
-    assert text.count("<svg") == 6
+    # category growth, population trend, LQ heatmaps (real, latest year), municipal commuting file, out-commuting series, net commuting
+    assert text.count("<svg") == 7
     for name in MUNIS.values():
         assert name in text
     # the sector section carries the SYNTHETIC badge; population does not
@@ -215,7 +233,13 @@ def test_report_is_self_contained_and_complete(settings: Settings) -> None:
     assert "SYNTHETIC" in _block(text, "lq-2")
     commuting = _section(text, "commuting")
     assert "SYNTHETIC" in commuting and "Out-commuting since 1993" in commuting
-    flows = _block(text, "commuting-2")
+    # real first: the municipal file and the county matrix lead, unbadged; the OD blocks follow, badged
+    assert "SYNTHETIC" not in _block(text, "commuting-1") and "PE12.px" in _block(text, "commuting-1")
+    county = _block(text, "commuting-2")
+    assert "SYNTHETIC" not in county and county.index("Östergötland county") < county.index("Jönköping county")
+    balance = _block(text, "commuting-4")
+    assert "PARTLY SYNTHETIC" in balance and balance.index("municipal file, PE12.px") < balance.index("OD matrix")
+    flows = _block(text, "commuting-5")
     assert flows.count("<tr>") == 1 + 12  # header + the 12 pairs of different municipalities, both sexes only
     assert "4 localities in the county; 2 in the study area" in _section(text, "localities")
     assert "note na" not in text  # no section fell back to a "not available" note
@@ -303,7 +327,9 @@ def test_blocks_take_flag_and_vintage_from_the_rows_shown(settings: Settings) ->
     line = _vintage_line(text)
     assert "updated TAB5557 2026-02-24, TAB638 2025-02-21" in line
     assert "employment 2024 (synthetic) · updated TAB3204 2025-06-01" in line  # the LQ block is all synthetic
-    assert "commuting matrix 2024 (synthetic) commuting" in line  # no vintage known there: none is made up
+    # real commuting domains first; no vintage known for the matrix: none is made up
+    assert "commuting file 2020–2024 county commuting matrix 2018 commuting totals 1993–2021" in line
+    assert "commuting matrix 2024 (synthetic) localities" in line
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -359,15 +385,26 @@ def test_sector_views(warehouse: Warehouse) -> None:
 def test_commuting_views(warehouse: Warehouse) -> None:
     balance = commuting.commuting_balance(warehouse).view
     assert isinstance(balance, commuting.ChartTableView) and balance.table is not None
-    nets = [r["net_commuting"] for r in balance.table.rows]
+    rows = balance.table.rows
+    # real first: Linköping's municipal file row leads, then the synthetic OD rows by net commuting
+    assert rows[0]["source"] == "municipal file, PE12.px" and rows[0]["largest"] == "–"
+    assert all(r["source"] == "OD matrix, TAB1830 (synthetic)" for r in rows[1:])
+    nets = [r["net_commuting"] for r in rows[1:]]
     assert nets == sorted(nets, reverse=True)
-    assert balance.table.rows[0]["largest"] == "Linköping (12.0\u2009%)"
+    assert rows[1]["largest"] == "Linköping (12.0\u2009%)"
     assert "20 % and 7.5 %" in balance.note  # la_max_out_share, la_max_single_destination_share
     flows = commuting.top_flows(warehouse, top_n=5).view
     assert flows.table is not None and [r["rank"] for r in flows.table.rows] == [1, 2, 3, 4, 5]
     assert all(r["residence_name"] != r["workplace_name"] for r in flows.table.rows)
     series = commuting.commuting_series(warehouse)
     assert "series breaks (2004, 2019)" in series.view.note and series.vintage == "1993–2021"
+    file_series = commuting.commuting_file_series(warehouse)
+    assert file_series.vintage == "2020–2024" and "PE12.px" in file_series.view.note
+    assert [r["year"] for r in file_series.view.table.rows] == [2024]  # every fifth year back from the latest
+    county = commuting.county_commuting(warehouse)
+    assert county.vintage == "2018" and not county.synthetic
+    assert [r["county"] for r in county.view.table.rows] == ["Östergötland county", "Jönköping county"]
+    assert county.view.table.rows[0]["largest"] == "Stockholm county (4\u2009000)"
 
 
 def test_typology_view_sorts_municipalities_in_swedish_order(settings: Settings) -> None:

@@ -1,10 +1,11 @@
 -- Where both exist, the OD matrix margins (stayers, out-commuters; both sexes) equal the published commuting
--- totals. The OD rows are synthetic in development but were generated so that this holds for 2020-2021.
+-- totals. The offline OD rows are synthetic but were generated so that this holds for 2020-2021; a real OD
+-- extract holds it by construction. (The balance mart shows the totals there: real first.)
 with
 
 balance as (
 
-    select * from {{ ref('mart_commuting_balance') }}
+    select * from {{ ref('int_commuting__municipal_balance') }}
 
 ),
 

@@ -1,4 +1,5 @@
-"""Section 4, commuting: net balance per municipality, the largest flows, and SCB's long out-commuting series."""
+"""Section 4, commuting: real figures first (municipal PE12 files, the county matrix, SCB's long out-commuting
+series), then the balance per municipality (real where a real source exists) and the largest OD flows."""
 
 from __future__ import annotations
 
@@ -22,7 +23,35 @@ BALANCE_COLUMNS = (
     Column("job_ratio", "Jobs per resident", "num2"),
     Column("self_containment_supply", "Stay share", "fracu"),
     Column("largest", "Largest outflow (share)"),
+    Column("source", "Source"),
 )
+FILE_SERIES_COLUMNS = (
+    Column("municipality", "Municipality"),
+    Column("year", "Year", "plain"),
+    Column("in_commuters", "In", "int"),
+    Column("out_commuters", "Out", "int"),
+    Column("net_commuting", "Net", "sint"),
+    Column("stayers", "Live and work", "int"),
+    Column("self_containment_supply", "Stay share", "fracu"),
+)
+COUNTY_COLUMNS = (
+    Column("county", "County"),
+    Column("employed_residents", "Employed residents", "int"),
+    Column("jobs", "Jobs", "int"),
+    Column("live_and_work", "Live and work", "int"),
+    Column("in_commuters", "In", "int"),
+    Column("out_commuters", "Out", "int"),
+    Column("net_commuting", "Net", "sint"),
+    Column("self_containment_supply", "Residents working in county", "fracu"),
+    Column("self_containment_demand", "Jobs held by residents", "fracu"),
+    Column("largest", "Largest outflow"),
+)
+#: how the balance table names the source of a row (mart_commuting_balance.balance_basis)
+BASIS_LABELS = {
+    "municipal_file_pe12": "municipal file",
+    "commuting_totals": "SCB totals",
+    "od_matrix": "OD matrix",
+}
 FLOW_COLUMNS = (
     Column("rank", "#", "plain"),
     Column("residence_name", "From (residence)"),
@@ -63,17 +92,28 @@ def _balance_spec(d: pd.DataFrame, year: int) -> dict[str, Any]:
     return dict((bars + rule).properties(width=560, height=22 * len(d)).to_dict())
 
 
+def _source_label(row: dict[str, Any]) -> str:
+    basis = row.get("balance_basis")
+    label = f"{BASIS_LABELS.get(str(basis), str(basis))}, {row.get('source_table')}" if basis else ""
+    return label + (" (synthetic)" if row.get("is_synthetic") is True else "")
+
+
 def commuting_balance(wh: Warehouse) -> Block:
     mart = "mart_commuting_balance"
     df = wh.read(mart, "commuting_balance")
     year = int(df["year"].max())
-    d = df[["municipality", "net_commuting"]].rename(columns={"net_commuting": "net"})
+    d = df[["municipality", "net_commuting"]].rename(columns={"net_commuting": "net"}).dropna(subset=["net"])
     d["direction"] = d["net"].map(lambda v: "net in-commuting" if v >= 0 else "net out-commuting")
     df["largest"] = [
         ("–" if is_missing(name) else str(name)) + ("" if is_missing(share) else f" ({cell(share, 'fracu')})")
         for name, share in zip(df["largest_outflow_name"], df["largest_outflow_share"], strict=True)
     ]
-    rows = df.sort_values("net_commuting", ascending=False, kind="stable").to_dict("records")
+    # real rows first (a real source where one exists: docs on mart_commuting_balance), each naming its source
+    df["_synthetic_first"] = df["is_synthetic"].fillna(False).astype(bool) if "is_synthetic" in df.columns else False
+    df = df.sort_values(["_synthetic_first", "net_commuting"], ascending=[True, False], kind="stable")
+    rows = df.to_dict("records")
+    for row in rows:
+        row["source"] = _source_label(row)
     la_out = fmt_pct(float(wh.vars.get("la_max_out_share", 0)) * 100, digits=0, signed=False).replace("\u2009", " ")
     la_one = fmt_pct(float(wh.vars.get("la_max_single_destination_share", 0)) * 100, signed=False)
     view = ChartTableView(
@@ -87,9 +127,11 @@ def commuting_balance(wh: Warehouse) -> Block:
         title="",
         view=view,
         macro="chart_table",
-        prov=wh.provenance(mart, df, ["commuting_flows"]),
+        prov=wh.provenance(mart, df, ["commuting_flows", "commuting_totals", "municipal_commuting"]),
         vintage=str(year),
-        intro="Net commuting = people working in the municipality minus employed people living there. "
+        intro="Each row comes from one source, real first: a municipality's own commuting file (PE12), SCB's "
+        "commuting totals, then the origin–destination matrix (synthetic offline). Net commuting = people "
+        "working in the municipality minus employed people living there. "
         "Positive: more come in than go out (a job centre); negative: a residential municipality.",
     )
 
@@ -160,4 +202,83 @@ def commuting_series(wh: Warehouse) -> Block:
         vintage=span(int(df["year"].min()), int(df["year"].max())),
         intro="SCB's long commuting series across the municipal border (RAMS 1993–2018, BAS from 2019). "
         "This is real SCB data, independent of the origin–destination matrix above.",
+    )
+
+
+def _file_series_spec(d: pd.DataFrame) -> dict[str, Any]:
+    import altair as alt
+
+    lines = (
+        alt.Chart(d)
+        .mark_line(strokeWidth=1.8)
+        .encode(
+            x=alt.X("year:Q", title=None, scale=alt.Scale(zero=False, nice=False), axis=alt.Axis(format="d")),
+            y=alt.Y("persons:Q", title="persons", axis=alt.Axis(format="~s")),
+            color=alt.Color(
+                "measure:N",
+                title=None,
+                legend=alt.Legend(orient="top"),
+                scale=alt.Scale(domain=["in-commuters", "out-commuters"], range=["#1d4ed8", "#ea580c"]),
+            ),
+            strokeDash=alt.StrokeDash("municipality:N", title=None),
+            tooltip=["municipality", "year", "measure", alt.Tooltip("persons:Q", format=",.0f")],
+        )
+    )
+    return dict(lines.properties(width=560, height=180).to_dict())
+
+
+def commuting_file_series(wh: Warehouse) -> Block:
+    """The real series from municipal PE12 files (Linköping's own compilation of SCB data, 1994-)."""
+    mart = "mart_commuting_balance"
+    df = wh.read(mart, "commuting_file_series")
+    first, last = int(df["year"].min()), int(df["year"].max())
+    d = df.melt(
+        id_vars=["municipality", "year"],
+        value_vars=["in_commuters", "out_commuters"],
+        var_name="measure",
+        value_name="persons",
+    ).dropna(subset=["persons"])
+    d["measure"] = d["measure"].map({"in_commuters": "in-commuters", "out_commuters": "out-commuters"})
+    # the table: every fifth year counted back from the latest, so the latest year is always shown
+    shown = df[(last - df["year"]) % 5 == 0].sort_values(["municipality", "year"], kind="stable")
+    files = ", ".join(sorted({str(t) for t in df["source_table"].dropna()}))
+    return Block(
+        title="",
+        view=ChartTableView(
+            chart=chart(lambda: _file_series_spec(d), "fileseries"),
+            table=Table(FILE_SERIES_COLUMNS, shown.to_dict("records")),
+            note=f"Commuting across the municipal border, {first}–{last}, from {files}. Ages 16+ to 2009, "
+            "16–74 2010–2021, 15–74 from 2022 (the file's note). Live and work = employed residents who work "
+            "in the municipality.",
+        ),
+        macro="chart_table",
+        prov=wh.provenance(mart, df, ["municipal_commuting"]),
+        vintage=span(first, last),
+        intro="The municipality's own commuting file (PE12, SCB data compiled by the municipality): "
+        "in-commuters work in the municipality and live in another one, out-commuters the reverse.",
+    )
+
+
+def county_commuting(wh: Warehouse) -> Block:
+    """Every county's balance and self-containment from SCB's county matrix (AM0207AC, 2018: real)."""
+    mart = "mart_county_commuting"
+    df = wh.read(mart, "county_commuting")
+    year = int(df["year"].max())
+    df["largest"] = [
+        "–" if is_missing(name) else f"{name} ({cell(n, 'int')})"
+        for name, n in zip(df["largest_outflow_name"], df["largest_outflow"], strict=True)
+    ]
+    return Block(
+        title="",
+        view=ChartTableView(
+            chart=None,
+            table=Table(COUNTY_COLUMNS, df.to_dict("records")),
+            note="Residents working in county = live and work / employed residents (supply-side "
+            "self-containment); jobs held by residents = live and work / jobs (demand-side).",
+        ),
+        macro="chart_table",
+        prov=wh.provenance(mart, df, ["commuting_od"]),
+        vintage=str(year),
+        intro="SCB's county-by-county commuting matrix: every employed person by county of residence and "
+        "county of work, so jobs count commuters from all of Sweden.",
     )

@@ -83,16 +83,19 @@ SECTIONS = (
     SectionSpec(
         "commuting",
         "Commuting",
-        "Where people live and where they work: the net balance per municipality, the largest flows, and the "
-        "long out-commuting series.",
+        "Where people live and where they work. Real figures first: the municipality's own commuting file, "
+        "the county matrix and SCB's long out-commuting series; then the balance per municipality and the "
+        "largest flows of the origin–destination matrix.",
         (
+            BlockSpec(commuting.commuting_file_series, "In- and out-commuting, municipal file", "commuting file"),
+            BlockSpec(commuting.county_commuting, "Commuting balance per county", "county commuting matrix"),
+            BlockSpec(commuting.commuting_series, "Out-commuting since 1993", "commuting totals"),
             BlockSpec(commuting.commuting_balance, "Net commuting per municipality", "commuting matrix"),
             BlockSpec(
                 partial(commuting.top_flows, top_n=TOP_FLOWS),
                 f"Main commuting flows (top {TOP_FLOWS} pairs)",
                 "commuting matrix",
             ),
-            BlockSpec(commuting.commuting_series, "Out-commuting since 1993", "commuting totals"),
         ),
     ),
     SectionSpec(

@@ -1,9 +1,10 @@
--- OD flows with both sexes summed: residence x workplace x year.
+-- OD flows with both sexes: residence x workplace x year, real first (int_commuting__od_by_sex).
 with
 
 flows as (
 
-    select * from {{ ref('stg_scb__commuting_flows') }}
+    select * from {{ ref('int_commuting__od_by_sex') }}
+    where sex_code = 'total'
 
 ),
 
@@ -13,8 +14,8 @@ aggregated as (
         residence_code,
         workplace_code,
         year,
-        -- ordered aggregate: a fixed summation order keeps rebuilt marts byte-identical
-        sum(commuters order by sex_code) as commuters,
+        -- one source per residence and year; the group holds one row unless a file repeats a pair
+        sum(commuters order by source_table) as commuters,
         max(source_series) as source_series,
         bool_or(is_synthetic) as is_synthetic,
         {{ lineage_agg('lineage') }} as lineage
