@@ -29,30 +29,51 @@ def _raw_table(node: Mapping[str, Any]) -> str:
     return str(node.get("identifier") or node["name"])
 
 
-def missing_inputs(manifest: Mapping[str, Any], loaded: Iterable[str]) -> dict[str, frozenset[str]]:
-    """model name -> the empty raw tables it needs (empty set: buildable), for every model in the manifest."""
+def missing_inputs(
+    manifest: Mapping[str, Any], loaded: Iterable[str], files: Iterable[str] = ()
+) -> dict[str, frozenset[str]]:
+    """model name -> the empty raw tables it needs (empty set: buildable), for every model in the manifest.
+
+    ``files`` are raw tables fed only by inbox files: optional for a model that also reads an SCB table (it puts
+    the file's real figures first and falls back to SCB), required for a model that reads nothing else (it would
+    be empty)."""
     loaded_tables = set(loaded)
+    file_tables = frozenset(files)
     nodes: Mapping[str, Any] = manifest.get("nodes", {})
     sources: Mapping[str, Any] = manifest.get("sources", {})
 
+    def parents(unique_id: str) -> list[str]:
+        return list(nodes.get(unique_id, {}).get("depends_on", {}).get("nodes", []))
+
+    def declared_optional(unique_id: str) -> set[str]:
+        node = nodes.get(unique_id, {})
+        return {
+            str(t)
+            for t in (node.get("config", {}).get("meta") or node.get("meta") or {}).get("optional_raw_inputs") or ()
+        }
+
     @cache
-    def missing(unique_id: str) -> frozenset[str]:
+    def upstream(unique_id: str) -> frozenset[str]:
         if unique_id in sources:
-            table = _raw_table(sources[unique_id])
-            return frozenset() if table in loaded_tables else frozenset({table})
+            return frozenset({_raw_table(sources[unique_id])})
         node = nodes.get(unique_id)
         if node is None or node.get("resource_type") not in ("model", "seed", "snapshot"):
             return frozenset()
-        needed = frozenset().union(*(missing(p) for p in node.get("depends_on", {}).get("nodes", [])))
-        optional = (node.get("config", {}).get("meta") or node.get("meta") or {}).get("optional_raw_inputs") or ()
-        return needed - {str(t) for t in optional}
+        return frozenset().union(*(upstream(p) for p in parents(unique_id))) - declared_optional(unique_id)
+
+    def missing(unique_id: str) -> frozenset[str]:
+        inputs = upstream(unique_id)
+        empty = inputs - loaded_tables
+        if inputs - file_tables:  # reads an SCB table too: empty file tables are fine
+            return empty - file_tables
+        return empty if not inputs & loaded_tables else frozenset()
 
     return {str(node["name"]): missing(uid) for uid, node in nodes.items() if node.get("resource_type") == "model"}
 
 
-def buildable_models(manifest: Mapping[str, Any], loaded: Iterable[str]) -> set[str]:
+def buildable_models(manifest: Mapping[str, Any], loaded: Iterable[str], files: Iterable[str] = ()) -> set[str]:
     """The models whose required raw inputs are all among ``loaded`` (the non-empty raw tables)."""
-    return {name for name, needs in missing_inputs(manifest, loaded).items() if not needs}
+    return {name for name, needs in missing_inputs(manifest, loaded, files).items() if not needs}
 
 
 @dataclass(frozen=True)
@@ -77,9 +98,9 @@ class Availability:
         ]
 
 
-def availability(manifest: Mapping[str, Any], loaded: Iterable[str]) -> Availability:
+def availability(manifest: Mapping[str, Any], loaded: Iterable[str], files: Iterable[str] = ()) -> Availability:
     """Buildable models, and the marts (models under ``models/marts/``) that are not, with what they lack."""
-    missing = missing_inputs(manifest, loaded)
+    missing = missing_inputs(manifest, loaded, files)
     marts = {
         str(n["name"])
         for n in manifest.get("nodes", {}).values()
@@ -116,8 +137,11 @@ def build_available(*, settings: Settings) -> tuple[DbtResult, list[str]]:
     else the buildable models (tests only where all their parents are built); plus one note per skipped mart."""
     from regionstat.catalogue import load_catalogue
 
+    catalogue = load_catalogue()
+    # Raw tables fed only by inbox files are optional by nature (a municipality may never drop one): see missing_inputs.
+    file_only = {f.raw_table for f in catalogue.files} - {s.raw_table for s in catalogue.sources}
     loaded = loaded_raw_tables(settings)
-    if set(load_catalogue().raw_tables) <= loaded:
+    if set(catalogue.raw_tables) <= loaded:
         return run_dbt(settings=settings), []
     target = settings.state_dir / "dbt" / "target"
     parsed = invoke_dbt("parse", settings, target=target)
@@ -127,7 +151,7 @@ def build_available(*, settings: Settings) -> tuple[DbtResult, list[str]]:
             raise storage
         first = parsed.failures[0] if parsed.failures else "see dbt logs"
         raise DbtError(f"dbt parse failed; the last good warehouse is unchanged; first: {first}")
-    found = availability(read_manifest(target), loaded)
+    found = availability(read_manifest(target), loaded, file_only)
     if found.complete:  # only raw tables no mart needs are empty (an inbox without files): build as always
         return run_dbt(settings=settings), []
     if not found.buildable:
