@@ -22,6 +22,10 @@ Behaviour choices (SCB's where known, documented where we had to choose):
   for other variables `top` takes from the start of the list and `bottom` from the end. Output categories are
   always in metadata order.
 - Cells not in the snapshot's facts are `null` with status `..`.
+- Fact layers: a table's `facts.parquet` may be joined by finer `facts.<name>.parquet` files (e.g. TAB638's ages
+  for one year). A query is answered from the first layer (facts.parquet, then the others by name) whose
+  dimensions cover every dimension the response keeps; summed-away dimensions are summed within that layer. So
+  totals come from the total series and age cells from the age layer, never a mix, and nothing is invented.
 - `outputFormat=csv`: long form with codes, one column per response dimension, then `value` (`..` when
   missing). SCB's csv is a pivot with texts; clients should use json-stat2.
 """
@@ -153,17 +157,8 @@ class Table:
         role_time = self.meta.get("role", {}).get("time") or []
         self.time_dim = role_time[0] if role_time else None
         self.metric_dims = set(self.meta.get("role", {}).get("metric") or [])
-        facts = pq.read_table(directory / "facts.parquet")
-        self.fact_dims = [d for d in self.dims if d in facts.column_names]
-        self.fact_pos: dict[str, np.ndarray] = {}
-        for d in self.fact_dims:
-            col = facts.column(d).combine_chunks().dictionary_encode()
-            dictionary = col.dictionary.to_pylist()
-            lookup = np.array([self.pos[d][c] for c in dictionary], dtype=np.int64)
-            self.fact_pos[d] = lookup[col.indices.to_numpy(zero_copy_only=False)]
-        self.fact_value = facts.column("value").to_numpy(zero_copy_only=False).astype(np.float64)
-        status = facts.column("status").to_pylist() if "status" in facts.column_names else []
-        self.fact_status = np.array(status, dtype=object) if any(s is not None for s in status) else None
+        extra = sorted(p for p in directory.glob("facts.*.parquet"))
+        self.layers = [FactLayer(self, directory / "facts.parquet"), *(FactLayer(self, p) for p in extra)]
         prov = directory / "provenance.json"
         self.provenance = json.loads(prov.read_text(encoding="utf-8")) if prov.exists() else {}
 
@@ -176,6 +171,24 @@ class Table:
     @property
     def synthetic(self) -> bool:
         return bool(self.provenance.get("synthetic", False))
+
+
+class FactLayer:
+    """One facts file of a table: the dimensions it covers, as integer category positions, and its values."""
+
+    def __init__(self, table: Table, path: Path):
+        facts = pq.read_table(path)
+        self.name = path.name
+        self.dims = [d for d in table.dims if d in facts.column_names]
+        self.pos: dict[str, np.ndarray] = {}
+        for d in self.dims:
+            col = facts.column(d).combine_chunks().dictionary_encode()
+            dictionary = col.dictionary.to_pylist()
+            lookup = np.array([table.pos[d][c] for c in dictionary], dtype=np.int64)
+            self.pos[d] = lookup[col.indices.to_numpy(zero_copy_only=False)]
+        self.value = facts.column("value").to_numpy(zero_copy_only=False).astype(np.float64)
+        status = facts.column("status").to_pylist() if "status" in facts.column_names else []
+        self.status = np.array(status, dtype=object) if any(s is not None for s in status) else None
 
 
 class TableStore:
@@ -336,11 +349,12 @@ def build_cube(table: Table, sel: list[tuple[str, np.ndarray | None, str]]) -> t
         strides[i] = strides[i + 1] * sizes[i + 1]
     values = np.full(ncells, np.nan)
     present = np.zeros(ncells, dtype=bool)
-    nrows = len(table.fact_value)
-    fact_dims = set(table.fact_dims)
-    # an output dimension that the facts do not cover: nothing can match
-    if any(d not in fact_dims for d, _ in out_dims) or nrows == 0:
+    # the first fact layer that covers every output dimension answers; none covers: nothing can match
+    layer = next((f for f in table.layers if all(d in f.dims for d, _ in out_dims)), None)
+    if layer is None or len(layer.value) == 0:
         return values, present
+    nrows = len(layer.value)
+    fact_dims = set(layer.dims)
     mask = np.ones(nrows, dtype=bool)
     flat = np.zeros(nrows, dtype=np.int64)
     out_index = {d: i for i, (d, _) in enumerate(out_dims)}
@@ -349,11 +363,11 @@ def build_cube(table: Table, sel: list[tuple[str, np.ndarray | None, str]]) -> t
             continue
         mapping = np.full(len(table.codes[d]), -1, dtype=np.int64)
         mapping[positions] = np.arange(len(positions))
-        m = mapping[table.fact_pos[d]]
+        m = mapping[layer.pos[d]]
         mask &= m >= 0
         flat += np.where(m >= 0, m, 0) * strides[out_index[d]]
     flat = flat[mask]
-    vals = table.fact_value[mask]
+    vals = layer.value[mask]
     if any(mode == "sum" and d in fact_dims for d, _, mode in sel):
         ok = ~np.isnan(vals)
         sums = np.bincount(flat[ok], weights=vals[ok], minlength=ncells)
