@@ -226,10 +226,12 @@ def write_table(
     out.mkdir(parents=True, exist_ok=True)
     fix_size(meta)
     rows, dims = write_facts(table_id, meta, facts, out / "facts.parquet")
-    layer_info = []
+    layer_info: list[dict] = []
+    layer_rows = 0
     for name, layer in (layers or {}).items():
         n, layer_dims = write_facts(table_id, meta, layer, out / f"facts.{name}.parquet")
         layer_info.append({"file": f"facts.{name}.parquet", "rows": n, "dimensions": layer_dims})
+        layer_rows += n
     (out / "metadata.json").write_text(json.dumps(meta, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     if meta_en is not None:
         fix_size(meta_en)
@@ -251,7 +253,7 @@ def write_table(
         "synthetic": bool(provenance["synthetic"]),
         "metadataReconstructed": bool(provenance.get("metadata_reconstructed", False)),
         "size": int(np.prod(meta["size"], dtype=np.int64)),
-        "factRows": rows + sum(info["rows"] for info in layer_info),
+        "factRows": rows + layer_rows,
     }
 
 
