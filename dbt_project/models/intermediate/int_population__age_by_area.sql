@@ -38,7 +38,7 @@ complete_members as (
         year
     from ages
     group by region_code, year
-    having count(distinct (age, sex)) = 101 * 2
+    having count(distinct age_code || ':' || sex_code) = 101 * 2
 
 ),
 
