@@ -56,6 +56,13 @@ create table marts.mart_commuting_balance (municipality_code varchar, municipali
 create table marts.mart_commuting_totals_series (municipality_code varchar, municipality_name varchar,
     year integer, stayers double, out_commuters double, out_commuting_share double, source_series varchar,
     is_synthetic boolean);
+create table marts.mart_population_age_groups (area_type varchar, area_code varchar, area_name varchar,
+    year integer, sex varchar, age_group varchar, age_group_from integer, population bigint,
+    share_of_population_pct double, is_synthetic boolean);
+create table marts.mart_population_age_structure (area_type varchar, area_code varchar, area_name varchar,
+    year integer, population_total bigint, median_age double, share_0_19_pct double, share_20_64_pct double,
+    share_65_plus_pct double, share_80_plus_pct double, dependency_ratio double, compare_year integer,
+    median_age_change double, completeness_note varchar, is_synthetic boolean);
 create table marts.mart_locality_typology (locality_code varchar, locality_name varchar,
     municipality_code varchar, year integer, typology_code varchar, typology_name_en varchar, size_class varchar,
     population double, growth_class varchar, previous_year integer, growth_pct_per_year double,
@@ -131,6 +138,24 @@ def _build_marts(settings: Settings) -> None:
             "'commuting_proxy', 'size = 6000 -> S3 town; density = 800 -> D2')",
             [f"{code}TC101", f"Ort {name}", code, CATEGORY[code]],
         )
+        con.execute(
+            "insert into marts.mart_population_age_structure values ('municipality', ?, ?, 2024, 1000, 40.5, "
+            "20, 55, 25, 8, 0.82, null, null, null, false)",
+            [code, name],
+        )
+    for start in range(0, 105, 5):
+        group = "100+" if start == 100 else f"{start}-{start + 4}"
+        for sex in ("men", "women"):
+            con.execute(
+                "insert into marts.mart_population_age_groups values ('county', '05', 'Östergötlands län', 2024, "
+                "?, ?, ?, ?, 1.0, false)",
+                [sex, group, start, 1000 - 9 * start],
+            )
+    con.execute(
+        "insert into marts.mart_population_age_structure values ('county', '05', 'Östergötlands län', 2024, "
+        "null, null, null, null, null, null, null, null, null, 'age structure unknown: 3 of 13 member "
+        "municipalities have complete age data', false)"
+    )
     for t, c in (("county", "05"), ("category", "K1"), ("category", "K2"), ("category", "K3")):
         con.execute(
             "insert into marts.mart_population_growth_by_category values ('05', ?, ?, '2014-2024', 10, "
@@ -190,7 +215,7 @@ def test_report_is_self_contained_and_complete(settings: Settings) -> None:
     assert not re.search(r"@import|url\(\s*[\"']?https?:", text, re.I)
     assert not re.search(r"<img[^>]*src\s*=\s*[\"']?https?:", text, re.I)
     assert "<script" not in text.lower()
-    assert text.count("<svg") == 5  # category growth, population trend, LQ heatmap, net commuting, series
+    assert text.count("<svg") == 6  # category growth, population trend, age pyramid, LQ heatmap, net commuting, series
     for name in MUNIS.values():
         assert name in text
     # the sector section carries the SYNTHETIC badge; population does not
@@ -202,6 +227,9 @@ def test_report_is_self_contained_and_complete(settings: Settings) -> None:
     assert "K1" in population and "commuting proxy" in population
     assert "4 municipalities, 2014–2024" in population  # the county row is not a municipality
     assert ">3.9<" not in _section(text, "lq")  # day basis only
+    ages = _section(text, "ages")
+    assert "SYNTHETIC" not in ages and "40.50" in ages and "0.82" in ages
+    assert "Dashes: age structure unknown: 3 of 13 member municipalities have complete age data" in ages
     commuting = _section(text, "commuting")
     assert "SYNTHETIC" in commuting and "Out-commuting since 1993" in commuting
     flows = _block(text, "commuting-2")
