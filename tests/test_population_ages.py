@@ -14,9 +14,11 @@ from collections import defaultdict
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 import pytest
 import requests
 
+from expectations import checks
 from expectations.validate import validate_pending
 from extract.pipeline import extract_all
 from regionstat.settings import Settings
@@ -198,3 +200,21 @@ def test_a_missing_member_nulls_the_county_with_a_note(warehouse: Path, tmp_path
     assert county == [(None, None, None, False, 12, 13, note)]
     assert groups == [(63, 0)]
     assert linkoping == [(168_035,)]
+
+
+def test_validation_checks_that_ages_add_up_to_the_total(warehouse: Path) -> None:
+    """The age batch's suite compares it with TAB638's total batch: it passed, and one person more fails it."""
+    folder = warehouse / "landing" / "population_by_age" / "population_by_age_tab638"
+    (results,) = folder.glob("*.validation.parquet")
+    rows = pd.read_parquet(results)
+    check = rows[rows["expectation"] == "expect_age_cells_sum_to_population_total"]
+    assert list(check["success"]) == [True] and list(check["observed_value"]) == ["13 region-years add up"]
+    (batch,) = (p for p in folder.glob("*.parquet") if not p.name.endswith(".validation.parquet"))
+    cells = pd.read_parquet(batch)
+    cells.loc[(cells["Region"] == "0512") & (cells["Alder"] == "40") & (cells["Kon"] == "2"), "value"] += 1
+    result = checks.age_sums_match_population(cells, landing_dir=warehouse / "landing")
+    assert not result.success and result.severity == "fail"
+    assert (
+        "1 region-year(s) whose age cells do not add up" in result.message
+        and "0512 2024 3627 != 3626" in result.message
+    )
