@@ -57,12 +57,12 @@ create table marts.mart_commuting_totals_series (municipality_code varchar, muni
     year integer, stayers double, out_commuters double, out_commuting_share double, source_series varchar,
     is_synthetic boolean);
 create table marts.mart_population_age_groups (area_type varchar, area_code varchar, area_name varchar,
-    year integer, sex varchar, age_group varchar, age_group_from integer, population bigint,
+    county_code varchar, year integer, sex varchar, age_group varchar, age_group_from integer, population bigint,
     share_of_population_pct double, is_synthetic boolean);
 create table marts.mart_population_age_structure (area_type varchar, area_code varchar, area_name varchar,
-    year integer, population_total bigint, median_age double, share_0_19_pct double, share_20_64_pct double,
-    share_65_plus_pct double, share_80_plus_pct double, dependency_ratio double, compare_year integer,
-    median_age_change double, completeness_note varchar, is_synthetic boolean);
+    county_code varchar, year integer, population_total bigint, median_age double, share_0_19_pct double,
+    share_20_64_pct double, share_65_plus_pct double, share_80_plus_pct double, dependency_ratio double,
+    compare_year integer, median_age_change double, completeness_note varchar, is_synthetic boolean);
 create table marts.mart_locality_typology (locality_code varchar, locality_name varchar,
     municipality_code varchar, year integer, typology_code varchar, typology_name_en varchar, size_class varchar,
     population double, growth_class varchar, previous_year integer, growth_pct_per_year double,
@@ -139,7 +139,7 @@ def _build_marts(settings: Settings) -> None:
             [f"{code}TC101", f"Ort {name}", code, CATEGORY[code]],
         )
         con.execute(
-            "insert into marts.mart_population_age_structure values ('municipality', ?, ?, 2024, 1000, 40.5, "
+            "insert into marts.mart_population_age_structure values ('municipality', ?, ?, '05', 2024, 1000, 40.5, "
             "20, 55, 25, 8, 0.82, null, null, null, false)",
             [code, name],
         )
@@ -147,12 +147,12 @@ def _build_marts(settings: Settings) -> None:
         group = "100+" if start == 100 else f"{start}-{start + 4}"
         for sex in ("men", "women"):
             con.execute(
-                "insert into marts.mart_population_age_groups values ('county', '05', 'Östergötlands län', 2024, "
+                "insert into marts.mart_population_age_groups values ('county', '05', 'Östergötlands län', '05', 2024, "
                 "?, ?, ?, ?, 1.0, false)",
                 [sex, group, start, 1000 - 9 * start],
             )
     con.execute(
-        "insert into marts.mart_population_age_structure values ('county', '05', 'Östergötlands län', 2024, "
+        "insert into marts.mart_population_age_structure values ('county', '05', 'Östergötlands län', '05', 2024, "
         "null, null, null, null, null, null, null, null, null, 'age structure unknown: 3 of 13 member "
         "municipalities have complete age data', false)"
     )

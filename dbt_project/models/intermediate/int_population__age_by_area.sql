@@ -24,6 +24,9 @@ areas as (
         area_type,
         area_code,
         any_value(area_name) as area_name,
+        -- the county all members lie in (null for an area spanning counties)
+        case when count(distinct left(municipality_code, 2)) = 1 then min(left(municipality_code, 2)) end
+            as county_code,
         any_value(members_expected) as members_expected
     from membership
     group by area_type, area_code
@@ -106,6 +109,7 @@ final as (
         cells.area_type,
         cells.area_code,
         areas.area_name,
+        areas.county_code,
         cells.year,
         cells.sex,
         cells.age,

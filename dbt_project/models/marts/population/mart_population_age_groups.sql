@@ -15,6 +15,7 @@ grouped as (
         area_type,
         area_code,
         area_name,
+        county_code,
         year,
         sex,
         case when age >= 100 then 100 else age - age % 5 end as age_group_from,
@@ -26,7 +27,7 @@ grouped as (
         any_value(completeness_note) as completeness_note,
         {{ lineage_agg('lineage') }} as lineage
     from cells
-    group by area_type, area_code, area_name, year, sex, age_group_from
+    group by area_type, area_code, area_name, county_code, year, sex, age_group_from
 
 ),
 
@@ -49,6 +50,7 @@ final as (
         grouped.area_type,
         grouped.area_code,
         grouped.area_name,
+        grouped.county_code,
         grouped.year,
         grouped.sex,
         case

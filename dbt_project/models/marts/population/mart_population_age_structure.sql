@@ -54,6 +54,7 @@ area_years as (
         area_type,
         area_code,
         any_value(area_name) as area_name,
+        any_value(county_code) as county_code,
         year,
         -- ordered aggregates: a fixed summation order keeps rebuilt marts byte-identical
         sum(population order by age) filter (where sex = 'total') as population_total,
@@ -79,6 +80,7 @@ indicators as (
         area_years.area_type,
         area_years.area_code,
         area_years.area_name,
+        area_years.county_code,
         area_years.year,
         area_years.population_total,
         area_years.population_men,
@@ -138,6 +140,7 @@ final as (
         indicators.area_type,
         indicators.area_code,
         indicators.area_name,
+        indicators.county_code,
         indicators.year,
         cast(indicators.population_total as bigint) as population_total,
         cast(indicators.population_men as bigint) as population_men,
