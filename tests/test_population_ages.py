@@ -173,33 +173,50 @@ def test_age_marts_are_real_and_cite_tab638(warehouse: Path) -> None:
     ) == [(15, 0, 0)]
 
 
-def test_a_missing_member_nulls_the_county_with_a_note(warehouse: Path, tmp_path: Path) -> None:
-    """Ydre without age data: the county's age figures are null with a reason, never 12 municipalities' sum."""
+def test_a_missing_member_nulls_the_county_and_changes_need_both_years(warehouse: Path, tmp_path: Path) -> None:
+    """On a copy of the warehouse (test fixture, never published): a made-up 2023 with one more person in every
+    age x sex cell, and Ydre without 2024 ages. The county's 2024 figures are null with a reason (never 12
+    municipalities' sum, never a change); Linköping's 2024 row compares with 2023."""
     data = tmp_path / "data"
     data.mkdir()
     shutil.copy(warehouse / "warehouse.duckdb", data / "warehouse.duckdb")
     con = duckdb.connect(str(data / "warehouse.duckdb"))
-    con.execute("delete from raw.population_by_age where Region = '0512'")
+    con.execute(
+        "insert into raw.population_by_age by name "
+        "select * replace ('2023' as Tid, value + 1 as value) from raw.population_by_age"
+    )
+    con.execute("delete from raw.population_by_age where Region = '0512' and Tid = '2024'")
     con.close()
     run_dbt(settings=Settings(data_dir=data), select="int_population__age_by_area+", indirect_selection="cautious")
     con = duckdb.connect(str(data / "warehouse.duckdb"), read_only=True)
     try:
         county = con.execute(
-            "select population_total, median_age, dependency_ratio, is_complete, members_with_data, "
-            "members_expected, completeness_note from marts.mart_population_age_structure where area_code = '05'"
+            "select year, population_total, median_age, dependency_ratio, is_complete, members_with_data, "
+            "members_expected, completeness_note, compare_year from marts.mart_population_age_structure "
+            "where area_code = '05' order by year"
         ).fetchall()
         groups = con.execute(
-            "select count(*), count(population) from marts.mart_population_age_groups where area_code = '05'"
+            "select count(*), count(population) from marts.mart_population_age_groups "
+            "where area_code = '05' and year = 2024"
         ).fetchall()
         linkoping = con.execute(
-            "select population_total from marts.mart_population_age_structure where area_code = '0580'"
+            "select population_total, compare_year, population_change, median_age_change, dependency_ratio_change "
+            "from marts.mart_population_age_structure where area_code = '0580' and year = 2024"
         ).fetchall()
     finally:
         con.close()
     note = "age structure unknown: 12 of 13 member municipalities have complete age data"
-    assert county == [(None, None, None, False, 12, 13, note)]
+    assert county == [
+        (2023, 472_446 + 13 * 202, pytest.approx(county[0][2]), pytest.approx(county[0][3]), True, 13, 13, None, None),
+        (2024, None, None, None, False, 12, 13, note, None),
+    ]
     assert groups == [(63, 0)]
-    assert linkoping == [(168_035,)]
+    ages_2024 = _reference_ages({"0580"})
+    ages_2023 = {a: v + 2 for a, v in ages_2024.items()}  # one man and one woman more at every age
+    ((total, compare_year, change, median_change, ratio_change),) = linkoping
+    assert (total, compare_year, change) == (168_035, 2023, -202)
+    assert median_change == pytest.approx(_median_age(ages_2024) - _median_age(ages_2023), abs=1e-9)
+    assert ratio_change == pytest.approx(_dependency_ratio(ages_2024) - _dependency_ratio(ages_2023), abs=1e-12)
 
 
 def test_validation_checks_that_ages_add_up_to_the_total(warehouse: Path) -> None:
