@@ -321,6 +321,101 @@ def requested_regions_have_values(
     return out
 
 
+#: single years of age a complete age batch holds per region, year and sex (0..99 and 100+)
+AGES_PER_SEX = 101
+
+
+def _latest_batch_of_table(landing_dir: Path, raw_table: str, table_id: str) -> tuple[str, Path] | None:
+    """The newest landed batch (validated or not) of SCB table ``table_id`` in ``raw_table``, any source."""
+    best: tuple[str, Path] | None = None
+    for m in (landing_dir / raw_table).glob(f"*/*{MANIFEST_SUFFIX}"):
+        load_id = load_id_of(m)
+        parquet = m.with_name(load_id + PARQUET_SUFFIX)
+        if (best is not None and load_id <= best[0]) or not parquet.exists():
+            continue
+        try:
+            if json.loads(m.read_text(encoding="utf-8")).get("table_id") != table_id:
+                continue
+        except (OSError, ValueError):
+            continue
+        best = (load_id, parquet)
+    return best
+
+
+def age_sums_match_population(df: pd.DataFrame, *, landing_dir: Path) -> CheckResult:
+    """Per region and year, the age x sex cells of TAB638 must add up to TAB638's own total (no CKM before 2025).
+
+    Only region-years with every single year of age for both sexes are compared: a batch that selects part of
+    the ages is not expected to add up."""
+    name = "expect_age_cells_sum_to_population_total"
+    found = _latest_batch_of_table(landing_dir, "population", "TAB638")
+    need = {"Region", "Alder", "Kon", "Tid", "value"}
+    if found is None or not need <= set(df.columns):
+        why = "no TAB638 population batch in landing" if found is None else "this batch lacks Region/Alder/Kon/Tid"
+        return CheckResult(name, "Alder", WARN, False, "skipped", message=f"skipped: {why}", details={"skipped": True})
+    pop_load, pop_path = found
+    pop = pd.read_parquet(pop_path)
+    if not {"Region", "Tid", "value"} <= set(pop.columns) or {"Alder", "Kon"} & set(pop.columns):
+        return CheckResult(
+            name,
+            "Alder",
+            WARN,
+            False,
+            "skipped",
+            message=f"skipped: population batch {pop_load} is not the eliminated total (Region/Tid/value)",
+            details={"skipped": True, "population_load_id": pop_load},
+        )
+    if "ContentsCode" in df.columns:  # population (BE0101N1) only; BE0101N2 is a flow
+        df = df[df["ContentsCode"] == "BE0101N1"]
+    if "ContentsCode" in pop.columns:
+        pop = pop[pop["ContentsCode"] == "BE0101N1"]
+    cells = df.dropna(subset=["value"]).groupby(["Region", "Tid"])
+    complete = cells["Alder"].nunique() == AGES_PER_SEX
+    complete &= cells["Kon"].nunique() == 2
+    sums = cells["value"].sum()[complete].rename("age_sum")
+    totals = pop.dropna(subset=["value"]).groupby(["Region", "Tid"])["value"].sum().rename("total")
+    both = pd.concat([sums, totals], axis=1, join="inner")
+    if both.empty:
+        return CheckResult(
+            name,
+            "Alder",
+            WARN,
+            False,
+            "skipped",
+            message=f"skipped: no complete region-year in common with population batch {pop_load}",
+            details={"skipped": True, "population_load_id": pop_load},
+        )
+    off = both[both["age_sum"] != both["total"]]
+    if off.empty:
+        return CheckResult(
+            name,
+            "Alder",
+            FAIL,
+            True,
+            f"{len(both)} region-years add up",
+            details={"population_load_id": pop_load, "compared": len(both)},
+        )
+    items = [
+        {"key": f"{region} {year}", "age_sum": float(r.age_sum), "total": float(r.total)}
+        for (region, year), r in off.iterrows()
+    ]
+    listing = ", ".join(f"{i['key']} {i['age_sum']:.0f} != {i['total']:.0f}" for i in items[:10])
+    return CheckResult(
+        name,
+        "Alder",
+        FAIL,
+        False,
+        listing,
+        message=f"{len(items)} region-year(s) whose age cells do not add up to TAB638's total (batch {pop_load}): "
+        + listing,
+        details={"population_load_id": pop_load, "violations": items},
+    )
+
+
+def applies_age_sums(spec: SuiteSpec) -> bool:
+    return spec.raw_table == "population_by_age"
+
+
 def region_set_note(manifest: dict[str, Any], prev_manifest: dict[str, Any]) -> CheckResult:
     return CheckResult(
         "expect_same_region_set_as_previous_load",

@@ -325,6 +325,8 @@ def _validate_batch(manifest_path: Path, *, settings: Any) -> ValidationOutcome:
                 extra.append(c)
     if checks.applies_od(spec):
         extra.append(checks.od_row_sums(df, landing_dir=settings.landing_dir))
+    if checks.applies_age_sums(spec):
+        extra.append(checks.age_sums_match_population(df, landing_dir=Path(settings.landing_dir)))
     for c in extra:
         record(c.expectation, c.column, c.severity, c.success, c.observed_value, checks.dumps(c.details), c.message)
     return _finish(settings, manifest_path, manifest, spec, rows, failures, warnings, result, t0, len(df))

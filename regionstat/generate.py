@@ -121,12 +121,16 @@ def series_breaks_seed(inp: Inputs) -> bytes:
 
 
 def measures_seed(inp: Inputs) -> bytes:
-    """Content code -> SCB's name and unit, per source table (``is_count``: the values count people)."""
-    rows: list[list[object]] = [
-        [m.code, s.table, s.raw_table, m.name, m.unit, _text(m.count)]
-        for s in inp.catalogue.sources
-        for m in s.measures.values()
-    ]
+    """Content code -> SCB's name and unit, per source table (``is_count``: the values count people).
+
+    A table fetched by several sources (TAB638 totals and by age) lists its codes once, under its first source."""
+    rows: list[list[object]] = []
+    seen: set[tuple[str, str]] = set()
+    for s in inp.catalogue.sources:
+        for m in s.measures.values():
+            if (s.table, m.code) not in seen:
+                seen.add((s.table, m.code))
+                rows.append([m.code, s.table, s.raw_table, m.name, m.unit, _text(m.count)])
     return _csv(["content_code", "source_table", "raw_table", "measure_name", "unit", "is_count"], rows)
 
 

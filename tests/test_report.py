@@ -60,6 +60,13 @@ create table marts.mart_county_commuting (county_code varchar, county_name varch
 create table marts.mart_commuting_totals_series (municipality_code varchar, municipality_name varchar,
     year integer, stayers double, out_commuters double, out_commuting_share double, source_series varchar,
     is_synthetic boolean);
+create table marts.mart_population_age_groups (area_type varchar, area_code varchar, area_name varchar,
+    county_code varchar, year integer, sex varchar, age_group varchar, age_group_from integer, population bigint,
+    share_of_population_pct double, is_synthetic boolean);
+create table marts.mart_population_age_structure (area_type varchar, area_code varchar, area_name varchar,
+    county_code varchar, year integer, population_total bigint, median_age double, share_0_19_pct double,
+    share_20_64_pct double, share_65_plus_pct double, share_80_plus_pct double, dependency_ratio double,
+    compare_year integer, median_age_change double, completeness_note varchar, is_synthetic boolean);
 create table marts.mart_locality_typology (locality_code varchar, locality_name varchar,
     municipality_code varchar, year integer, typology_code varchar, typology_name_en varchar, size_class varchar,
     population double, growth_class varchar, previous_year integer, growth_pct_per_year double,
@@ -150,6 +157,24 @@ def _build_marts(settings: Settings) -> None:
             "'commuting_proxy', 'size = 6000 -> S3 town; density = 800 -> D2')",
             [f"{code}TC101", f"Ort {name}", code, CATEGORY[code]],
         )
+        con.execute(
+            "insert into marts.mart_population_age_structure values ('municipality', ?, ?, '05', 2024, 1000, 40.5, "
+            "20, 55, 25, 8, 0.82, null, null, null, false)",
+            [code, name],
+        )
+    for start in range(0, 105, 5):
+        group = "100+" if start == 100 else f"{start}-{start + 4}"
+        for sex in ("men", "women"):
+            con.execute(
+                "insert into marts.mart_population_age_groups values ('county', '05', 'Östergötlands län', '05', 2024, "
+                "?, ?, ?, ?, 1.0, false)",
+                [sex, group, start, 1000 - 9 * start],
+            )
+    con.execute(
+        "insert into marts.mart_population_age_structure values ('county', '05', 'Östergötlands län', '05', 2024, "
+        "null, null, null, null, null, null, null, null, null, 'age structure unknown: 3 of 13 member "
+        "municipalities have complete age data', false)"
+    )
     for code, name, out in (("05", "Östergötland county", 13548), ("06", "Jönköping county", 9000)):
         con.execute(
             "insert into marts.mart_county_commuting values (?, ?, 2018, 200000, 199000, 190000, 9000, ?, "
@@ -215,8 +240,9 @@ def test_report_is_self_contained_and_complete(settings: Settings) -> None:
     assert not re.search(r"@import|url\(\s*[\"']?https?:", text, re.I)
     assert not re.search(r"<img[^>]*src\s*=\s*[\"']?https?:", text, re.I)
     assert "<script" not in text.lower()
-    # category growth, population trend, LQ heatmaps (real, latest year), municipal commuting file, out-commuting series, net commuting
-    assert text.count("<svg") == 7
+    # category growth, population trend, age pyramid, LQ heatmaps (real, latest year), municipal commuting file,
+    # out-commuting series, net commuting
+    assert text.count("<svg") == 8
     for name in MUNIS.values():
         assert name in text
     # the sector section carries the SYNTHETIC badge; population does not
@@ -231,6 +257,9 @@ def test_report_is_self_contained_and_complete(settings: Settings) -> None:
     real_lq = _block(text, "lq-1")  # real figures first, without the badge; the synthetic block after, with it
     assert "from real figures" in real_lq and "SYNTHETIC" not in real_lq and "Stockholms län 2018" in real_lq
     assert "SYNTHETIC" in _block(text, "lq-2")
+    ages = _section(text, "ages")
+    assert "SYNTHETIC" not in ages and "40.50" in ages and "0.82" in ages
+    assert "Dashes: age structure unknown: 3 of 13 member municipalities have complete age data" in ages
     commuting = _section(text, "commuting")
     assert "SYNTHETIC" in commuting and "Out-commuting since 1993" in commuting
     # real first: the municipal file and the county matrix lead, unbadged; the OD blocks follow, badged

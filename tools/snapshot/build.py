@@ -8,6 +8,8 @@ Per table `tables/<TABLE_ID>/`:
                    (real SCB metadata copied verbatim where we have it, reconstructed otherwise)
   metadata_en.json optional English metadata (TAB638 only)
   facts.parquet    long form: one string column per dimension the facts cover, `value` float64, `status` string
+  facts.<name>.parquet  optional finer fact layers in the same form (TAB638's ages of 2024); the server answers
+                   a query from the first layer covering the dimensions the response keeps
   provenance.json  synthetic flag, sources (repo @ commit, path), what was generated and how
 plus `tables/index.json`, the listing behind `GET /tables`.
 
@@ -95,6 +97,14 @@ SRC = {
         "path": "places.ts",
         "origin": "SCB PxWeb MI0810A/LandarealTatortN (Tid 2023); subset of 1,680 of 2,017 tätorter",
     },
+    "ages_2024_csv": {
+        "file": "reference/data/ostergotland_age_2024/ostergotland_population_civilstatus_age_sex_2024_TAB638_raw.csv",
+        "repo": ATLAS,
+        "commit": "7e5b212f9c27714549ffc344fbea4be34c1cf300",
+        "path": "kitchen/raw/TAB638/sv/23db560b7eea4d5f.json",
+        "origin": "stored SCB v2 response TAB638/data json-stat2 (2024, civil status x age x sex), table updated "
+        "2025-02-21T07:00:00Z",
+    },
     "tab3204_csv": {
         "file": "reference/data/employment_TAB3204/sweden_TAB3204_2024_day_by_sni_birthregion.csv",
         "repo": "pwd-alejandro/foreign-workers-sweden",
@@ -175,13 +185,8 @@ def ksi2242_q4_population() -> dict[tuple[str, str], float]:
     }
 
 
-def write_table(
-    table_id: str, meta: dict, facts: dict[str, list], provenance: dict, meta_en: dict | None = None
-) -> dict:
-    """Write one table directory; facts = {dim: [codes], ..., 'value': [...], 'status': [...]}."""
-    out = TABLES_DIR / table_id
-    out.mkdir(parents=True, exist_ok=True)
-    fix_size(meta)
+def write_facts(table_id: str, meta: dict, facts: dict[str, list], path: Path) -> tuple[int, list[str]]:
+    """Write one facts file (rows sorted in metadata order, codes checked); return (rows, dimensions)."""
     dims = [d for d in meta["id"] if d in facts]
     # validate codes and sort rows in metadata order (deterministic files)
     positions = []
@@ -201,14 +206,41 @@ def write_table(
     key = table.select(dims).to_pylist() if dims else []
     if len({tuple(r.values()) for r in key}) != len(key):
         raise ValueError(f"{table_id}: duplicate fact keys")
-    pq.write_table(table, out / "facts.parquet", compression="zstd", use_dictionary=True)
+    pq.write_table(table, path, compression="zstd", use_dictionary=True)
+    return table.num_rows, dims
+
+
+def write_table(
+    table_id: str,
+    meta: dict,
+    facts: dict[str, list],
+    provenance: dict,
+    meta_en: dict | None = None,
+    layers: dict[str, dict[str, list]] | None = None,
+) -> dict:
+    """Write one table directory; facts = {dim: [codes], ..., 'value': [...], 'status': [...]}.
+
+    `layers` ({name: facts}) become `facts.<name>.parquet`: finer cells the server uses only for queries the main
+    facts cannot answer (their dimensions do not cover the response)."""
+    out = TABLES_DIR / table_id
+    out.mkdir(parents=True, exist_ok=True)
+    fix_size(meta)
+    rows, dims = write_facts(table_id, meta, facts, out / "facts.parquet")
+    layer_info: list[dict] = []
+    layer_rows = 0
+    for name, layer in (layers or {}).items():
+        n, layer_dims = write_facts(table_id, meta, layer, out / f"facts.{name}.parquet")
+        layer_info.append({"file": f"facts.{name}.parquet", "rows": n, "dimensions": layer_dims})
+        layer_rows += n
     (out / "metadata.json").write_text(json.dumps(meta, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     if meta_en is not None:
         fix_size(meta_en)
         (out / "metadata_en.json").write_text(
             json.dumps(meta_en, ensure_ascii=False, indent=1) + "\n", encoding="utf-8"
         )
-    provenance = {"table": table_id, **provenance, "fact_rows": table.num_rows, "fact_dimensions": dims}
+    provenance = {"table": table_id, **provenance, "fact_rows": rows, "fact_dimensions": dims}
+    if layer_info:
+        provenance["fact_layers"] = layer_info
     (out / "provenance.json").write_text(json.dumps(provenance, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     tid = meta["role"]["time"][0] if meta.get("role", {}).get("time") else meta["id"][-1]
     periods = codes_of(meta, tid)
@@ -221,7 +253,7 @@ def write_table(
         "synthetic": bool(provenance["synthetic"]),
         "metadataReconstructed": bool(provenance.get("metadata_reconstructed", False)),
         "size": int(np.prod(meta["size"], dtype=np.int64)),
-        "factRows": table.num_rows,
+        "factRows": rows + layer_rows,
     }
 
 
@@ -252,6 +284,36 @@ def population() -> tuple[dict[tuple[str, str], float], dict[tuple[str, str], fl
     return pop, ksi2242_q4_population()
 
 
+def ages_2024(pop: dict[tuple[str, str], float]) -> Facts:
+    """TAB638's 2024 cells by civil status, age and sex for the 13 municipalities, as SCB publishes them.
+
+    Checked against the compiled age x sex file (the sum over civil status) and the population series."""
+    folder = REF / "ostergotland_age_2024"
+    f = Facts(["Region", "Civilstand", "Alder", "Kon", "ContentsCode", "Tid"])
+    by_age_sex: dict[tuple[str, str, str], float] = defaultdict(float)
+    for r in read_csv(folder / "ostergotland_population_civilstatus_age_sex_2024_TAB638_raw.csv"):
+        value = float(r["population"])
+        f.add(
+            value,
+            Region=r["region_code"],
+            Civilstand=r["civilstand"],
+            Alder=r["age"],
+            Kon=r["sex"],
+            ContentsCode="BE0101N1",
+            Tid=r["year"],
+        )
+        by_age_sex[(r["region_code"], r["age"], r["sex"])] += value
+    compiled = read_csv(folder / "ostergotland_population_age_sex_2024_TAB638.csv")
+    for r in compiled:
+        if r["sex"] != "total":
+            assert by_age_sex[(r["region_code"], r["age"], r["sex"])] == float(r["population"]), r
+    assert len(by_age_sex) == 13 * 101 * 2
+    for m in OSTERGOTLAND:
+        total = sum(v for (region, _, _), v in by_age_sex.items() if region == m)
+        assert total == pop[(m, "2024")], (m, total)
+    return f
+
+
 def build_tab638(pop, ksi) -> dict:
     meta = load_json(REF / "scb_v2_metadata" / "TAB638_metadata_sv.json")
     meta_en = load_json(REF / "scb_v2_metadata" / "TAB638_metadata_en.json")
@@ -268,17 +330,19 @@ def build_tab638(pop, ksi) -> dict:
     prov = {
         "synthetic": False,
         "metadata_reconstructed": False,
-        "sources": [META_SRC["TAB638"], META_SRC_EN, SRC["population_csv"], SRC["ksi2242"]],
+        "sources": [META_SRC["TAB638"], META_SRC_EN, SRC["population_csv"], SRC["ksi2242"], SRC["ages_2024_csv"]],
         "facts": [
             "Region 0509..0586 (13 municipalities), BE0101N1, 1968-2024: real SCB values from the population CSV.",
             "Region 05: sum of the 13 municipalities (equals SCB's county figure before 2025; checked against "
             "ksi2242.px for 2021-2024).",
             "Region 00: ksi2242.px indicator Befolkning, Kvartal 4, 2010-2024 (Linköping's compilation of SCB data).",
-            "Civilstand, Alder, Kon are not in the facts: the facts are the eliminated totals, so these variables "
-            "must be eliminated (left out); selecting them gives '..' cells. BE0101N2 is absent ('..').",
+            "Civilstand, Alder, Kon are not in facts.parquet: those facts are the eliminated totals. A query that "
+            "keeps any of them is answered from facts.ages_2024.parquet: the 13 municipalities' real 2024 cells by "
+            "civil status x age (0..99, 100+) x sex (10,504 cells; eliminating civil status sums them as SCB does). "
+            "Age cells of other years, of 05 and 00, and Alder 'tot' are absent ('..'). BE0101N2 is absent ('..').",
         ],
     }
-    return write_table("TAB638", meta, f.cols, prov, meta_en)
+    return write_table("TAB638", meta, f.cols, prov, meta_en, layers={"ages_2024": ages_2024(pop).cols})
 
 
 def build_tab5557(pop, ksi) -> dict:

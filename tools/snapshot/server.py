@@ -24,6 +24,11 @@ Behaviour choices (SCB's where known, documented where we had to choose):
 - Cells not in the snapshot's facts are `null` with status `..`. Facts that do not carry a dimension are totals
   over it: selecting that dimension's total code alone (its `eliminationValueCode`, else its only code labelled
   "total…", e.g. TAB638 `Alder` `tot`) returns them.
+- Fact layers: a table's `facts.parquet` may be joined by finer `facts.<name>.parquet` files (e.g. TAB638's ages
+  for one year). A query is answered from the first layer (facts.parquet, then the others by name) whose
+  dimensions cover every dimension the response keeps (or select just its total); summed-away dimensions are
+  summed within that layer. So totals come from the total series and age cells from the age layer, never a mix,
+  and nothing is invented.
 - Coverage: `GET /tables/{id}/metadata` adds `extension.regionstat.coverage`, per fact dimension the codes that
   have at least one value (SCB never sends it); the extract refuses a region set the snapshot does not cover.
 - `outputFormat=csv`: long form with codes, one column per response dimension, then `value` (`..` when
@@ -158,17 +163,8 @@ class Table:
         role_time = self.meta.get("role", {}).get("time") or []
         self.time_dim = role_time[0] if role_time else None
         self.metric_dims = set(self.meta.get("role", {}).get("metric") or [])
-        facts = pq.read_table(directory / "facts.parquet")
-        self.fact_dims = [d for d in self.dims if d in facts.column_names]
-        self.fact_pos: dict[str, np.ndarray] = {}
-        for d in self.fact_dims:
-            col = facts.column(d).combine_chunks().dictionary_encode()
-            dictionary = col.dictionary.to_pylist()
-            lookup = np.array([self.pos[d][c] for c in dictionary], dtype=np.int64)
-            self.fact_pos[d] = lookup[col.indices.to_numpy(zero_copy_only=False)]
-        self.fact_value = facts.column("value").to_numpy(zero_copy_only=False).astype(np.float64)
-        status = facts.column("status").to_pylist() if "status" in facts.column_names else []
-        self.fact_status = np.array(status, dtype=object) if any(s is not None for s in status) else None
+        extra = sorted(p for p in directory.glob("facts.*.parquet"))
+        self.layers = [FactLayer(self, directory / "facts.parquet"), *(FactLayer(self, p) for p in extra)]
         prov = directory / "provenance.json"
         self.provenance = json.loads(prov.read_text(encoding="utf-8")) if prov.exists() else {}
 
@@ -193,18 +189,36 @@ class Table:
         A client asking for a code outside it would get only nulls (``..``); the extract refuses up front instead
         and points to the live API. Dimensions the facts do not carry are not listed (they are not restricted).
         """
-        has_value = ~np.isnan(self.fact_value)
-        out: dict[str, list[str]] = {}
-        for d in self.fact_dims:
-            if d == self.time_dim or d in self.metric_dims:
-                continue
-            held = np.unique(self.fact_pos[d][has_value])
-            out[d] = [self.codes[d][i] for i in held]
-        return out
+        held: dict[str, set[int]] = {}
+        for layer in self.layers:  # a code held in any fact layer is covered
+            has_value = ~np.isnan(layer.value)
+            for d in layer.dims:
+                if d == self.time_dim or d in self.metric_dims:
+                    continue
+                held.setdefault(d, set()).update(int(i) for i in np.unique(layer.pos[d][has_value]))
+        return {d: [self.codes[d][i] for i in sorted(positions)] for d, positions in held.items()}
 
     @property
     def synthetic(self) -> bool:
         return bool(self.provenance.get("synthetic", False))
+
+
+class FactLayer:
+    """One facts file of a table: the dimensions it covers, as integer category positions, and its values."""
+
+    def __init__(self, table: Table, path: Path):
+        facts = pq.read_table(path)
+        self.name = path.name
+        self.dims = [d for d in table.dims if d in facts.column_names]
+        self.pos: dict[str, np.ndarray] = {}
+        for d in self.dims:
+            col = facts.column(d).combine_chunks().dictionary_encode()
+            dictionary = col.dictionary.to_pylist()
+            lookup = np.array([table.pos[d][c] for c in dictionary], dtype=np.int64)
+            self.pos[d] = lookup[col.indices.to_numpy(zero_copy_only=False)]
+        self.value = facts.column("value").to_numpy(zero_copy_only=False).astype(np.float64)
+        status = facts.column("status").to_pylist() if "status" in facts.column_names else []
+        self.status = np.array(status, dtype=object) if any(s is not None for s in status) else None
 
 
 class TableStore:
@@ -380,13 +394,17 @@ def build_cube(table: Table, sel: list[tuple[str, np.ndarray | None, str]]) -> t
         strides[i] = strides[i + 1] * sizes[i + 1]
     values = np.full(ncells, np.nan)
     present = np.zeros(ncells, dtype=bool)
-    nrows = len(table.fact_value)
-    fact_dims = set(table.fact_dims)
-    # an output dimension that the facts do not cover: nothing can match, unless the request selects just that
-    # dimension's total (facts without a dimension are totals over it: TAB638's facts carry no age, so
-    # `Alder: tot` asks for exactly them)
-    if any(d not in fact_dims and not _is_total_selection(table, d, p) for d, p in out_dims) or nrows == 0:
+    # the first fact layer that covers every output dimension answers. A layer without a dimension holds totals
+    # over it, so it also answers a request for just that dimension's total (TAB638's facts carry no age:
+    # `Alder: tot` asks for exactly them; single ages come from the age layer); none covers: nothing can match
+    layer = next(
+        (f for f in table.layers if all(d in f.dims or _is_total_selection(table, d, p) for d, p in out_dims)),
+        None,
+    )
+    if layer is None or len(layer.value) == 0:
         return values, present
+    nrows = len(layer.value)
+    fact_dims = set(layer.dims)
     mask = np.ones(nrows, dtype=bool)
     flat = np.zeros(nrows, dtype=np.int64)
     out_index = {d: i for i, (d, _) in enumerate(out_dims)}
@@ -395,11 +413,11 @@ def build_cube(table: Table, sel: list[tuple[str, np.ndarray | None, str]]) -> t
             continue
         mapping = np.full(len(table.codes[d]), -1, dtype=np.int64)
         mapping[positions] = np.arange(len(positions))
-        m = mapping[table.fact_pos[d]]
+        m = mapping[layer.pos[d]]
         mask &= m >= 0
         flat += np.where(m >= 0, m, 0) * strides[out_index[d]]
     flat = flat[mask]
-    vals = table.fact_value[mask]
+    vals = layer.value[mask]
     if any(mode == "sum" and d in fact_dims for d, _, mode in sel):
         ok = ~np.isnan(vals)
         sums = np.bincount(flat[ok], weights=vals[ok], minlength=ncells)

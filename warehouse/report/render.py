@@ -16,7 +16,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from regionstat.batches import atomic_write
 from regionstat.settings import Settings
-from warehouse.report import commuting, lq, population, sectors, typology
+from warehouse.report import ages, commuting, lq, population, sectors, typology
 from warehouse.report.access import Unavailable, Warehouse
 from warehouse.report.format import cell
 from warehouse.report.model import Block, Section, format_updated
@@ -64,6 +64,12 @@ SECTIONS = (
             BlockSpec(population.category_growth, "Growth by municipality category", "population"),
             BlockSpec(population.population_trend, "Population trend, municipalities of the county", "population"),
         ),
+    ),
+    SectionSpec(
+        "ages",
+        "Population by age and sex",
+        "How old the county's population is: the pyramid of the county and the age structure per municipality.",
+        (BlockSpec(ages.age_structure, "Age structure", "population by age"),),
     ),
     SectionSpec(
         "sectors",
