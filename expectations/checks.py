@@ -323,6 +323,8 @@ def requested_regions_have_values(
 
 #: single years of age a complete age batch holds per region, year and sex (0..99 and 100+)
 AGES_PER_SEX = 101
+#: SCB's total codes for age and sex in the population tables (TAB638 `tot`, TAB5557 `TotSA`/`TotSa`, `1+2`)
+TOTAL_CODES = ("tot", "TotSA", "TotSa", "1+2")
 
 
 def _latest_batch_of_table(landing_dir: Path, raw_table: str, table_id: str) -> tuple[str, Path] | None:
@@ -355,7 +357,9 @@ def age_sums_match_population(df: pd.DataFrame, *, landing_dir: Path) -> CheckRe
         return CheckResult(name, "Alder", WARN, False, "skipped", message=f"skipped: {why}", details={"skipped": True})
     pop_load, pop_path = found
     pop = pd.read_parquet(pop_path)
-    if not {"Region", "Tid", "value"} <= set(pop.columns) or {"Alder", "Kon"} & set(pop.columns):
+    # the total series: age and sex eliminated, or selected as their total code (TAB638 `Alder` `tot`)
+    by_age_or_sex = [d for d in ("Alder", "Kon") if d in pop.columns and not pop[d].dropna().isin(TOTAL_CODES).all()]
+    if not {"Region", "Tid", "value"} <= set(pop.columns) or by_age_or_sex:
         return CheckResult(
             name,
             "Alder",
