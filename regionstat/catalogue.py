@@ -184,6 +184,9 @@ class FileSource:
     columns: dict[str, str]
     codes: dict[str, Any] = field(default_factory=dict)  # target column -> code list or reference kind
     limits: dict[str, int] = field(default_factory=dict)  # overrides of extract.files.DEFAULT_LIMITS
+    # "counts": whole, non-negative numbers (the GX suite checks both); "mixed": counts, rates, shares, amounts
+    # and net changes side by side (KS indicators), so any sign and fractions are valid values.
+    value_kind: Literal["counts", "mixed"] = "counts"
 
 
 @dataclass(frozen=True)
@@ -353,6 +356,11 @@ def load_catalogue(path: str | os.PathLike[str] | None = None) -> Catalogue:
     except (TypeError, KeyError) as exc:
         raise CatalogueError(f"{path}: malformed entry: {exc}") from exc
     _check_series(path, sources, series)
+    for f in files:
+        if f.value_kind not in ("counts", "mixed"):
+            raise CatalogueError(
+                f"{path}: files entry {f.name!r}: value_kind must be counts or mixed, not {f.value_kind!r}"
+            )
     if dbt_sources:
         raw_tables = list(dict.fromkeys([s.raw_table for s in sources] + [f.raw_table for f in files]))
         _check_dbt_sources(path, raw_tables, dbt_sources)

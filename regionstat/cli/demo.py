@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -25,6 +26,9 @@ from regionstat.cli.airflow_local import (
     dags_test,
     setup,
 )
+
+#: Real municipal files the offline demo drops into the inbox when absent (the inbox DAG then loads them).
+DEMO_INBOX_FILES = (Path(__file__).resolve().parents[2] / "reference/data/linkoping_kommun_px/ksi2242.px",)
 
 INGEST = "regionstat_ingest"
 INBOX = "regionstat_inbox"
@@ -93,6 +97,14 @@ def _run(dag_id: str, env: dict[str, str]) -> DagRunSummary:
     if not summary.ok:
         print(f"  full log: {summary.log_path}", flush=True)
     return summary
+
+
+def _drop_demo_inbox_files(data_dir: Path) -> None:
+    inbox = data_dir / "inbox" / "commuting"
+    inbox.mkdir(parents=True, exist_ok=True)
+    for source in DEMO_INBOX_FILES:
+        if not (inbox / source.name).exists():
+            shutil.copyfile(source, inbox / source.name)
 
 
 def _inbox_has_files(data_dir: Path) -> bool:
@@ -193,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     # one ingest DAG per catalogue schedule (today just regionstat_ingest), as serialised by setup
     ingest_ids = sorted({d for d in dag_ids(env) if d.startswith("regionstat_ingest")} | {INGEST})
     runs = [_run(dag_id, env) for dag_id in ingest_ids]
+    _drop_demo_inbox_files(data_dir)
     if _inbox_has_files(data_dir):
         runs.append(_run(INBOX, env))
     if (data_dir / "warehouse.duckdb").exists():
