@@ -61,6 +61,12 @@ create table marts.mart_locality_typology (locality_code varchar, locality_name 
     population double, growth_class varchar, previous_year integer, growth_pct_per_year double,
     density_class varchar, density_per_km2 double, function_class varchar, municipality_job_ratio double,
     accessibility_class varchar, municipality_category varchar, category_basis varchar, rule_applied varchar);
+create table marts.mart_key_figures (indicator_code varchar, indicator_name varchar, unit varchar,
+    region_code varchar, year integer, quarter varchar, period varchar, value double, source_table varchar,
+    is_synthetic boolean);
+insert into marts.mart_key_figures
+    select 'Befolkning', 'Population', 'persons', code, 2024, 'Q4', '2024Q4', 1000, 'ksi2242', false
+    from (values ('0580'), ('0581'), ('05'), ('00')) as regions (code);
 """
 
 
