@@ -159,6 +159,9 @@ class Source:
     verify_live: str | None = None
     closed: str | None = None  # a series SCB no longer updates (why, or what continues it): no freshness alarm
     http: dict[str, float] | None = None  # this table's overrides of the catalogue's ``http:`` limits
+    # the bundled snapshot's stand-in for ``table`` (a labelled-synthetic table of its own, used when the API is
+    # regionstat's snapshot and SCB's figures are not bundled, e.g. an earlier tätort delineation)
+    offline_table: str | None = None
 
     def resolved_selection(self, region_set: RegionSet) -> Selection:
         """The selection with region placeholders replaced by the region set's codes."""

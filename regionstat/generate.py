@@ -122,11 +122,14 @@ def series_breaks_seed(inp: Inputs) -> bytes:
 
 def measures_seed(inp: Inputs) -> bytes:
     """Content code -> SCB's name and unit, per source table (``is_count``: the values count people)."""
-    rows: list[list[object]] = [
-        [m.code, s.table, s.raw_table, m.name, m.unit, _text(m.count)]
-        for s in inp.catalogue.sources
-        for m in s.measures.values()
-    ]
+    # several sources may read one table (one per delineation year): its codes are listed once
+    rows = list(
+        dict.fromkeys(
+            (m.code, s.table, s.raw_table, m.name, m.unit, _text(m.count))
+            for s in inp.catalogue.sources
+            for m in s.measures.values()
+        )
+    )
     return _csv(["content_code", "source_table", "raw_table", "measure_name", "unit", "is_count"], rows)
 
 
@@ -160,7 +163,7 @@ def _source_table_entry(cat: Catalogue, name: str, description: str, columns: di
     sources = sorted(cat.sources_of(name), key=lambda s: _first_year(cat, s))
     meta: dict[str, Any] = {"synthetic_offline": any(s.synthetic_offline for s in sources)}
     if sources:
-        meta["source_tables"] = [s.table for s in sources]
+        meta["source_tables"] = list(dict.fromkeys(s.table for s in sources))
     entry: dict[str, Any] = {"name": name, "description": description, "meta": meta}
     freshness = _table_freshness(tuple(sources))
     if freshness is not None:

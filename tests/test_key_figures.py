@@ -9,7 +9,6 @@ file independently of the pipeline (extract/px.py on the file, and literal numbe
 from __future__ import annotations
 
 import csv
-import shutil
 from pathlib import Path
 
 import duckdb
@@ -17,8 +16,6 @@ import pandas as pd
 import pytest
 
 from extract.px import read_px
-from regionstat.cli.main import run_pipeline
-from regionstat.settings import Settings
 from tests.conftest import PROJECT_ROOT, REFERENCE_DATA
 
 KSI = REFERENCE_DATA / "linkoping_kommun_px" / "ksi2242.px"
@@ -64,13 +61,8 @@ def test_peer_groups_are_means_of_their_members_except_plus4(ksi: pd.DataFrame) 
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    data = tmp_path_factory.mktemp("key_figures") / "data"
-    inbox = Settings(data_dir=data).inbox_dir
-    inbox.mkdir(parents=True)
-    shutil.copy(KSI, inbox / KSI.name)
-    assert run_pipeline(Settings(data_dir=data), docs=False).exit_code == 0
-    return data
+def run_dir(run_with_ksi: Path) -> Path:
+    return run_with_ksi
 
 
 def _mart(run_dir: Path, where: str = "true") -> pd.DataFrame:

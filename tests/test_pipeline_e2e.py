@@ -95,14 +95,14 @@ def test_outputs_are_where_the_summary_says(run_dir: Path) -> None:
     } <= set(marts)
     html = (run_dir / "reports" / "index.html").read_text(encoding="utf-8")
     assert "SYNTHETIC" in html and "Linköping" in html and "<svg" in html
-    assert _sql(run_dir, "select count(*) from ops.loads where status = 'loaded'") == [(9,)]
+    assert _sql(run_dir, "select count(*) from ops.loads where status = 'loaded'") == [(10,)]
 
 
 def test_second_run_is_fresh_and_byte_identical(run_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     before = (run_dir / "marts" / "_index.json").read_text()
     assert run_pipeline(Settings(data_dir=run_dir), docs=False).exit_code == 0
     out = capsys.readouterr().out
-    assert "0 data request(s)" in out and "9 skipped as unchanged" in out
+    assert "0 data request(s)" in out and "10 skipped as unchanged" in out
     assert (run_dir / "marts" / "_index.json").read_text() == before
 
 

@@ -139,7 +139,7 @@ def test_unreachable_api_fails_every_table_quickly_and_clearly(tmp_path: Path) -
         port = s.getsockname()[1]
     settings = Settings(data_dir=tmp_path / "data", api_url=f"http://127.0.0.1:{port}/api/v2", http={"max_attempts": 2})
     results = extract_all(settings=settings)
-    assert {r.status for r in results} == {"failed"} and len(results) == 9
+    assert {r.status for r in results} == {"failed"} and len(results) == 10
     assert "unavailable" in results[0].message and "TAB638" in results[0].message
     assert all(r.table_id in r.message for r in results)
     assert all("not attempted" in r.message for r in results[1:])
@@ -166,7 +166,7 @@ def test_extract_cli_stuck_table_ends_with_one_line_naming_it(
     assert main(["extract", "--api-url", server.url]) == 1
     captured = capsys.readouterr()
     err = captured.err.strip().splitlines()
-    assert err[0].startswith("error: 1 of 9 source(s) not loaded: commuting_totals_tab5839 (failed)"), captured.err
+    assert err[0].startswith("error: 1 of 10 source(s) not loaded: commuting_totals_tab5839 (failed)"), captured.err
     assert "TAB5839" in err[1] and "2 s request deadline" in err[1], err[1]
     assert captured.out.count("landed") >= 8
     assert server.stats.hung_requests + server.stats.trickled_responses == 2
@@ -181,7 +181,7 @@ def test_run_loads_the_others_and_exits_non_zero_naming_the_failed_table(
     assert main(["run", "--no-docs", "--api-url", server.url]) == 1
     captured = capsys.readouterr()
     err = captured.err.strip().splitlines()
-    assert err[0] == "error: 1 of 9 source(s) not loaded: commuting_totals_tab3267 (failed)", captured.err
+    assert err[0] == "error: 1 of 10 source(s) not loaded: commuting_totals_tab3267 (failed)", captured.err
     assert "TAB3267" in err[1] and "HTTP 503" in err[1]
     assert "publish:" in captured.out  # the run went on to build and publish the others
     with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
