@@ -61,8 +61,8 @@ def test_peer_groups_are_means_of_their_members_except_plus4(ksi: pd.DataFrame) 
 
 
 @pytest.fixture(scope="module")
-def run_dir(run_with_ksi: Path) -> Path:
-    return run_with_ksi
+def run_dir(run_with_inbox: Path) -> Path:
+    return run_with_inbox
 
 
 def _mart(run_dir: Path, where: str = "true") -> pd.DataFrame:

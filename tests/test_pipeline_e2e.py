@@ -123,7 +123,12 @@ def test_bad_inbox_file_is_quarantined_and_marts_stay(
     quarantined = _sql(run_dir, "select source_name, reason from ops.loads where status = 'quarantined'")
     assert len(quarantined) == 1 and quarantined[0][0] == "municipal_commuting_csv"
     assert quarantined[0][1].startswith("quarantined: ")
-    assert (run_dir / "marts" / "_index.json").read_text() == before  # no mart reads municipal files yet
+    # only marts built on the good file changed (the locality typology reads PE12's districts); the
+    # quarantined file reached none
+    after = json.loads((run_dir / "marts" / "_index.json").read_text())
+    changed = {m for m, entry in json.loads(before).items() if after.get(m) != entry}
+    assert all("PE12.px" in after[m]["source_tables"] for m in changed), changed
+    assert not any("kommun_commuting.csv" in entry["source_tables"] for entry in after.values())
     monkeypatch.setenv("REGIONSTAT_DATA_DIR", str(run_dir))
     assert main(["quarantine", "list"]) == 0
     assert "municipal_commuting_csv" in capsys.readouterr().out

@@ -28,7 +28,10 @@ from regionstat.cli.airflow_local import (
 )
 
 #: Real municipal files the offline demo drops into the inbox when absent (the inbox DAG then loads them).
-DEMO_INBOX_FILES = (Path(__file__).resolve().parents[2] / "reference/data/linkoping_kommun_px/ksi2242.px",)
+DEMO_INBOX_FILES = tuple(
+    Path(__file__).resolve().parents[2] / "reference/data/linkoping_kommun_px" / name
+    for name in ("ksi2242.px", "PE12.px")
+)
 
 INGEST = "regionstat_ingest"
 INBOX = "regionstat_inbox"

@@ -41,7 +41,7 @@ inputs_long as (
     select
         locality_code,
         'function' as dimension,
-        municipality_job_ratio as numeric_value,
+        function_job_ratio as numeric_value,
         null as text_value
     from inputs
     union all
@@ -135,6 +135,9 @@ final as (
         inputs.municipality_category,
         inputs.category_basis,
         pivoted.rule_applied,
+        inputs.locality_job_ratio,
+        inputs.locality_function_year,
+        inputs.function_basis,
         {{ provenance_columns('inputs.lineage') }}
     from inputs
     left join pivoted
