@@ -33,7 +33,14 @@ def _value(value: object, unit: str) -> str:
 
 def key_figures(wh: Warehouse) -> Block:
     mart = "mart_key_figures"
-    df = wh.read(mart, "key_figures", indicators=list(INDICATORS))
+    try:
+        df = wh.read(mart, "key_figures", indicators=list(INDICATORS))
+    except Unavailable:
+        if mart not in wh.tables:
+            raise
+        raise Unavailable(
+            "no KS indicators loaded: drop Linköping's ksi2242.px into data/inbox/commuting/ and run again"
+        ) from None
     regions = [("0580", "Linköping"), ("0581", "Norrköping"), (wh.county, wh.name_of(wh.county)), ("00", "Sweden")]
     rows: list[dict[str, Any]] = []
     for code in INDICATORS:
