@@ -73,6 +73,8 @@ class SuiteSpec:
     code_refs: tuple[tuple[str, str], ...] = ()
     #: selection variables filled from the region set: every region asked for must come back with a value
     region_variables: tuple[str, ...] = ()
+    #: Values may be negative (net changes) on every row: no non-negativity expectation (catalogue value_kind mixed).
+    signed_values: bool = False
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     @property
@@ -144,6 +146,9 @@ def _spec_from_file(entry: FileSource) -> SuiteSpec:
         code_refs=tuple(code_refs),
         value_nonneg_condition=cond,
         description=(entry.description or "").strip(),
+        # value_kind mixed: rates, shares and net changes next to counts, so neither whole nor non-negative
+        count_contents="none" if entry.value_kind == "mixed" else "all",
+        signed_values=entry.value_kind == "mixed",
     )
 
 
@@ -315,16 +320,17 @@ def static_expectations(spec: SuiteSpec) -> list[Any]:
     if spec.value_nonneg_condition and spec.value_nonneg_condition.startswith("flow_type not in"):
         # GX would print the pandas condition ("If flow_type not in [...] ..."); say what it means instead
         nonneg["description"] = "value is never negative, except on net-flow rows (a net flow can be negative)"
-    ex.append(
-        _mk(
-            "ExpectColumnValuesToBeBetween",
-            FAIL,
-            "values are counts or areas: never negative",
-            column="value",
-            min_value=0,
-            **nonneg,
+    if not spec.signed_values:
+        ex.append(
+            _mk(
+                "ExpectColumnValuesToBeBetween",
+                FAIL,
+                "values are counts or areas: never negative",
+                column="value",
+                min_value=0,
+                **nonneg,
+            )
         )
-    )
     if spec.count_contents != "none":
         cond = "value % 1 != 0"
         whole = "value: counts are whole numbers (no row has a fractional value)"

@@ -29,6 +29,7 @@ BUNDLED_INBOX_FILES: tuple[str, ...] = (
     "reference/data/county_rams_2018/AM0207I6_20230706-115023.csv",  # RAMS 2018 by county of work (day)
     "reference/data/county_rams_2018/AM0207AC_20230705-141955.csv",  # county commuting matrix 21 x 21, 2018
     "reference/data/commuting_od_fixtures/norrbotten_ArRegPend2_2024_totalt.csv",  # Norrbotten OD 14 x 14, 2024
+    "reference/data/linkoping_kommun_px/ksi2242.px",  # Linköping's KS indicators, quarterly 2010-2025
 )
 
 

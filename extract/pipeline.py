@@ -194,9 +194,22 @@ def extract_source(
         )
 
 
+def _with_offline_table(source: Source, client) -> Source:
+    """The source reading its ``offline_table`` when the API is regionstat's snapshot (whose metadata carries
+    ``extension.regionstat``; SCB's never does), else as it is."""
+    if not source.offline_table:
+        return source
+    extension = client.metadata(source.table).raw.get("extension") or {}
+    if "regionstat" not in extension:
+        return source
+    log.info("%s: the snapshot serves %s for %s", source.name, source.offline_table, source.table)
+    return dataclasses.replace(source, table=source.offline_table)
+
+
 def _extract_source(
     source: Source, *, settings: Settings, client, base_url: str | None, force: bool, catalogue: Catalogue
 ) -> ExtractResult:
+    source = _with_offline_table(source, client)
     region_set = catalogue.region_set(settings.region_set)
     selection = source.resolved_selection(region_set)
     # one call answers both "changed upstream?" and "what is there?": the metadata's `updated` is the table's

@@ -161,6 +161,9 @@ class Source:
     verify_live: str | None = None
     closed: str | None = None  # a series SCB no longer updates (why, or what continues it): no freshness alarm
     http: dict[str, float] | None = None  # this table's overrides of the catalogue's ``http:`` limits
+    # the bundled snapshot's stand-in for ``table`` (a labelled-synthetic table of its own, used when the API is
+    # regionstat's snapshot and SCB's figures are not bundled, e.g. an earlier tätort delineation)
+    offline_table: str | None = None
 
     def resolved_selection(self, region_set: RegionSet) -> Selection:
         """The selection with region placeholders replaced by the region set's codes.
@@ -281,6 +284,10 @@ class FileSource:
         if self.matrix == MATRIX_FROM_FILE_NAME:
             return file_name.split("_", 1)[0] if "_" in file_name else file_name.rsplit(".", 1)[0]
         return self.matrix
+
+    # "counts": whole, non-negative numbers (the GX suite checks both); "mixed": counts, rates, shares, amounts
+    # and net changes side by side (KS indicators), so any sign and fractions are valid values.
+    value_kind: Literal["counts", "mixed"] = "counts"
 
 
 @dataclass(frozen=True)
@@ -462,6 +469,11 @@ def load_catalogue(path: str | os.PathLike[str] | None = None) -> Catalogue:
     except (TypeError, KeyError) as exc:
         raise CatalogueError(f"{path}: malformed entry: {exc}") from exc
     _check_series(path, sources, series)
+    for f in files:
+        if f.value_kind not in ("counts", "mixed"):
+            raise CatalogueError(
+                f"{path}: files entry {f.name!r}: value_kind must be counts or mixed, not {f.value_kind!r}"
+            )
     if dbt_sources:
         raw_tables = list(dict.fromkeys([s.raw_table for s in sources] + [f.raw_table for f in files]))
         _check_dbt_sources(path, raw_tables, dbt_sources)

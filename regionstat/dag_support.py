@@ -57,6 +57,7 @@ DBT_GROUPS: OrderedDict[str, tuple[str, tuple[str, ...]]] = OrderedDict(
         ("marts_business", ("marts.business", ("marts_core",))),
         ("marts_commuting", ("marts.commuting", ("marts_core",))),
         ("marts_localities", ("marts.localities", ("marts_core", "marts_population", "marts_commuting"))),
+        ("marts_key_figures", ("marts.key_figures", ("marts_population", "marts_business", "marts_commuting"))),
         (
             "marts_study_area",
             ("marts.study_area", ("marts_population", "marts_business", "marts_commuting", "marts_localities")),

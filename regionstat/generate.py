@@ -164,7 +164,7 @@ def _source_table_entry(cat: Catalogue, name: str, description: str, columns: di
     sources = sorted(cat.sources_of(name), key=lambda s: _first_year(cat, s))
     meta: dict[str, Any] = {"synthetic_offline": any(s.synthetic_offline for s in sources)}
     if sources:
-        meta["source_tables"] = [s.table for s in sources]
+        meta["source_tables"] = list(dict.fromkeys(s.table for s in sources))
     entry: dict[str, Any] = {"name": name, "description": description, "meta": meta}
     freshness = _table_freshness(tuple(sources))
     if freshness is not None:

@@ -51,3 +51,21 @@ def make_snapshot_server() -> Iterator[object]:
     yield factory
     for server in started:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def run_with_inbox(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One offline pipeline run (the bundled snapshot plus Linköping's ksi2242.px and PE12.px in the inbox),
+    shared by the key-figure and locality tests; treat it as read-only."""
+    import shutil
+
+    from regionstat.cli.main import run_pipeline
+    from regionstat.settings import Settings
+
+    data = tmp_path_factory.mktemp("run_with_inbox") / "data"
+    inbox = Settings(data_dir=data).inbox_dir
+    inbox.mkdir(parents=True)
+    for name in ("ksi2242.px", "PE12.px"):
+        shutil.copy(REFERENCE_DATA / "linkoping_kommun_px" / name, inbox / name)
+    assert run_pipeline(Settings(data_dir=data), docs=False).exit_code == 0
+    return data

@@ -132,6 +132,12 @@ def test_bad_inbox_file_is_quarantined_and_marts_stay(
         "select in_commuters, out_commuters, source_table from marts.mart_commuting_balance "
         "where municipality_code = '0580' and year = 2021",
     ) == [(22_417, 11_792, "PE12.px")]
+    # only marts built on the good file changed (the locality typology reads PE12's districts); the
+    # quarantined file reached none
+    after = json.loads((run_dir / "marts" / "_index.json").read_text())
+    changed = {m for m, entry in json.loads(before).items() if after.get(m) != entry}
+    assert all("PE12.px" in after[m]["source_tables"] for m in changed), changed
+    assert not any("kommun_commuting.csv" in entry["source_tables"] for entry in after.values())
     monkeypatch.setenv("REGIONSTAT_DATA_DIR", str(run_dir))
     assert main(["quarantine", "list"]) == 0
     assert "municipal_commuting_csv" in capsys.readouterr().out

@@ -71,7 +71,14 @@ create table marts.mart_locality_typology (locality_code varchar, locality_name 
     municipality_code varchar, year integer, typology_code varchar, typology_name_en varchar, size_class varchar,
     population double, growth_class varchar, previous_year integer, growth_pct_per_year double,
     density_class varchar, density_per_km2 double, function_class varchar, municipality_job_ratio double,
-    accessibility_class varchar, municipality_category varchar, category_basis varchar, rule_applied varchar);
+    accessibility_class varchar, municipality_category varchar, category_basis varchar, rule_applied varchar,
+    locality_job_ratio double, function_basis varchar);
+create table marts.mart_key_figures (indicator_code varchar, indicator_name varchar, unit varchar,
+    region_code varchar, year integer, quarter varchar, period varchar, value double, source_table varchar,
+    is_synthetic boolean);
+insert into marts.mart_key_figures
+    select 'Befolkning', 'Population', 'persons', code, 2024, 'Q4', '2024Q4', 1000, 'ksi2242', false
+    from (values ('0580'), ('0581'), ('05'), ('00')) as regions (code);
 """
 
 
@@ -154,7 +161,7 @@ def _build_marts(settings: Settings) -> None:
         con.execute(
             "insert into marts.mart_locality_typology values (?, ?, ?, 2023, 'S3-G0-D2-F2-A2', "
             "'town / growth unknown', 'S3', 6000, 'G0', null, null, 'D2', 800, 'F2', 0.9, 'A2', ?, "
-            "'commuting_proxy', 'size = 6000 -> S3 town; density = 800 -> D2')",
+            "'commuting_proxy', 'size = 6000 -> S3 town; density = 800 -> D2', null, 'municipality')",
             [f"{code}TC101", f"Ort {name}", code, CATEGORY[code]],
         )
         con.execute(
@@ -377,7 +384,7 @@ def test_warehouse_takes_county_vars_and_source_labels_from_dbt(warehouse: Wareh
     project = yaml.safe_load((PROJECT_ROOT / "dbt_project" / "dbt_project.yml").read_text(encoding="utf-8"))
     assert warehouse.county == project["vars"]["county_code"]
     assert warehouse.sources["population"].label == "SCB TAB638/TAB5557"
-    assert warehouse.offline_synthetic() == ["commuting_flows", "employment_by_sector"]
+    assert warehouse.offline_synthetic() == ["commuting_flows", "employment_by_sector", "localities"]
     assert warehouse.region_label().startswith("Östergötlands län (county 05, 4 municipalities)")
 
 
@@ -449,7 +456,8 @@ def test_typology_view_sorts_municipalities_in_swedish_order(settings: Settings)
             "insert into marts.mart_locality_typology select ? || 'TC101', 'Ort', ?, 2023, typology_code, "
             "typology_name_en, size_class, population, growth_class, previous_year, growth_pct_per_year, "
             "density_class, density_per_km2, function_class, municipality_job_ratio, accessibility_class, "
-            "municipality_category, category_basis, rule_applied from marts.mart_locality_typology limit 1",
+            "municipality_category, category_basis, rule_applied, locality_job_ratio, function_basis "
+            "from marts.mart_locality_typology limit 1",
             [code, code],
         )
     con.close()

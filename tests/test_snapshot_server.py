@@ -79,7 +79,7 @@ def test_tables_listing_query_and_paging(snapshot_server):
         "LandarealTatortN",
     } <= ids
     synthetic = {t["id"] for t in doc["tables"] if "synthetic" in t["tags"]}
-    assert synthetic == {"TAB3204", "TAB1830"}
+    assert synthetic == {"TAB3204", "TAB1830", "LandarealTatortN_SYNTHETIC2018"}
     page = body(requests.get(f"{snapshot_server.url}/tables", params={"pageSize": 4, "pageNumber": 3}, timeout=10))
     assert page["page"]["totalElements"] == len(ids) and page["page"]["totalPages"] == math.ceil(len(ids) / 4)
     assert len(page["tables"]) == len(ids) - 8

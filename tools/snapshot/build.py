@@ -620,6 +620,68 @@ def build_localities() -> dict:
     return write_table("LandarealTatortN", meta, f.cols, prov)
 
 
+#: The offline stand-in for SCB's 2018 tätort delineation (catalogue source localities_2018, `offline_table`):
+#: a SYNTHETIC table of its own, so that growth per locality and the locality key across code changes are
+#: exercised offline without tainting the real 2023 table (real 2018 figures come with --live).
+SYNTHETIC_DELINEATION_TABLE = "LandarealTatortN_SYNTHETIC2018"
+SYNTHETIC_DELINEATION_HOW = (
+    "Delineation 2018, SYNTHETIC (regionstat, seeded): population = the real 2023 population of the same tätort "
+    "deflated by a drawn annual growth of -1 to +2.5 % over five years; land area = its 2023 hectares times "
+    "0.95-1.00; every 20th Östergötland tätort (in code order) had another code in 2018 (KKKKTx9NN, renumbered "
+    "by 2023: dbt seed locality_code_changes) and every 40th from the 30th did not exist yet."
+)
+
+
+def synthetic_delineation(rows: list[dict[str, str]]) -> tuple[list[tuple[str, float, float]], dict[str, str]]:
+    """The synthetic 2018 delineation: [(2018 code, population, hectares)] and {2018 code: 2023 code} for the
+    renumbered ones. Deterministic (seeded); every figure derives from the real 2023 row of the same tätort."""
+    rng = np.random.default_rng(SEED + 2018)
+    ost = [r["tatort_code"] for r in rows if r["tatort_code"][:4] in OSTERGOTLAND]
+    renumbered = {code: f"{code[:6]}9{i:02d}" for i, code in enumerate(ost[::20])}
+    new_by_2023 = set(ost[30::40])
+    out: list[tuple[str, float, float]] = []
+    for r in rows:  # every row draws, so leaving one tätort out never shifts another's figures
+        growth, shrink = rng.uniform(-0.01, 0.025), rng.uniform(0.95, 1.0)
+        code = r["tatort_code"]
+        if code in new_by_2023:
+            continue
+        population = float(round(float(r["population_2023"]) / (1 + growth) ** 5))
+        hectares = float(round(round(float(r["land_area_km2"]) * 100) * shrink))
+        out.append((renumbered.get(code, code), population, hectares))
+    return out, {earlier: code for code, earlier in renumbered.items()}
+
+
+def build_localities_synthetic_2018() -> dict:
+    rows = read_csv(REF / "tatorter_2023_scb_subset.csv")
+    rows.sort(key=lambda r: r["tatort_code"])
+    earlier, renumbered = synthetic_delineation(rows)
+    names = {r["tatort_code"]: r["tatort_name"] for r in rows}
+    labels = {code: names.get(code) or names[renumbered[code]] for code, _, _ in earlier}
+    codes = sorted(labels)
+    meta = localities_metadata(codes, labels)
+    set_categories(meta["dimension"]["Tid"], ["2018"], {"2018": "2018"})
+    meta["extension"]["px"]["tableid"] = meta["extension"]["px"]["matrix"] = SYNTHETIC_DELINEATION_TABLE
+    meta["note"] = [n for n in meta["note"] if not n.startswith("Snapshot:")]
+    mark_synthetic(meta, SYNTHETIC_DELINEATION_HOW)
+    meta["label"] = meta["label"].replace("efter tätort, tabellinnehåll och år", "2018 (avgränsning 2018)")
+    f = Facts(["Tatort", "ContentsCode", "Tid"])
+    for code, population, hectares in earlier:
+        f.add(population, Tatort=code, ContentsCode="000003F7", Tid="2018")
+        f.add(hectares, Tatort=code, ContentsCode="000003F9", Tid="2018")
+    prov = {
+        "synthetic": True,
+        "metadata_reconstructed": True,
+        "sources": [SRC["tatorter_csv"]],
+        "generated": SYNTHETIC_DELINEATION_HOW,
+        "metadata": "Synthetic stand-in for SCB's 2018 delineation of LandarealTatortN (same dimensions).",
+        "facts": [
+            f"{len(earlier)} tätorter; renumbered (2018 code -> 2023 code): "
+            + ", ".join(f"{old} -> {new}" for old, new in sorted(renumbered.items()))
+        ],
+    }
+    return write_table(SYNTHETIC_DELINEATION_TABLE, meta, f.cols, prov)
+
+
 # ---------------------------------------------------------------------------------------- synthetic tables
 #: The catalogue's SNI 2007 groups (the total first); SCB's labels are the Swedish names in lower case
 SNI_CODES = [g.code for g in load_catalogue().sni_groups]
@@ -1294,6 +1356,7 @@ def main() -> None:
         build_tab5557(pop, ksi),
         build_tab628(),
         build_localities(),
+        build_localities_synthetic_2018(),
     ]
     info_3204, extra = build_tab3204(tab638, pop, ksi, tab5839)
     infos.append(info_3204)

@@ -16,7 +16,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from regionstat.batches import atomic_write
 from regionstat.settings import Settings
-from warehouse.report import ages, commuting, lq, population, sectors, typology
+from warehouse.report import ages, commuting, key_figures, lq, population, sectors, typology
 from warehouse.report.access import Unavailable, Warehouse
 from warehouse.report.format import cell
 from warehouse.report.model import Block, Section, format_updated
@@ -103,6 +103,12 @@ SECTIONS = (
                 "commuting matrix",
             ),
         ),
+    ),
+    SectionSpec(
+        "key_figures",
+        "Key figures",
+        "Linköping, Norrköping, the county and Sweden side by side, from Linköping kommun's KS indicators.",
+        (BlockSpec(key_figures.key_figures, "Key figures, latest quarter", "key figures"),),
     ),
     SectionSpec(
         "localities",

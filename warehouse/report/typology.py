@@ -24,7 +24,7 @@ DIMENSIONS = (
     Dimension("size", "size_class", "population", "int", "Population"),
     Dimension("growth", "growth_class", "growth_pct_per_year", "pct", "Growth % / yr"),
     Dimension("density", "density_class", "density_per_km2", "int", "Inhabitants / km²"),
-    Dimension("function", "function_class", "municipality_job_ratio", "num2", "Jobs / employed resident"),
+    Dimension("function", "function_class", "function_job_ratio", "num2", "Jobs / employed resident"),
     Dimension("accessibility", "accessibility_class", "municipality_category", "text", "Access to K1"),
 )
 RULE_COLUMNS = (
@@ -123,6 +123,7 @@ def locality_typology(wh: Warehouse) -> Block:
         prov=wh.provenance(mart, df, ["localities", "population", "employment_by_sector"]),
         vintage=str(int(df["year"].max())),
         intro="Each tätort gets a class on five dimensions — size, growth, density, function (jobs per "
-        "employed resident, of the municipality) and accessibility to K1 — with the values behind "
+        "employed resident: the locality's own where its districts' figures are loaded, else the "
+        "municipality's; the rule says which) and accessibility to K1 — with the values behind "
         "it and the rule that applied. Two places of the same size are told apart by the others.",
     )

@@ -43,11 +43,17 @@ job_ratio_by_year as (
 
 ),
 
+district_function as (
+
+    select * from {{ ref('int_localities__district_function') }}
+
+),
+
 latest as (
 
     select *
     from locality_values
-    qualify row_number() over (partition by locality_code order by year desc) = 1
+    where is_latest_of_key  -- a code renumbered since is the same locality, not another one
 
 ),
 
@@ -65,6 +71,25 @@ with_job_ratio as (
     qualify row_number() over (
             partition by latest.locality_code
             order by abs(job_ratio_by_year.employment_year - latest.year), job_ratio_by_year.employment_year desc
+        ) = 1
+
+),
+
+own_function as (
+
+    select
+        latest.locality_code,
+        district_function.year as function_year,
+        district_function.job_ratio,
+        district_function.lineage
+    from latest
+    inner join district_function
+        on latest.locality_key = district_function.locality_code
+    where district_function.job_ratio is not null
+    -- the commuting year closest to the delineation year
+    qualify row_number() over (
+            partition by latest.locality_code
+            order by abs(district_function.year - latest.year), district_function.year desc
         ) = 1
 
 ),
@@ -89,15 +114,27 @@ final as (
         latest.density_per_km2,
         with_job_ratio.job_ratio as municipality_job_ratio,
         with_job_ratio.employment_year,
+        own_function.job_ratio as locality_job_ratio,
+        own_function.function_year as locality_function_year,
+        -- the function value: the locality's own where its districts are known, else the municipality's
+        coalesce(own_function.job_ratio, with_job_ratio.job_ratio) as function_job_ratio,
+        case
+            when own_function.job_ratio is not null then 'locality'
+            when with_job_ratio.job_ratio is not null then 'municipality'
+        end as function_basis,
         categories.category as municipality_category,
         categories.category_basis,
         -- the locality's own figures, the municipality's job ratio and the inputs behind its category
-        {{ lineage_merge(['latest.lineage', 'with_job_ratio.lineage', 'categories.category_lineage']) }} as lineage
+        -- (the municipality's job ratio is shown next to the locality's own, so its inputs count either way)
+        {{ lineage_merge(['latest.lineage', 'with_job_ratio.lineage', 'own_function.lineage',
+                          'categories.category_lineage']) }} as lineage
     from latest
     left join locality_names
         on latest.locality_code = locality_names.locality_code
     left join with_job_ratio
         on latest.locality_code = with_job_ratio.locality_code
+    left join own_function
+        on latest.locality_code = own_function.locality_code
     left join categories
         on latest.municipality_code = categories.municipality_code
 

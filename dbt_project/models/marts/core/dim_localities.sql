@@ -28,7 +28,7 @@ latest as (
 
     select *
     from locality_values
-    qualify row_number() over (partition by locality_code order by year desc) = 1
+    where is_latest_of_key  -- a code renumbered since is the same locality, not another one
 
 ),
 

@@ -37,7 +37,8 @@ final as (
 
     select
         locality_values.locality_code,
-        locality_names.locality_name,
+        -- a code renumbered since has no name of its own in the seed: the locality's (key's) name
+        coalesce(locality_names.locality_name, key_names.locality_name) as locality_name,
         locality_values.year,
         cast(locality_values.population as bigint) as population,
         locality_values.previous_year,
@@ -63,11 +64,15 @@ final as (
         cast(municipal_population.population as bigint) as municipality_population,
         {{ safe_divide('locality_values.population', 'municipal_population.population') }}
             as share_of_municipality_population,
+        locality_values.locality_key,
+        locality_values.previous_locality_code,
         {{ provenance_columns(lineage_merge(['locality_values.lineage', 'categories.category_lineage',
                                             'municipal_population.lineage'])) }}
     from locality_values
     left join locality_names
         on locality_values.locality_code = locality_names.locality_code
+    left join locality_names as key_names
+        on locality_values.locality_key = key_names.locality_code
     left join municipalities
         on locality_values.municipality_code = municipalities.municipality_code
     left join categories

@@ -21,35 +21,40 @@ inputs_long as (
         locality_code,
         'size' as dimension,
         population as numeric_value,
-        cast(null as varchar) as text_value
+        cast(null as varchar) as text_value,
+        cast(null as varchar) as value_basis
     from inputs
     union all
     select
         locality_code,
         'growth' as dimension,
         growth_pct_per_year as numeric_value,
-        null as text_value
+        null as text_value,
+        null as value_basis
     from inputs
     union all
     select
         locality_code,
         'density' as dimension,
         density_per_km2 as numeric_value,
-        null as text_value
+        null as text_value,
+        null as value_basis
     from inputs
     union all
     select
         locality_code,
         'function' as dimension,
-        municipality_job_ratio as numeric_value,
-        null as text_value
+        function_job_ratio as numeric_value,
+        null as text_value,
+        function_basis as value_basis
     from inputs
     union all
     select
         locality_code,
         'accessibility' as dimension,
         null as numeric_value,
-        municipality_category as text_value
+        municipality_category as text_value,
+        null as value_basis
     from inputs
 
 ),
@@ -67,6 +72,7 @@ matched as (
         rules.class_name_en,
         rules.dimension || ' = '
         || coalesce(cast(round(inputs_long.numeric_value, 2) as varchar), inputs_long.text_value, 'missing')
+        || coalesce(' (' || inputs_long.value_basis || '''s)', '')
         || ' -> ' || rules.class_code || ' ' || rules.class_name_en
         || ' (' || rules.description || ')' as rule_text
     from inputs_long
@@ -135,6 +141,9 @@ final as (
         inputs.municipality_category,
         inputs.category_basis,
         pivoted.rule_applied,
+        inputs.locality_job_ratio,
+        inputs.locality_function_year,
+        inputs.function_basis,
         {{ provenance_columns('inputs.lineage') }}
     from inputs
     left join pivoted
