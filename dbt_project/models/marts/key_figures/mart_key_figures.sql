@@ -56,7 +56,10 @@ commuting as (
 employment as (
 
     select * from {{ ref('fct_employment_by_sector') }}
-    where is_all_industries and sex_code = 'total' and not is_synthetic
+    where
+        is_all_industries and sex_code = 'total' and not is_synthetic
+        -- districts (municipal files) are not regions of this mart
+        and region_level in ('country', 'county', 'municipality')
 
 ),
 
