@@ -239,9 +239,10 @@ def run_pipeline(settings: Settings, *, force: bool = False, docs: bool = True) 
     """
     from expectations.validate import validate_pending
     from extract.pipeline import extract_all, extract_inbox
+    from warehouse import changes
     from warehouse.build import run_dbt
     from warehouse.load import load_validated
-    from warehouse.publish import publish_marts
+    from warehouse.publish import INDEX_NAME, publish_marts, read_index_checksums
     from warehouse.report import write_report
 
     summary = RunSummary()
@@ -271,11 +272,40 @@ def run_pipeline(settings: Settings, *, force: bool = False, docs: bool = True) 
     loaded = stage("load", lambda: load_validated(settings=settings))
     console.print(f"load: {loaded.line()}")
     summary.problems += [Problem("failed", name, load_id, reason) for name, load_id, reason in loaded.failed]
-    result = stage("build", lambda: run_dbt(settings=settings))
-    console.print(result.line())
-    marts = stage("publish", lambda: publish_marts(settings=settings))
-    console.print(f"publish: {len(marts)} marts")
-    report = stage("report", lambda: write_report(settings=settings))
+    state = changes.read_state(settings)
+    inputs = changes.current_inputs(settings)
+    build = changes.plan(settings, "build", inputs, state)
+    publish = changes.plan(settings, "publish", inputs, state)
+    render = changes.plan(settings, "report", inputs, state)
+    if build.nothing and publish.nothing and render.nothing:
+        console.print(
+            f"{len(loaded.loaded)} loaded, build, publish and report skipped: nothing changed since the last run"
+        )
+    else:
+        select = changes.dbt_selection(settings, build)
+        if build.nothing or select == "":
+            console.print(build.line() if build.nothing else "build: skipped, no dbt source reads the changed tables")
+        else:
+            if select:
+                console.print(build.line())
+            result = stage("build", lambda: run_dbt(settings=settings, select=select))
+            console.print(result.line())
+        changes.record(settings, "build", inputs)
+        if publish.nothing:
+            console.print(publish.line())
+        else:
+            only = changes.marts_to_publish(settings, publish)
+            marts = stage("publish", lambda: publish_marts(settings=settings, only=only))
+            changes.record(settings, "publish", inputs)
+            rewritten = len(marts) if only is None else len(only & set(marts))
+            console.print(f"publish: {len(marts)} marts ({rewritten} rewritten)")
+        if render.nothing:
+            console.print(render.line())
+        else:
+            stage("report", lambda: write_report(settings=settings))
+            changes.record(settings, "report", inputs)
+    marts = read_index_checksums(settings.marts_dir / INDEX_NAME)
+    report = settings.reports_dir / "index.html"
     console.print("")
     console.print(f"[bold]DuckDB warehouse[/]  {settings.warehouse_path}")
     console.print(f"[bold]Parquet marts[/]     {settings.marts_dir}/ ({len(marts)} files)")
