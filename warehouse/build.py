@@ -13,7 +13,7 @@ from typing import Literal
 
 from regionstat.errors import RegionstatError, WarehouseWriteError
 from regionstat.settings import PROJECT_ROOT, Settings
-from warehouse.db import connect_writer, work_copy
+from warehouse.db import connect_writer, work_copy, work_path
 
 log = logging.getLogger(__name__)
 
@@ -177,6 +177,18 @@ def run_dbt(
                 f"is unchanged; first: {first}"
             )
     log.info(result.line())
+    return result
+
+
+def parse_project(*, settings: Settings) -> DbtResult:
+    """``dbt parse`` once, so the invocations after it (other processes: the transform DAG's tasks) find an
+    up-to-date ``partial_parse.msgpack`` and manifest in the shared target path and skip parsing.
+
+    It uses the same profile (the work copy's path) as :func:`run_dbt`: dbt discards its saved parse when the
+    profile differs. Parsing does not open the warehouse, so no lock is needed."""
+    result = invoke_dbt("parse", settings, duckdb_path=str(work_path(settings)))
+    if not result.success:
+        raise DbtError(f"dbt parse failed: {'; '.join(result.failures) or 'see dbt logs'}")
     return result
 
 

@@ -31,6 +31,7 @@ from regionstat.settings import PROJECT_ROOT, Settings
 log = logging.getLogger(__name__)
 
 Stage = Literal["build", "publish", "report"]
+STAGES: tuple[Stage, ...] = ("build", "publish", "report")
 STATE_NAME = "last_run.json"
 STATE_VERSION = 1
 #: Code whose change invalidates every recorded stage (output of dbt, publish and report depends on it).
@@ -223,3 +224,14 @@ def marts_to_publish(settings: Settings, publish: Plan) -> set[str] | None:
 
     wanted = set(publish.changed_raw)
     return {name for name, doc in read_model_docs(settings).items() if wanted.intersection(doc.raw_tables)}
+
+
+def plans(settings: Settings, inputs: Inputs) -> dict[Stage, Plan]:
+    """The plan of every stage after the load, against one reading of the record."""
+    state = read_state(settings)
+    return {stage: plan(settings, stage, inputs, state) for stage in STAGES}
+
+
+def nothing_changed(settings: Settings) -> bool:
+    """True when the last build, publish and report already reflect the live loads and the code."""
+    return all(p.nothing for p in plans(settings, current_inputs(settings)).values())

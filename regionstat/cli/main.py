@@ -272,11 +272,9 @@ def run_pipeline(settings: Settings, *, force: bool = False, docs: bool = True) 
     loaded = stage("load", lambda: load_validated(settings=settings))
     console.print(f"load: {loaded.line()}")
     summary.problems += [Problem("failed", name, load_id, reason) for name, load_id, reason in loaded.failed]
-    state = changes.read_state(settings)
     inputs = changes.current_inputs(settings)
-    build = changes.plan(settings, "build", inputs, state)
-    publish = changes.plan(settings, "publish", inputs, state)
-    render = changes.plan(settings, "report", inputs, state)
+    plans = changes.plans(settings, inputs)
+    build, publish, render = plans["build"], plans["publish"], plans["report"]
     if build.nothing and publish.nothing and render.nothing:
         console.print(
             f"{len(loaded.loaded)} loaded, build, publish and report skipped: nothing changed since the last run"
