@@ -34,6 +34,7 @@ class DbtResult:
     failed: int
     skipped: int
     failures: list[str]
+    nodes: int = 0  # nodes dbt selected (incl. no-ops); 0 = the selection matched nothing
 
     def line(self) -> str:
         return f"dbt {self.command}: {self.passed} ok, {self.failed} failed, {self.skipped} skipped"
@@ -119,7 +120,7 @@ def invoke_dbt(
     if res.exception is not None:
         where = getattr(res.exception, "filename", None)
         failures.append(f"dbt {command} raised: {res.exception}" + (f" ({where})" if where else ""))
-    return DbtResult(command, bool(res.success), passed, failed, skipped, failures)
+    return DbtResult(command, bool(res.success), passed, failed, skipped, failures, len(results))
 
 
 @contextlib.contextmanager
@@ -158,15 +159,19 @@ def run_dbt(
     command: str = "build",
     wait: float | None = None,
     indirect_selection: IndirectSelection | None = None,
+    require_match: bool = False,
 ) -> DbtResult:
     """``dbt build`` (seeds, models, tests) under the writer lock; raises DbtError naming the first failure.
 
     ``indirect_selection`` is dbt's ``--indirect-selection`` (which tests adjacent to ``select`` run); None
-    keeps dbt's default (eager)."""
+    keeps dbt's default (eager). ``require_match``: a ``select`` that matches no node is an error (a typo on the
+    command line), not dbt's warning and success; the warehouse is then left as it was."""
     extra = ["--select", select] if select else []
     with work_copy(settings, wait=wait, purpose=f"dbt {command}") as path:
         connect_writer(path).close()  # make sure raw/ops schemas exist before dbt looks for sources
         result = invoke_dbt(command, settings, extra, duckdb_path=path, indirect_selection=indirect_selection)
+        if require_match and select and result.success and not result.nodes:
+            raise DbtError(f"no dbt node matches --select {select}; the warehouse is unchanged")
         if not result.success:  # raising inside the block discards the work copy: the live warehouse stays
             storage = storage_failure(result, settings)
             if storage is not None:
