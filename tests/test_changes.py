@@ -1,7 +1,8 @@
 """Incremental runs (warehouse/changes.py): a run that loads nothing skips dbt, publish and report; a run where one
 raw table changed builds only what is downstream of it, and its marts are byte-identical to a full build's.
 
-One module-scoped full run over a copy of the bundled snapshot (served over HTTP), then one changed table.
+A copy of the session's built data directory (``built_data``), a copy of the bundled snapshot served over HTTP,
+then one changed table and, for comparison, one build from scratch.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from tools.snapshot import TABLES_DIR
 from tools.snapshot.server import SnapshotServer
 from warehouse import changes
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("changes")]
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("changes")]  # shares `built_data` with test_readme
 
 
 def _index(data: Path) -> dict[str, dict]:
@@ -34,12 +35,12 @@ def _run(settings: Settings, tables: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, Path]:
+def world(tmp_path_factory: pytest.TempPathFactory, built_data: Path) -> tuple[Settings, Path]:
     root = tmp_path_factory.mktemp("changes")
     tables = root / "tables"
     shutil.copytree(TABLES_DIR, tables)
     settings = Settings(data_dir=root / "data")
-    _run(settings, tables)
+    shutil.copytree(built_data, settings.data_dir)  # built from the same snapshot: every table is unchanged
     return settings, tables
 
 
