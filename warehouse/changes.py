@@ -21,7 +21,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 Stage = Literal["build", "publish", "report"]
 STAGES: tuple[Stage, ...] = ("build", "publish", "report")
 STATE_NAME = "last_run.json"
-STATE_VERSION = 1
+STATE_VERSION = 2
 #: Code whose change invalidates every recorded stage (output of dbt, publish and report depends on it).
 FINGERPRINTED = (
     ("dbt_project", ("models", "macros", "seeds", "tests", "snapshots", "analyses")),
@@ -50,6 +50,7 @@ class Inputs:
     code: str
     raw: dict[str, str] = field(default_factory=dict)
     ledger: str = ""
+    docs: bool = False  # dbt docs exist (the report links them only then)
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,7 @@ def current_inputs(settings: Settings, extra: Sequence[str] = ()) -> Inputs:
     of its live load ids (the newest ``loaded`` row per source and per table id, as the loader keeps them)."""
     code = code_fingerprint(extra)
     if not settings.warehouse_path.exists():
-        return Inputs(code)
+        return Inputs(code, docs=dbt_docs_exist(settings))
     from warehouse.db import connect_reader
 
     con = connect_reader(settings)
@@ -115,7 +116,7 @@ def current_inputs(settings: Settings, extra: Sequence[str] = ()) -> Inputs:
             "select count(*) from information_schema.tables where table_schema = 'ops' and table_name = 'loads'"
         ).fetchone()
         if not has_ledger or not has_ledger[0]:
-            return Inputs(code)
+            return Inputs(code, docs=dbt_docs_exist(settings))
         live: dict[str, list[str]] = {}
         for raw_table, load_id in con.execute(
             "select distinct raw_table, load_id from ops.loads where status = 'loaded' qualify row_number() over "
@@ -126,8 +127,11 @@ def current_inputs(settings: Settings, extra: Sequence[str] = ()) -> Inputs:
     finally:
         con.close()
     raw = {t: hashlib.sha256("\n".join(ids).encode()).hexdigest()[:16] for t, ids in sorted(live.items())}
-    docs = (settings.docs_dir / "dbt" / "static_index.html").exists()  # the report links dbt docs only if present
-    return Inputs(code, raw, json.dumps([ledger, docs], default=str))
+    return Inputs(code, raw, json.dumps(ledger, default=str), dbt_docs_exist(settings))
+
+
+def dbt_docs_exist(settings: Settings) -> bool:
+    return (settings.docs_dir / "dbt" / "static_index.html").exists()
 
 
 def _state_path(settings: Settings) -> Path:
@@ -146,22 +150,15 @@ def read_state(settings: Settings) -> dict[str, Inputs]:
 
 
 def record(settings: Settings, stage: Stage, inputs: Inputs) -> None:
-    """Remember that ``stage`` completed with ``inputs`` (call only after it succeeded)."""
+    """Remember that ``stage`` completed with ``inputs`` (call only after it succeeded). The report records whether
+    dbt docs existed when it was rendered (the transform DAG writes them after planning, before the report)."""
     stages = {name: asdict(i) for name, i in read_state(settings).items()}
-    stages[stage] = asdict(inputs)
+    stages[stage] = asdict(replace(inputs, docs=dbt_docs_exist(settings)) if stage == "report" else inputs)
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     atomic_write(
         _state_path(settings),
         json.dumps({"version": STATE_VERSION, "stages": stages}, indent=2, sort_keys=True) + "\n",
     )
-
-
-def forget(settings: Settings, stage: Stage) -> None:
-    """Drop a stage's record (its output was changed outside a recorded run: the next run redoes it fully)."""
-    state = read_state(settings)
-    if stage in state:
-        stages = {name: asdict(i) for name, i in state.items() if name != stage}
-        atomic_write(_state_path(settings), json.dumps({"version": STATE_VERSION, "stages": stages}, indent=2) + "\n")
 
 
 def _outputs_present(settings: Settings, stage: Stage) -> bool:
@@ -191,6 +188,8 @@ def plan(settings: Settings, stage: Stage, inputs: Inputs, state: Mapping[str, I
     changed = tuple(sorted(t for t in set(last.raw) | set(inputs.raw) if last.raw.get(t) != inputs.raw.get(t)))
     if stage == "report" and not changed and last.ledger != inputs.ledger:
         return Plan(stage, True, reason="the load ledger changed")  # e.g. a new quarantine the report lists
+    if stage == "report" and not changed and last.docs != inputs.docs:
+        return Plan(stage, True, reason="dbt docs appeared or went since the last report")
     return Plan(stage, False, changed)
 
 
