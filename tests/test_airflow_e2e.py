@@ -77,6 +77,10 @@ def test_airflow_dags_test_matches_regionstat_run(tmp_path: Path) -> None:
     extracts = ingest.task_states
     assert extracts.get("success", 0) >= 2 * len(catalogue.sources) + 2  # extract + validate per source, load, verdict
     assert not extracts.get("skipped"), ingest.line()  # the verdict is green when nothing failed, not skipped
+    from regionstat.cli.airflow_local import task_log_path
+
+    load_log = task_log_path(env, "regionstat_ingest", str(ingest.run_id), "load", -1, 1)
+    assert "load: loaded" in load_log.read_text(encoding="utf-8"), "the UI would show an empty task log"
 
     import duckdb
 

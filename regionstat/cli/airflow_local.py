@@ -351,7 +351,44 @@ def dags_test(
     run_id, state, counts, failed = latest_run(env, dag_id)
     if state == "unknown":
         state = "success" if returncode == 0 else "failed"
+    if run_id is not None:
+        split_task_logs(env, dag_id, run_id, log_path)
     return DagRunSummary(dag_id, run_id, state, seconds, returncode, log_path, counts, failed)
+
+
+_DAG_TEST_START = re.compile(r"\[DAG TEST\] starting task_id=(\S+) map_index=(-?\d+)")
+
+
+def split_task_logs(env: Mapping[str, str], dag_id: str, run_id: str, log_path: Path) -> list[Path]:
+    """Copy each task attempt's part of a ``dags test`` output to where the UI reads task logs.
+
+    ``airflow dags test`` runs the tasks one after another in its own process and logs to its stdout only, so the
+    UI would show empty task logs for demo runs. Each task's part starts at its ``[DAG TEST] starting`` line; the
+    n-th start of the same task instance is attempt n (a retry). Returns the files written."""
+    written: list[Path] = []
+    attempts: dict[tuple[str, int], int] = {}
+    current: list[str] | None = None
+    target: Path | None = None
+
+    def flush() -> None:
+        if current is not None and target is not None:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text("".join(current), encoding="utf-8")
+            written.append(target)
+
+    with log_path.open(encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            m = _DAG_TEST_START.search(line)
+            if m:
+                flush()
+                key = (m.group(1), int(m.group(2)))
+                attempts[key] = attempts.get(key, 0) + 1
+                target = task_log_path(env, dag_id, run_id, key[0], key[1], attempts[key])
+                current = []
+            if current is not None:
+                current.append(line)
+    flush()
+    return written
 
 
 # ---------------------------------------------------------------------------------------------------------------

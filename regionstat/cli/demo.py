@@ -188,6 +188,7 @@ def summary(env: dict[str, str], runs: list[DagRunSummary], outcome: str = "") -
     print(f"  GX Data Docs       {_status_line(gx)}")
     print(f"  dbt docs           {_status_line(dbt_docs)}")
     print(f"  Airflow logs       {Path(env['AIRFLOW_HOME']) / 'dags-test'}/*.log  (AIRFLOW_HOME={env['AIRFLOW_HOME']})")
+    print("                     per task also in the Airflow UI (make airflow): each run's grid shows its task logs")
     print("\nTry:")
     for sql in _queries(data_dir):
         print(f'  {data_arg}.venv/bin/regionstat sql "{sql}"')
