@@ -654,8 +654,12 @@ def standalone(
     port: int = PORT,
     echo: Callable[[str], None] | None = print,
     api_ceiling: float = API_START_CEILING,
+    stream: bool = False,
 ) -> int:
     """setup, then the api-server; once it answers its health endpoint, scheduler, dag-processor and triggerer.
+
+    Quiet by default: the components' output goes to their log files only (``stream`` echoes it too, prefixed
+    with the component's name), so the URL and login are the last lines on the console.
 
     ``airflow standalone`` starts all four at once: on a busy machine the scheduler queues tasks before the
     api-server listens, and their supervisors fail with ``httpx.ConnectError``. Runs until Ctrl-C / SIGTERM
@@ -678,14 +682,16 @@ def standalone(
     previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         say(f"starting the api-server on http://{HOST}:{port} (AIRFLOW_HOME={env['AIRFLOW_HOME']}) ...")
+        say(f"component output goes to {log_dir}/*.log (--verbose echoes it here)")
         start = time.monotonic()
-        api = start_component("api-server", env, log_dir, echo=echo)
+        component_echo = echo if stream else None
+        api = start_component("api-server", env, log_dir, echo=component_echo)
         components.append(api)
         wait_for_api(api, port, ceiling=api_ceiling)
         secure_credentials(env)  # the api-server wrote the admin password (and airflow.cfg) by now
         say(f"api-server answers {HEALTH_PATH} after {time.monotonic() - start:.0f} s; starting {', '.join(AFTER_API)}")
         for name in AFTER_API:
-            components.append(start_component(name, env, log_dir, echo=echo))
+            components.append(start_component(name, env, log_dir, echo=component_echo))
         say(_banner(env, port, components))
         watcher = FailedBeforeStartWatcher(env, components[1], echo, AirflowRest(env, port))
         while True:
@@ -779,6 +785,7 @@ def main(argv: list[str] | None = None) -> int:
         help="setup, the api-server, then (once it answers) scheduler, dag-processor, triggerer; prints the login",
     )
     p.add_argument("--port", type=int, default=PORT)
+    p.add_argument("--verbose", action="store_true", help="echo every component's output (it is always in its log)")
     p = sub.add_parser("test", help="setup + airflow dags test DAG_ID")
     p.add_argument("dag_id")
     p.add_argument("--conf", help="JSON conf for the run, e.g. '{\"force\": true}'")
@@ -788,7 +795,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "setup":
             setup()
         elif args.command == "standalone":
-            return standalone(airflow_env(port=args.port), port=args.port)
+            return standalone(airflow_env(port=args.port), port=args.port, stream=args.verbose)
         elif args.command == "test":
             env = setup()
             summary = dags_test(args.dag_id, env, on_line=print, conf=json.loads(args.conf) if args.conf else None)
