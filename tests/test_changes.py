@@ -98,3 +98,44 @@ def test_one_changed_table_builds_downstream_only_and_equals_a_full_build(
     assert {m: e["sha256"] for m, e in _index(full.data_dir).items()} == {
         m: e["sha256"] for m, e in incremental.items()
     }
+
+
+def test_transform_dag_tasks_build_only_downstream_and_record(
+    world: tuple[Settings, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The transform DAG's task functions, in DAG order, on a changed municipal file: the plan parses once and
+    narrows every group; afterwards the plan finds nothing to do (the DAG short-circuits)."""
+    from collections import defaultdict
+    from types import SimpleNamespace
+
+    import regionstat.dag_support as ra
+    from expectations.validate import validate_pending
+    from extract.pipeline import extract_inbox
+    from tests.conftest import REFERENCE_DATA
+    from warehouse.load import load_validated
+
+    settings, _ = world
+    monkeypatch.setenv("REGIONSTAT_DATA_DIR", str(settings.data_dir))
+    assert ra.plan_transform() is None  # nothing changed since the CLI runs above
+    before = _index(settings.data_dir)
+    settings.inbox_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copy(REFERENCE_DATA / "linkoping_kommun_px" / "PE12.px", settings.inbox_dir / "PE12.px")
+    extract_inbox(settings=settings)
+    validate_pending(settings, build_docs=False)
+    assert load_validated(settings=settings).changed.keys() == {"municipal_commuting"}
+
+    plan = ra.plan_transform()
+    assert plan is not None and plan["select"] == "source:municipal.municipal_commuting+"
+    assert ra._group_selector("staging", plan["select"]) == "staging,source:municipal.municipal_commuting+"
+    built = [ra.dbt_group(group, plan) for group in ra.DBT_GROUPS]
+    assert sum(g["passed"] for g in built) >= 1 and not any(g["failed"] for g in built)
+    assert ra.dbt_group("seeds", plan)["passed"] == 0  # no seed is downstream of a raw table
+    ra.dbt_test_all(plan)
+    events: defaultdict = defaultdict(SimpleNamespace)  # stands in for Airflow's outlet events accessor
+    published = ra.publish(events, plan)
+    ra.report(plan)
+    assert set(published["changed"]) <= set(plan["publish_only"] or ())
+    assert {m: e["sha256"] for m, e in _index(settings.data_dir).items() if m not in published["changed"]} == {
+        m: e["sha256"] for m, e in before.items() if m not in published["changed"]
+    }
+    assert ra.plan_transform() is None and changes.nothing_changed(settings)
