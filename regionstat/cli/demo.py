@@ -35,7 +35,8 @@ _TASK_START = re.compile(r"\[DAG TEST\] starting task_id=(\S+) map_index=(-?\d+)
 _INTERESTING = re.compile(
     r"(fetched \S+: .* data request|unchanged upstream|already processed|validation passed|quarantined:|"
     r"load: loaded|raw\.\S+ changed|no raw table changed|dbt (build|test): \d+ ok|published \d+ mart|"
-    r"report written|GX Data Docs:|regionstat task failed|regionstat DAG run failed)"
+    r"report written|GX Data Docs:|regionstat task failed|regionstat DAG run failed|plan: |transform skipped|"
+    r"skipped, nothing changed|nothing to build)"
 )
 
 EXAMPLE_QUERIES = [
