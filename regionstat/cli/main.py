@@ -187,9 +187,14 @@ def cmd_load(args: argparse.Namespace) -> int:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
+    from warehouse import changes
     from warehouse.build import run_dbt
 
-    result = run_dbt(settings=_settings(args), select=args.select, require_match=True)
+    settings = _settings(args)
+    inputs = changes.current_inputs(settings) if not args.select else None
+    result = run_dbt(settings=settings, select=args.select, require_match=True)
+    if inputs is not None:  # a full build: the next `regionstat run` need not build again for these inputs
+        changes.record(settings, "build", inputs)
     console.print(result.line())
     return 0
 
