@@ -40,7 +40,8 @@ index per catalogue entry):
 Then **load** (pool `duckdb_writer`, runs whatever the validations did) loads every validated batch into
 `raw.*` in one transaction each, and emits an asset event `regionstat://raw/<table>` (via the alias
 `{ra.RAW_ALIAS.name}`) only for raw tables whose content changed - that is what triggers `regionstat_transform`.
-**verdict** runs only if a source failed, and fails the run naming the quarantined batches.
+**verdict** runs after every source: green when all were extracted and validated (or unchanged), else it fails
+the run naming the quarantined batches.
 
 Trigger with `{{"force": true}}` to refetch even unchanged tables.
 
@@ -88,9 +89,13 @@ def build_ingest_dag(dag_id: str, schedule: str, source_names: list[str]):
         def load() -> dict[str, Any]:
             return ra.load_and_announce(get_current_context()["outlet_events"])
 
-        @task(trigger_rule=TriggerRule.ONE_FAILED)
+        @task(trigger_rule=TriggerRule.ALL_DONE)
         def verdict() -> None:
-            dag_run = get_current_context()["dag_run"]
+            context = get_current_context()
+            if not ra.failed_tasks(context, group="source"):
+                ra.log.info("verdict: every source was extracted and validated (or unchanged)")
+                return
+            dag_run = context["dag_run"]
             lines = ra.quarantined_since(getattr(dag_run, "start_date", None))
             detail = "; ".join(lines) if lines else "an extract or validate task failed (see its log)"
             raise AirflowFailException(f"ingest incomplete: {detail}; good batches were loaded")

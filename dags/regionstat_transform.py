@@ -20,6 +20,12 @@ Scheduled on the raw-table assets ({len(ra.RAW_ASSETS)}: any of
 {", ".join(f"`{a.uri}`" for a in ra.RAW_ASSETS.values())}); the ingest and inbox DAGs emit an event only for raw
 tables whose content changed, so a no-op ingest does not rebuild anything. One run at a time.
 
+**plan** first compares the live loads and the code with what the last build, publish and report completed with
+(`warehouse/changes.py`, recorded in `.state/last_run.json`): nothing changed -> it short-circuits and every other
+task shows *skipped*; otherwise it parses the dbt project once (the later tasks reuse that parse) and every dbt
+task builds only its part downstream of the changed raw tables (`source:<table>+`), publish rewrites only the
+marts fed by them.
+
 dbt runs as one task per model group (seeds, tests included: `dbt build`), so the grid shows which part failed; a
 failing group stops its downstream groups, and nothing is published: `data/marts/*.parquet` stay as they were.
 All DuckDB work is in the one-slot pool `duckdb_writer`.
@@ -31,8 +37,8 @@ All DuckDB work is in the one-slot pool `duckdb_writer`.
 **dbt_tests** then runs `dbt test` over everything (tests whose parents span groups, e.g. relationships to
 the dimensions). Then **publish_marts** writes `data/marts/<model>.parquet` atomically (+ `_index.json`
 checksums) and emits
-`{ra.MARTS_ASSET.uri}` (extra: which marts changed); **write_report** writes `data/reports/index.html`
-(`{ra.REPORT_ASSET.uri}`); **build_docs** writes GX Data Docs (`data/docs/gx/`) and dbt docs (`data/docs/dbt/`).
+`{ra.MARTS_ASSET.uri}` (extra: which marts changed); **build_docs** writes GX Data Docs (`data/docs/gx/`) and dbt
+docs (`data/docs/dbt/`); **write_report** writes `data/reports/index.html` (`{ra.REPORT_ASSET.uri}`), linking both.
 """
 
 
@@ -48,13 +54,18 @@ checksums) and emits
     tags=["regionstat", "transform", "dbt"],
 )
 def regionstat_transform():
-    @task(pool=ra.POOL)
-    def dbt_build(group: str) -> dict[str, Any]:
-        return ra.dbt_group(group)
+    @task.short_circuit
+    def plan() -> dict[str, Any] | None:
+        return ra.plan_transform()
 
+    @task(pool=ra.POOL)
+    def dbt_build(group: str, plan: dict[str, Any]) -> dict[str, Any]:
+        return ra.dbt_group(group, plan)
+
+    the_plan = plan()
     groups: dict[str, Any] = {}
     for group, (selector, upstream) in ra.DBT_GROUPS.items():
-        t = dbt_build.override(task_id=f"dbt_{group}", doc_md=f"`dbt build --select {selector}`")(group)
+        t = dbt_build.override(task_id=f"dbt_{group}", doc_md=f"`dbt build --select {selector}`")(group, the_plan)
         for up in upstream:
             groups[up] >> t
         groups[group] = t
@@ -62,24 +73,24 @@ def regionstat_transform():
     last_groups = [t for g, t in groups.items() if g not in used_upstream]
 
     @task(pool=ra.POOL)
-    def dbt_tests() -> dict[str, Any]:
-        return ra.dbt_test_all()
+    def dbt_tests(plan: dict[str, Any]) -> dict[str, Any]:
+        return ra.dbt_test_all(plan)
 
     @task(pool=ra.POOL, outlets=[ra.MARTS_ASSET])
-    def publish_marts() -> dict[str, Any]:
-        return ra.publish(get_current_context()["outlet_events"])
+    def publish_marts(plan: dict[str, Any]) -> dict[str, Any]:
+        return ra.publish(get_current_context()["outlet_events"], plan)
 
     @task(pool=ra.POOL, outlets=[ra.REPORT_ASSET])
-    def write_report() -> str:
-        return ra.report()
+    def write_report(plan: dict[str, Any]) -> str:
+        return ra.report(plan)
 
     @task(pool=ra.POOL)
     def build_docs() -> dict[str, str]:
         return ra.docs()
 
-    published = publish_marts()
-    last_groups >> dbt_tests() >> published
-    published >> write_report() >> build_docs()
+    published = publish_marts(the_plan)
+    last_groups >> dbt_tests(the_plan) >> published
+    published >> build_docs() >> write_report(the_plan)
 
 
 regionstat_transform()

@@ -306,6 +306,21 @@ def load_and_announce(outlet_events: Any) -> dict[str, Any]:
     }
 
 
+def failed_tasks(context: Mapping[str, Any], *, task_ids: list[str] | None = None, group: str | None = None) -> int:
+    """How many task instances of this DAG run (these tasks, or this task group) failed or could not run because
+    an upstream failed: the verdict's question, asked through the execution API (works in ``dags test`` too)."""
+    ti, dag_run = context["ti"], context["dag_run"]
+    return int(
+        ti.get_ti_count(
+            dag_id=dag_run.dag_id,
+            task_ids=task_ids,
+            task_group_id=group,
+            run_ids=[dag_run.run_id],
+            states=["failed", "upstream_failed"],
+        )
+    )
+
+
 def quarantined_since(since: datetime | None) -> list[str]:
     """One line per batch quarantined at or after ``since`` (reason file mtime), for the run's verdict."""
     qdir = settings().quarantine_dir
@@ -350,17 +365,61 @@ def inbox_has_new_files() -> bool:
     return bool(new)
 
 
-def dbt_group(group: str) -> dict[str, Any]:
+def plan_transform() -> dict[str, Any] | None:
+    """What this transform run has to do (warehouse.changes), or None when nothing changed since the last one.
+
+    Otherwise parses the dbt project once (the tasks after it reuse the saved parse) and returns the dbt selection
+    (None = everything), the marts to publish (None = all), whether to render the report, and the inputs to
+    record when each stage has succeeded."""
+    from dataclasses import asdict
+
+    from warehouse import changes
+    from warehouse.build import parse_project
+
+    s = settings()
+    inputs = changes.current_inputs(s)
+    plans = changes.plans(s, inputs)
+    if all(p.nothing for p in plans.values()):
+        log.info("0 loaded, transform skipped: nothing changed since the last build (dbt, publish, report)")
+        return None
+    for p in plans.values():
+        log.info("plan: %s", p.line())
+    parse_project(settings=s)
+    select = changes.dbt_selection(s, plans["build"])
+    only = changes.marts_to_publish(s, plans["publish"])
+    return {
+        "build": not plans["build"].nothing and select != "",
+        "select": select,
+        "publish": not plans["publish"].nothing,
+        "publish_only": sorted(only) if only is not None else None,
+        "report": not plans["report"].nothing,
+        "inputs": asdict(inputs),
+    }
+
+
+def _group_selector(selector: str, select: str | None) -> str:
+    """The group's selector, narrowed to ``select`` (dbt: space = union, comma = intersection)."""
+    if select is None:
+        return selector
+    return " ".join(f"{selector},{part}" for part in select.split())
+
+
+def dbt_group(group: str, plan: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """``dbt build --select <group selector>`` under the writer lock; raises DbtError naming the first failure.
 
     Tests are selected *buildably* (a test runs with the group once all its parents are built by this or an
     earlier group), so a group never runs a test against a model a later group builds; the tests that span
-    groups run in ``dbt_tests`` at the end (see :func:`dbt_test_all`).
+    groups run in ``dbt_tests`` at the end (see :func:`dbt_test_all`). With a ``plan`` (from
+    :func:`plan_transform`) only the group's part downstream of the changed raw tables is built.
     """
     from regionstat.config import resolve
     from warehouse.build import run_dbt
 
     selector = DBT_GROUPS[group][0]
+    if plan is not None and not plan["build"]:
+        log.info("dbt %s: nothing to build (no changed raw table feeds it)", group)
+        return {"group": group, "select": None, "passed": 0, "failed": 0, "skipped": 0}
+    selector = _group_selector(selector, plan["select"] if plan else None)
     run_settings = settings()
     resolve().prepare(run_settings)  # the user's override CSVs where the dbt vars point
     result = run_dbt(settings=run_settings, select=selector, indirect_selection="buildable")
@@ -374,12 +433,23 @@ def dbt_group(group: str) -> dict[str, Any]:
     }
 
 
-def dbt_test_all() -> dict[str, Any]:
-    """``dbt test`` over the whole project: catches the tests whose parents live in different groups."""
+def dbt_test_all(plan: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """``dbt test`` over the whole project (or what the plan rebuilt): catches the tests whose parents live in
+    different groups. Records the build as done (warehouse.changes) when a plan is given."""
+    from warehouse import changes
     from warehouse.build import run_dbt
 
-    result = run_dbt(settings=settings(), command="test")
-    log.info(result.line())
+    s = settings()
+    if plan is not None and not plan["build"]:
+        log.info("dbt test: nothing was built")
+        result = None
+    else:
+        result = run_dbt(settings=s, command="test", select=plan["select"] if plan else None)
+        log.info(result.line())
+    if plan is not None:
+        changes.record(s, "build", changes.Inputs(**plan["inputs"]))
+    if result is None:
+        return {"passed": 0, "failed": 0, "skipped": 0}
     return {"passed": result.passed, "failed": result.failed, "skipped": result.skipped}
 
 
@@ -389,13 +459,22 @@ def _read_index(path: Path) -> dict[str, str]:
     return read_index_checksums(path)
 
 
-def publish(outlet_events: Any) -> dict[str, Any]:
-    """Publish every mart as Parquet; the marts asset event says which marts changed."""
+def publish(outlet_events: Any, plan: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Publish every mart as Parquet (with a plan: only the marts fed by changed raw tables); the marts asset
+    event says which marts changed."""
+    from warehouse import changes
     from warehouse.publish import publish_marts
 
     s = settings()
     before = _read_index(s.marts_dir / "_index.json")
-    checksums = publish_marts(settings=s)
+    if plan is not None and not plan["publish"]:
+        log.info("publish: skipped, nothing changed since the last publish")
+        outlet_events[MARTS_ASSET].extra = {"marts": len(before), "changed": []}
+        return {"marts_dir": str(s.marts_dir), "marts": len(before), "changed": []}
+    only = set(plan["publish_only"]) if plan is not None and plan["publish_only"] is not None else None
+    checksums = publish_marts(settings=s, only=only)
+    if plan is not None:
+        changes.record(s, "publish", changes.Inputs(**plan["inputs"]))
     changed = sorted(k for k, v in checksums.items() if before.get(k) != v)
     log.info(
         "published %d mart(s) to %s; %d changed: %s",
@@ -408,10 +487,18 @@ def publish(outlet_events: Any) -> dict[str, Any]:
     return {"marts_dir": str(s.marts_dir), "marts": len(checksums), "changed": changed}
 
 
-def report() -> str:
+def report(plan: Mapping[str, Any] | None = None) -> str:
+    """Render the HTML report (with a plan: only when its inputs changed) and record it as done."""
+    from warehouse import changes
     from warehouse.report import write_report
 
-    path = write_report(settings=settings())
+    s = settings()
+    if plan is not None and not plan["report"]:
+        log.info("report: skipped, nothing changed since the last report")
+        return str(s.reports_dir / "index.html")
+    path = write_report(settings=s)
+    if plan is not None:
+        changes.record(s, "report", changes.Inputs(**plan["inputs"]))
     log.info("report written to %s", path)
     return str(path)
 

@@ -69,3 +69,16 @@ def run_with_inbox(tmp_path_factory: pytest.TempPathFactory) -> Path:
         shutil.copy(REFERENCE_DATA / "linkoping_kommun_px" / name, inbox / name)
     assert run_pipeline(Settings(data_dir=data), docs=False).exit_code == 0
     return data
+
+
+@pytest.fixture(scope="session")
+def built_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One ``regionstat run`` (GX docs off) on the bundled snapshot, built once per test process and shared:
+    read it as it is, or copy it before changing anything (tests/test_readme.py, tests/test_changes.py)."""
+    from regionstat.cli.main import run_pipeline
+    from regionstat.settings import Settings
+
+    data = tmp_path_factory.mktemp("built") / "data"
+    summary = run_pipeline(Settings(data_dir=data), docs=False)
+    assert summary.exit_code == 0, summary.problems
+    return data

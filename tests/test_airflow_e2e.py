@@ -75,7 +75,12 @@ def test_airflow_dags_test_matches_regionstat_run(tmp_path: Path) -> None:
     ingest = dags_test("regionstat_ingest", env)
     assert ingest.ok, f"{ingest.line()}\n{_tail(ingest.log_path)}"
     extracts = ingest.task_states
-    assert extracts.get("success", 0) >= 2 * len(catalogue.sources) + 1  # extract + validate per source, load
+    assert extracts.get("success", 0) >= 2 * len(catalogue.sources) + 2  # extract + validate per source, load, verdict
+    assert not extracts.get("skipped"), ingest.line()  # the verdict is green when nothing failed, not skipped
+    from regionstat.cli.airflow_local import task_log_path
+
+    load_log = task_log_path(env, "regionstat_ingest", str(ingest.run_id), "load", -1, 1)
+    assert "load: loaded" in load_log.read_text(encoding="utf-8"), "the UI would show an empty task log"
 
     import duckdb
 
@@ -118,6 +123,13 @@ def test_airflow_dags_test_matches_regionstat_run(tmp_path: Path) -> None:
     unchanged = set(re.findall(r"(\w+): \S+ unchanged upstream .*0 data requests", log))
     assert unchanged == {s.name for s in catalogue.sources}
     assert "no raw table changed" in log
+
+    # the transform run anyway (a manual trigger): its plan finds nothing changed and short-circuits the rest
+    idle = dags_test("regionstat_transform", env)
+    assert idle.ok, f"{idle.line()}\n{_tail(idle.log_path)}"
+    assert idle.task_states.get("success") == 1 and idle.task_states.get("skipped", 0) >= 10, idle.line()
+    assert "transform skipped: nothing changed" in idle.log_path.read_text(encoding="utf-8", errors="replace")
+    assert json.loads((data / "marts" / "_index.json").read_text()) == airflow_index
 
     # a forced refetch where one source's batch fails validation: that mapped validate fails with a one-line
     # reason, the others go on, the load runs, the warehouse keeps the good batch, and the run is failed

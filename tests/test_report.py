@@ -281,7 +281,8 @@ def test_report_is_self_contained_and_complete(settings: Settings) -> None:
     assert "note na" not in text  # no section fell back to a "not available" note
     # header and footer
     assert "Östergötland" in text and "CC0" in text
-    assert "../docs/gx/index.html" in text and "regionstat sql" in text
+    assert "regionstat sql" in text
+    assert "../docs/" not in text  # no docs built here: no dead links (test_report_links_the_docs_that_exist)
     assert "raw.employment_by_sector" in text and "raw.commuting_flows" in text
 
 
@@ -304,6 +305,21 @@ def test_missing_marts_give_notes_not_crashes(settings: Settings, caplog: pytest
     assert "not available" in _section(text, "commuting")
     assert "<svg" in _section(text, "lq")  # the rest still renders
     assert any("mart_top_sectors" in r.getMessage() for r in caplog.records)
+
+
+def test_report_links_the_docs_that_exist(settings: Settings) -> None:
+    """A CLI-only run has GX Data Docs but no dbt docs: only the GX link; both once ``regionstat docs`` ran."""
+    gx = settings.docs_dir / "gx" / "index.html"
+    dbt_docs = settings.docs_dir / "dbt" / "static_index.html"
+    gx.parent.mkdir(parents=True)
+    gx.write_text("<html></html>")
+    text = write_report(settings=settings).read_text(encoding="utf-8")
+    assert 'href="../docs/gx/index.html"' in text and "static_index.html" not in text
+    assert "not built yet (<code>regionstat docs</code>" in text
+    dbt_docs.parent.mkdir(parents=True)
+    dbt_docs.write_text("<html></html>")
+    text = write_report(settings=settings).read_text(encoding="utf-8")
+    assert 'href="../docs/dbt/static_index.html"' in text and "not built yet" not in text
 
 
 def test_report_without_a_warehouse(settings: Settings) -> None:

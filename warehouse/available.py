@@ -82,6 +82,7 @@ class Availability:
 
     buildable: frozenset[str]
     skipped: dict[str, frozenset[str]]  # mart -> raw tables it needs that hold no rows
+    unbuildable: frozenset[str] = frozenset()  # every model (marts and the models under them) lacking an input
 
     @property
     def complete(self) -> bool:
@@ -109,6 +110,7 @@ def availability(manifest: Mapping[str, Any], loaded: Iterable[str], files: Iter
     return Availability(
         buildable=frozenset(m for m, needs in missing.items() if not needs),
         skipped={m: needs for m, needs in missing.items() if needs and m in marts},
+        unbuildable=frozenset(m for m, needs in missing.items() if needs),
     )
 
 
@@ -132,9 +134,10 @@ def loaded_raw_tables(settings: Settings) -> set[str]:
 RAW_TABLES_SQL = "select table_name from information_schema.tables where table_schema = 'raw'"
 
 
-def build_available(*, settings: Settings) -> tuple[DbtResult, list[str]]:
-    """``dbt build`` of what the loaded raw tables allow: everything when every catalogue raw table holds rows,
-    else the buildable models (tests only where all their parents are built); plus one note per skipped mart."""
+def build_available(*, settings: Settings, select: str | None = None) -> tuple[DbtResult, list[str]]:
+    """``dbt build`` of what the loaded raw tables allow: everything (or ``select``, e.g. what depends on the
+    changed raw tables, from ``warehouse.changes``) when every catalogue raw table holds rows, else only the
+    buildable models among them (tests only where all their parents are built); plus one note per skipped mart."""
     from regionstat.catalogue import load_catalogue
 
     catalogue = load_catalogue()
@@ -142,7 +145,7 @@ def build_available(*, settings: Settings) -> tuple[DbtResult, list[str]]:
     file_only = {f.raw_table for f in catalogue.files} - {s.raw_table for s in catalogue.sources}
     loaded = loaded_raw_tables(settings)
     if set(catalogue.raw_tables) <= loaded:
-        return run_dbt(settings=settings), []
+        return run_dbt(settings=settings, select=select), []
     target = settings.state_dir / "dbt" / "target"
     parsed = invoke_dbt("parse", settings, target=target)
     if not parsed.success:
@@ -152,9 +155,13 @@ def build_available(*, settings: Settings) -> tuple[DbtResult, list[str]]:
         first = parsed.failures[0] if parsed.failures else "see dbt logs"
         raise DbtError(f"dbt parse failed; the last good warehouse is unchanged; first: {first}")
     found = availability(read_manifest(target), loaded, file_only)
-    if found.complete:  # only raw tables no mart needs are empty (an inbox without files): build as always
-        return run_dbt(settings=settings), []
+    if not found.unbuildable:  # only raw tables no model needs are empty: build as always
+        return run_dbt(settings=settings, select=select), []
     if not found.buildable:
         return DbtResult("build", True, 0, 0, 0, []), found.notes()
-    result = run_dbt(settings=settings, select=found.selection(), indirect_selection="cautious")
+    if select is None:
+        result = run_dbt(settings=settings, select=found.selection(), indirect_selection="cautious")
+    else:
+        exclude = " ".join(sorted(found.unbuildable))
+        result = run_dbt(settings=settings, select=select, exclude=exclude, indirect_selection="cautious")
     return result, found.notes()

@@ -14,7 +14,7 @@ from typing import Literal
 
 from regionstat.errors import RegionstatError, WarehouseWriteError
 from regionstat.settings import PROJECT_ROOT, Settings
-from warehouse.db import connect_writer, work_copy
+from warehouse.db import connect_writer, work_copy, work_path
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,7 @@ class DbtResult:
     failed: int
     skipped: int
     failures: list[str]
+    nodes: int = 0  # nodes dbt selected (incl. no-ops); 0 = the selection matched nothing
 
     def line(self) -> str:
         return f"dbt {self.command}: {self.passed} ok, {self.failed} failed, {self.skipped} skipped"
@@ -122,7 +123,7 @@ def invoke_dbt(
     if res.exception is not None:
         where = getattr(res.exception, "filename", None)
         failures.append(f"dbt {command} raised: {res.exception}" + (f" ({where})" if where else ""))
-    return DbtResult(command, bool(res.success), passed, failed, skipped, failures)
+    return DbtResult(command, bool(res.success), passed, failed, skipped, failures, len(results))
 
 
 @contextlib.contextmanager
@@ -161,15 +162,20 @@ def run_dbt(
     command: str = "build",
     wait: float | None = None,
     indirect_selection: IndirectSelection | None = None,
+    require_match: bool = False,
+    exclude: str | None = None,
 ) -> DbtResult:
     """``dbt build`` (seeds, models, tests) under the writer lock; raises DbtError naming the first failure.
 
     ``indirect_selection`` is dbt's ``--indirect-selection`` (which tests adjacent to ``select`` run); None
-    keeps dbt's default (eager)."""
-    extra = ["--select", select] if select else []
+    keeps dbt's default (eager). ``require_match``: a ``select`` that matches no node is an error (a typo on the
+    command line), not dbt's warning and success; the warehouse is then left as it was."""
+    extra = (["--select", select] if select else []) + (["--exclude", exclude] if exclude else [])
     with work_copy(settings, wait=wait, purpose=f"dbt {command}") as path:
         connect_writer(path).close()  # make sure raw/ops schemas exist before dbt looks for sources
         result = invoke_dbt(command, settings, extra, duckdb_path=path, indirect_selection=indirect_selection)
+        if require_match and select and result.success and not result.nodes:
+            raise DbtError(f"no dbt node matches --select {select}; the warehouse is unchanged")
         if not result.success:  # raising inside the block discards the work copy: the live warehouse stays
             storage = storage_failure(result, settings)
             if storage is not None:
@@ -180,6 +186,18 @@ def run_dbt(
                 f"is unchanged; first: {first}"
             )
     log.info(result.line())
+    return result
+
+
+def parse_project(*, settings: Settings) -> DbtResult:
+    """``dbt parse`` once, so the invocations after it (other processes: the transform DAG's tasks) find an
+    up-to-date ``partial_parse.msgpack`` and manifest in the shared target path and skip parsing.
+
+    It uses the same profile (the work copy's path) as :func:`run_dbt`: dbt discards its saved parse when the
+    profile differs. Parsing does not open the warehouse, so no lock is needed."""
+    result = invoke_dbt("parse", settings, duckdb_path=str(work_path(settings)))
+    if not result.success:
+        raise DbtError(f"dbt parse failed: {'; '.join(result.failures) or 'see dbt logs'}")
     return result
 
 

@@ -16,6 +16,7 @@ import os
 import shutil
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import duckdb
 from filelock import FileLock, Timeout
@@ -154,6 +155,12 @@ def connect_writer(path: os.PathLike[str] | str) -> duckdb.DuckDBPyConnection:
     return con
 
 
+def work_path(settings: Settings) -> Path:
+    """Where the writer's private copy of the warehouse lives while it works (always the same path: dbt keys its
+    saved parse on the profile, which names this file)."""
+    return settings.state_dir / "warehouse.next.duckdb"
+
+
 @contextlib.contextmanager
 def work_copy(settings: Settings, *, wait: float | None = None, purpose: str = "write") -> Iterator[str]:
     """Hold the writer lock, yield the path of a private copy of the warehouse, publish it atomically on success."""
@@ -162,7 +169,7 @@ def work_copy(settings: Settings, *, wait: float | None = None, purpose: str = "
     except OSError as exc:
         raise _write_error(settings, exc) from exc
     with writer(settings, wait=wait, purpose=purpose):
-        work = settings.state_dir / "warehouse.next.duckdb"
+        work = work_path(settings)
         try:
             for stale in (work, work.with_name(work.name + ".wal")):
                 stale.unlink(missing_ok=True)

@@ -117,12 +117,16 @@ def write_parquet(
     return rows
 
 
-def publish_marts(*, settings: Settings, wait: float | None = None) -> dict[str, str]:
+def publish_marts(*, settings: Settings, wait: float | None = None, only: set[str] | None = None) -> dict[str, str]:
     """Write ``data/marts/<model>.parquet`` for every table in schema ``marts`` and ``_index.json`` (checksum,
-    rows, description, provenance per mart); returns name -> sha256."""
+    rows, description, provenance per mart); returns name -> sha256.
+
+    ``only``: rewrite just these marts (an incremental run: the others' inputs did not change) and keep the other
+    marts' files and index entries as they are; a mart missing from the index is written regardless."""
     out = settings.marts_dir
     out.mkdir(parents=True, exist_ok=True)
     index: dict[str, dict[str, Any]] = {}
+    previous = _read_index(out / INDEX_NAME) if only is not None else {}
     models = read_model_docs(settings)
     with writer(settings, wait=wait, purpose="publish"):
         con = connect_reader(settings)
@@ -138,6 +142,10 @@ def publish_marts(*, settings: Settings, wait: float | None = None) -> dict[str,
             ]
             vintages = source_vintages(con, settings)
             for name in names:
+                kept = previous.get(name)
+                if only is not None and name not in only and kept and (out / f"{name}.parquet").exists():
+                    index[name] = kept
+                    continue
                 relation = f'{MART_SCHEMA}."{name}"'
                 columns = [
                     r[0]
@@ -182,6 +190,15 @@ def publish_marts(*, settings: Settings, wait: float | None = None) -> dict[str,
     atomic_write(out / INDEX_NAME, json.dumps(index, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
     log.info("published %d marts to %s", len(index), out)
     return {name: entry["sha256"] for name, entry in index.items()}
+
+
+def _read_index(path: Path) -> dict[str, dict[str, Any]]:
+    """The entries of an ``_index.json`` (mart -> checksum, rows, provenance); empty if unreadable or old-style."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return {k: v for k, v in data.items() if isinstance(v, dict)} if isinstance(data, dict) else {}
 
 
 def read_index_checksums(path: Path) -> dict[str, str]:

@@ -66,6 +66,11 @@ def status_rows(settings: Settings) -> list[dict[str, Any]]:
             fresh = "n/a"
         else:
             fresh = freshness.verdict(age)
+        threshold = None
+        if fresh in ("fresh", "warn", "error") and freshness is not None:
+            # the rule behind the verdict, in days: fresh below warn_after, warn above it, error above error_after
+            limit = freshness.error_after_days if fresh == "error" else freshness.warn_after_days
+            threshold = f"{'<' if fresh == 'fresh' else '>'} {limit} d"
         pending = newest
         rows.append(
             {
@@ -78,6 +83,7 @@ def status_rows(settings: Settings) -> list[dict[str, Any]]:
                 "upstream_updated": updated,
                 "age_days": age,
                 "freshness": fresh,
+                "freshness_threshold": threshold,
                 "reason": led.get("reason"),
                 "landed_load_id": pending.load_id if pending else None,
             }

@@ -351,7 +351,44 @@ def dags_test(
     run_id, state, counts, failed = latest_run(env, dag_id)
     if state == "unknown":
         state = "success" if returncode == 0 else "failed"
+    if run_id is not None:
+        split_task_logs(env, dag_id, run_id, log_path)
     return DagRunSummary(dag_id, run_id, state, seconds, returncode, log_path, counts, failed)
+
+
+_DAG_TEST_START = re.compile(r"\[DAG TEST\] starting task_id=(\S+) map_index=(-?\d+)")
+
+
+def split_task_logs(env: Mapping[str, str], dag_id: str, run_id: str, log_path: Path) -> list[Path]:
+    """Copy each task attempt's part of a ``dags test`` output to where the UI reads task logs.
+
+    ``airflow dags test`` runs the tasks one after another in its own process and logs to its stdout only, so the
+    UI would show empty task logs for demo runs. Each task's part starts at its ``[DAG TEST] starting`` line; the
+    n-th start of the same task instance is attempt n (a retry). Returns the files written."""
+    written: list[Path] = []
+    attempts: dict[tuple[str, int], int] = {}
+    current: list[str] | None = None
+    target: Path | None = None
+
+    def flush() -> None:
+        if current is not None and target is not None:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text("".join(current), encoding="utf-8")
+            written.append(target)
+
+    with log_path.open(encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            m = _DAG_TEST_START.search(line)
+            if m:
+                flush()
+                key = (m.group(1), int(m.group(2)))
+                attempts[key] = attempts.get(key, 0) + 1
+                target = task_log_path(env, dag_id, run_id, key[0], key[1], attempts[key])
+                current = []
+            if current is not None:
+                current.append(line)
+    flush()
+    return written
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -617,8 +654,12 @@ def standalone(
     port: int = PORT,
     echo: Callable[[str], None] | None = print,
     api_ceiling: float = API_START_CEILING,
+    stream: bool = False,
 ) -> int:
     """setup, then the api-server; once it answers its health endpoint, scheduler, dag-processor and triggerer.
+
+    Quiet by default: the components' output goes to their log files only (``stream`` echoes it too, prefixed
+    with the component's name), so the URL and login are the last lines on the console.
 
     ``airflow standalone`` starts all four at once: on a busy machine the scheduler queues tasks before the
     api-server listens, and their supervisors fail with ``httpx.ConnectError``. Runs until Ctrl-C / SIGTERM
@@ -641,14 +682,16 @@ def standalone(
     previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         say(f"starting the api-server on http://{HOST}:{port} (AIRFLOW_HOME={env['AIRFLOW_HOME']}) ...")
+        say(f"component output goes to {log_dir}/*.log (--verbose echoes it here)")
         start = time.monotonic()
-        api = start_component("api-server", env, log_dir, echo=echo)
+        component_echo = echo if stream else None
+        api = start_component("api-server", env, log_dir, echo=component_echo)
         components.append(api)
         wait_for_api(api, port, ceiling=api_ceiling)
         secure_credentials(env)  # the api-server wrote the admin password (and airflow.cfg) by now
         say(f"api-server answers {HEALTH_PATH} after {time.monotonic() - start:.0f} s; starting {', '.join(AFTER_API)}")
         for name in AFTER_API:
-            components.append(start_component(name, env, log_dir, echo=echo))
+            components.append(start_component(name, env, log_dir, echo=component_echo))
         say(_banner(env, port, components))
         watcher = FailedBeforeStartWatcher(env, components[1], echo, AirflowRest(env, port))
         while True:
@@ -742,6 +785,7 @@ def main(argv: list[str] | None = None) -> int:
         help="setup, the api-server, then (once it answers) scheduler, dag-processor, triggerer; prints the login",
     )
     p.add_argument("--port", type=int, default=PORT)
+    p.add_argument("--verbose", action="store_true", help="echo every component's output (it is always in its log)")
     p = sub.add_parser("test", help="setup + airflow dags test DAG_ID")
     p.add_argument("dag_id")
     p.add_argument("--conf", help="JSON conf for the run, e.g. '{\"force\": true}'")
@@ -751,7 +795,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "setup":
             setup()
         elif args.command == "standalone":
-            return standalone(airflow_env(port=args.port), port=args.port)
+            return standalone(airflow_env(port=args.port), port=args.port, stream=args.verbose)
         elif args.command == "test":
             env = setup()
             summary = dags_test(args.dag_id, env, on_line=print, conf=json.loads(args.conf) if args.conf else None)

@@ -37,7 +37,8 @@ _TASK_START = re.compile(r"\[DAG TEST\] starting task_id=(\S+) map_index=(-?\d+)
 _INTERESTING = re.compile(
     r"(fetched \S+: .* data request|unchanged upstream|already processed|validation passed|quarantined:|"
     r"load: loaded|raw\.\S+ changed|no raw table changed|dbt (build|test): \d+ ok|published \d+ mart|"
-    r"report written|GX Data Docs:|regionstat task failed|regionstat DAG run failed)"
+    r"report written|GX Data Docs:|regionstat task failed|regionstat DAG run failed|plan: |transform skipped|"
+    r"skipped, nothing changed|nothing to build)"
 )
 
 EXAMPLE_QUERIES = [
@@ -69,10 +70,15 @@ def _short(line: str) -> str:
     return text.strip()[:160]
 
 
-def _progress(prefix: str = "    "):
+_LOADED = re.compile(r"load: loaded (\d+) batch")
+
+
+def _progress(prefix: str = "    ", loaded: list[int] | None = None):
     seen: set[str] = set()
 
     def on_line(line: str) -> None:
+        if loaded is not None and "[regionstat.airflow]" in line and (n := _LOADED.search(line)):
+            loaded.append(int(n.group(1)))
         m = _TASK_START.search(line)
         if m:
             task, idx = m.group(1), int(m.group(2))
@@ -87,9 +93,9 @@ def _progress(prefix: str = "    "):
     return on_line
 
 
-def _run(dag_id: str, env: dict[str, str]) -> DagRunSummary:
+def _run(dag_id: str, env: dict[str, str], loaded: list[int] | None = None) -> DagRunSummary:
     print(f"\n$ airflow dags test {dag_id}", flush=True)
-    summary = dags_test(dag_id, env, on_line=_progress())
+    summary = dags_test(dag_id, env, on_line=_progress(loaded=loaded))
     mark = "ok" if summary.ok else "FAILED"
     print(f"  [{mark}] {summary.line()}", flush=True)
     if not summary.ok:
@@ -158,12 +164,21 @@ def _validation_summary(data_dir: Path) -> str:
     passed = [r for r in loaded if str(r["validation"]).startswith("passed")]
     warned = sum(1 for r in loaded if "warning" in str(r["validation"]))
     quarantined = [r["source_name"] for r in rows if r["status"] == "quarantined"]
-    line = f"{len(loaded)} loaded, {len(passed)} passed validation, {warned} with warnings"
+    line = f"{len(loaded)} in the warehouse, {len(passed)} passed validation, {warned} with warnings"
     line += f", {len(quarantined)} quarantined" + (f" ({', '.join(quarantined)})" if quarantined else "")
     return line + "  [details: regionstat status, regionstat quarantine list]"
 
 
-def summary(env: dict[str, str], runs: list[DagRunSummary]) -> None:
+def _nothing_changed(data_dir: Path) -> bool:
+    """True when the last build, publish and report already reflect the live loads and the code (the transform
+    DAG's own ``plan`` task would short-circuit): the demo then does not start it at all."""
+    from regionstat.settings import Settings
+    from warehouse import changes
+
+    return changes.nothing_changed(Settings(data_dir=data_dir))
+
+
+def summary(env: dict[str, str], runs: list[DagRunSummary], outcome: str = "") -> None:
     data_dir = Path(env["REGIONSTAT_DATA_DIR"])
     marts_dir = data_dir / "marts"
     marts = sorted(marts_dir.glob("*.parquet"))
@@ -177,7 +192,9 @@ def summary(env: dict[str, str], runs: list[DagRunSummary]) -> None:
     print("DAG runs:")
     for r in runs:
         print(f"  {'ok    ' if r.ok else 'FAILED'} {r.line()}")
-    print(f"\nSources (validated by Great Expectations before loading): {_validation_summary(data_dir)}")
+    if outcome:
+        print(f"This run: {outcome}")
+    print(f"\nSources live (validated by Great Expectations before loading): {_validation_summary(data_dir)}")
     print("\nWhere things are:")
     print(f"  DuckDB warehouse   {_status_line(data_dir / 'warehouse.duckdb', '(raw.*, staging, marts.*, ops.*)')}")
     print(f"  Parquet marts      {marts_dir}/ ({len(marts)} files, checksums in _index.json)")
@@ -185,6 +202,7 @@ def summary(env: dict[str, str], runs: list[DagRunSummary]) -> None:
     print(f"  GX Data Docs       {_status_line(gx)}")
     print(f"  dbt docs           {_status_line(dbt_docs)}")
     print(f"  Airflow logs       {Path(env['AIRFLOW_HOME']) / 'dags-test'}/*.log  (AIRFLOW_HOME={env['AIRFLOW_HOME']})")
+    print("                     per task also in the Airflow UI (make airflow): each run's grid shows its task logs")
     print("\nTry:")
     for sql in _queries(data_dir):
         print(f'  {data_arg}.venv/bin/regionstat sql "{sql}"')
@@ -205,16 +223,22 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     # one ingest DAG per catalogue schedule (today just regionstat_ingest), as serialised by setup
     ingest_ids = sorted({d for d in dag_ids(env) if d.startswith("regionstat_ingest")} | {INGEST})
-    runs = [_run(dag_id, env) for dag_id in ingest_ids]
+    loaded: list[int] = []
+    runs = [_run(dag_id, env, loaded) for dag_id in ingest_ids]
     if not env.get("REGIONSTAT_API_URL"):  # offline: the bundled real files arrive as a municipality's drop would
         _drop_bundled(data_dir)
     if _inbox_has_files(data_dir):
-        runs.append(_run(INBOX, env))
-    if (data_dir / "warehouse.duckdb").exists():
-        runs.append(_run(TRANSFORM, env))
+        runs.append(_run(INBOX, env, loaded))
+    outcome = f"{sum(loaded)} loaded"
+    if not (data_dir / "warehouse.duckdb").exists():
+        outcome += f", {TRANSFORM} skipped: nothing was loaded into {data_dir / 'warehouse.duckdb'}"
+    elif _nothing_changed(data_dir):
+        outcome += ", transform skipped: nothing changed"
     else:
-        print(f"\nskipping {TRANSFORM}: nothing was loaded into {data_dir / 'warehouse.duckdb'}", flush=True)
-    summary(env, runs)
+        runs.append(_run(TRANSFORM, env))
+        outcome += f", {TRANSFORM} {'ran' if runs[-1].ok else 'FAILED'}"
+    print(f"\n{outcome}", flush=True)
+    summary(env, runs, outcome)
     print(f"\n(total {time.perf_counter() - start:.0f} s)")
     failed = [r for r in runs if not r.ok]
     if failed:

@@ -21,6 +21,7 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
 
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -209,16 +210,20 @@ def cmd_load(args: argparse.Namespace) -> int:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
+    from warehouse import changes
     from warehouse.available import build_available
     from warehouse.build import run_dbt
 
     config = _run_config(args)
     settings = _settings(args, config)
     config.prepare(settings)
+    inputs = changes.current_inputs(settings) if not args.select else None
     if args.select:
-        result, notes = run_dbt(settings=settings, select=args.select), list[str]()
+        result, notes = run_dbt(settings=settings, select=args.select, require_match=True), list[str]()
     else:
         result, notes = build_available(settings=settings)
+    if inputs is not None:  # a full build: the next `regionstat run` need not build again for these inputs
+        changes.record(settings, "build", inputs)
     console.print(result.line())
     for note in notes:
         console.print(f"  {note}", markup=False)
@@ -263,6 +268,12 @@ def _seconds(t: float) -> str:
     return f"{minutes} min {sec} s"
 
 
+def _validate_pending(settings: Settings, docs: bool, sources: list[str] | None) -> list:
+    from expectations.validate import validate_pending
+
+    return validate_pending(settings, build_docs=docs, sources=sources)
+
+
 def run_pipeline(
     settings: Settings, *, force: bool = False, docs: bool = True, config: RunConfig | None = None
 ) -> RunSummary:
@@ -273,11 +284,12 @@ def run_pipeline(
     ``config.tables`` limits extraction to those sources; the build then skips, with one note each, the marts
     whose raw inputs hold no rows (``warehouse.available``).
     """
-    from expectations.validate import validate_pending
     from extract.pipeline import extract_all, extract_inbox
+    from regionstat.batches import pending
+    from warehouse import changes
     from warehouse.available import build_available
     from warehouse.load import load_validated
-    from warehouse.publish import publish_marts
+    from warehouse.publish import INDEX_NAME, publish_marts, read_index_checksums
     from warehouse.report import write_report
 
     summary = RunSummary()
@@ -307,19 +319,49 @@ def run_pipeline(
     _print_extract(results)
     summary.sources = len(results)
     summary.problems += _extract_problems(results)
-    outcomes = stage("validate", lambda: validate_pending(settings, build_docs=docs, sources=config.batch_sources()))
+    # GX takes about a second to import: only when a batch waits for validation (not in a run that landed nothing)
+    outcomes = stage(
+        "validate", lambda: _validate_pending(settings, docs, config.batch_sources()) if pending(settings) else []
+    )
     _print_validation(outcomes)
     summary.problems += _validation_problems(outcomes)
     loaded = stage("load", lambda: load_validated(settings=settings))
     console.print(f"load: {loaded.line()}")
     summary.problems += [Problem("failed", name, load_id, reason) for name, load_id, reason in loaded.failed]
-    result, notes = stage("build", lambda: build_available(settings=settings))
-    console.print(result.line())
-    for note in notes:
-        console.print(f"  {note}", markup=False)
-    marts = stage("publish", lambda: publish_marts(settings=settings))
-    console.print(f"publish: {len(marts)} marts")
-    report = stage("report", lambda: write_report(settings=settings))
+    inputs = changes.current_inputs(settings)
+    plans = changes.plans(settings, inputs)
+    build, publish, render = plans["build"], plans["publish"], plans["report"]
+    if build.nothing and publish.nothing and render.nothing:
+        console.print(
+            f"{len(loaded.loaded)} loaded, build, publish and report skipped: nothing changed since the last run"
+        )
+    else:
+        select = changes.dbt_selection(settings, build)
+        if build.nothing or select == "":
+            console.print(build.line() if build.nothing else "build: skipped, no dbt source reads the changed tables")
+        else:
+            if select:
+                console.print(build.line())
+            result, notes = stage("build", lambda: build_available(settings=settings, select=select))
+            console.print(result.line())
+            for note in notes:
+                console.print(f"  {note}", markup=False)
+        changes.record(settings, "build", inputs)
+        if publish.nothing:
+            console.print(publish.line())
+        else:
+            only = changes.marts_to_publish(settings, publish)
+            marts = stage("publish", lambda: publish_marts(settings=settings, only=only))
+            changes.record(settings, "publish", inputs)
+            rewritten = len(marts) if only is None else len(only & set(marts))
+            console.print(f"publish: {len(marts)} marts ({rewritten} rewritten)")
+        if render.nothing:
+            console.print(render.line())
+        else:
+            stage("report", lambda: write_report(settings=settings))
+            changes.record(settings, "report", inputs)
+    marts = read_index_checksums(settings.marts_dir / INDEX_NAME)
+    report = settings.reports_dir / "index.html"
     console.print("")
     console.print(f"[bold]DuckDB warehouse[/]  {settings.warehouse_path}")
     console.print(f"[bold]Parquet marts[/]     {settings.marts_dir}/ ({len(marts)} files)")
@@ -335,41 +377,81 @@ def cmd_run(args: argparse.Namespace) -> int:
     return _report_problems(summary.problems, summary.sources)
 
 
+# status columns: (header, row -> text, shown in a narrow terminal); --wide shows all
+_STATUS_COLUMNS: list[tuple[str, Callable[[dict], str], bool]] = [
+    ("source", lambda r: r["source_name"], True),
+    ("raw table", lambda r: r["raw_table"], False),
+    ("status", lambda r: r["status"], True),
+    ("rows", lambda r: f"{r['rows'] or 0:,}", True),
+    ("loaded at", lambda r: f"{r['loaded_at']:%Y-%m-%d %H:%M}" if r["loaded_at"] else "", True),
+    ("validation", lambda r: r["validation"], True),
+    ("upstream updated", lambda r: f"{r['upstream_updated']:%Y-%m-%d}" if r["upstream_updated"] else "", False),
+    ("age (d)", lambda r: "" if r["age_days"] is None else f"{r['age_days']:.0f}", False),
+    (
+        "freshness",
+        lambda r: r["freshness"] + (f" ({r['freshness_threshold']})" if r.get("freshness_threshold") else ""),
+        True,
+    ),
+]
+
+
+def _natural_width(table: Table) -> int:
+    """The width ``table`` takes without wrapping any cell (rich measures within the console width otherwise)."""
+    return console.measure(table, options=console.options.update(max_width=100_000)).maximum
+
+
+def _status_table(settings: Settings, rows: list[dict], *, wide: bool) -> tuple[Table, bool]:
+    """The status table, all columns if ``wide`` or if they fit the console, else the essential ones; the bool
+    says whether columns were left out. Source names never wrap; other cells wrap within their column."""
+
+    def build(columns: list[tuple[str, Callable[[dict], str], bool]]) -> Table:
+        table = Table(
+            title=f"regionstat status ({settings.data_dir})", title_justify="left", box=box.SIMPLE_HEAD, show_edge=False
+        )
+        for header, _, _ in columns:
+            # short or single-word columns never wrap; dates, validation and freshness wrap between words
+            table.add_column(
+                header,
+                no_wrap=header in ("source", "raw table", "status", "rows"),
+                min_width=10 if header in ("loaded at", "upstream updated") else None,
+                overflow="fold",
+                justify="right" if header == "rows" else "left",
+            )
+        for r in rows:
+            table.add_row(*[escape(get(r)) for _, get, _ in columns])
+        return table
+
+    full = build(_STATUS_COLUMNS)
+    if wide or _natural_width(full) <= console.width:
+        return full, False
+    return build([c for c in _STATUS_COLUMNS if c[2]]), True
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     from warehouse.status import status_rows
 
     settings = _settings(args)
+    if not settings.warehouse_path.exists():
+        landed = settings.landing_dir.is_dir() and any(settings.landing_dir.rglob("*.manifest.json"))
+        raise RegionstatError(
+            f"no warehouse at {settings.warehouse_path}: "
+            + ("batches are landed but none loaded yet (regionstat load)" if landed else "nothing was run there")
+            + "; set REGIONSTAT_DATA_DIR to the data directory of a run, or run `regionstat run`"
+        )
     rows = status_rows(settings)
     if args.format == "json":
         console.print_json(json.dumps(rows, default=str))
         return 0
-    table = Table(title=f"regionstat status ({settings.data_dir})")
-    cols = (
-        "source",
-        "raw table",
-        "status",
-        "rows",
-        "loaded at",
-        "validation",
-        "upstream updated",
-        "age (days)",
-        "freshness",
-    )
-    for col in cols:
-        table.add_column(col)
-    for r in rows:
-        table.add_row(
-            r["source_name"],
-            r["raw_table"],
-            r["status"],
-            f"{r['rows'] or 0:,}",
-            f"{r['loaded_at']:%Y-%m-%d %H:%M}" if r["loaded_at"] else "",
-            r["validation"],
-            f"{r['upstream_updated']:%Y-%m-%d}" if r["upstream_updated"] else "",
-            "" if r["age_days"] is None else f"{r['age_days']:.0f}",
-            r["freshness"],
-        )
-    console.print(table)
+    table, narrowed = _status_table(settings, rows, wide=args.wide)
+    width = console.width
+    try:
+        if args.wide:  # as wide as the table needs (a terminal wraps or scrolls the lines)
+            console.width = max(width, _natural_width(table))
+        console.print(table)
+    finally:
+        console.width = width
+    if narrowed:
+        console.print("(raw table, upstream updated and age left out to fit the terminal: --wide shows them)")
     return 0
 
 
@@ -709,6 +791,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("docs", cmd_docs, "generate dbt docs and GX Data Docs under data/docs/")
     p = add("status", cmd_status, "ledger: what was loaded when, rows, validation outcome, freshness")
     p.add_argument("--format", choices=["table", "json"], default="table")
+    p.add_argument("--wide", action="store_true", help="every column, however wide the terminal")
     p = add("sql", cmd_sql, "run a read-only SQL query against the warehouse and print the result")
     p.add_argument("query", help='SQL, e.g. "select * from marts.dim_municipalities"')
     p.add_argument(

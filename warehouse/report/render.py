@@ -247,6 +247,9 @@ def render_html(settings: Settings, *, now: dt.datetime | None = None) -> str:
             sections=sections,
             facts=facts,
             warehouse_error=wh.error,
+            # link documentation only where it exists (a CLI-only run builds GX Data Docs, not dbt docs)
+            gx_docs=(settings.docs_dir / "gx" / "index.html").exists(),
+            dbt_docs=(settings.docs_dir / "dbt" / "static_index.html").exists(),
             example_mart=next(
                 (m for m in ("mart_commuting_balance", "mart_top_sectors") if m in facts["marts"]),
                 facts["marts"][0] if facts["marts"] else "mart_commuting_balance",
