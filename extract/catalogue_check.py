@@ -9,6 +9,7 @@ or recorded metadata says everything that would fail before a single data reques
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -131,8 +132,20 @@ def check_catalogue(client: Any, catalogue: Catalogue, region_set: RegionSet) ->
     """Every source's mismatches, in catalogue order."""
     out: list[Mismatch] = []
     for source in catalogue.sources:
-        out.extend(check_source(client, source, region_set))
+        out.extend(check_source(client, _as_served(client, source), region_set))
     return out
+
+
+def _as_served(client: Any, source: Source) -> Source:
+    """The source as the extract reads it: its ``offline_table`` when the API is regionstat's snapshot (its
+    metadata carries ``extension.regionstat``; SCB's never does)."""
+    if not source.offline_table:
+        return source
+    try:
+        extension = client.metadata(source.table).raw.get("extension") or {}
+    except PxWebError:
+        return source  # reported by check_source
+    return dataclasses.replace(source, table=source.offline_table) if "regionstat" in extension else source
 
 
 def total_code(meta: TableMetadata, variable: str) -> str | None:
@@ -147,7 +160,7 @@ def total_code(meta: TableMetadata, variable: str) -> str | None:
 def elimination_notes(client: Any, catalogue: Catalogue, region_set: RegionSet) -> list[str]:
     """Variables a selection leaves to elimination although the table has a total code to select instead."""
     out: list[str] = []
-    for source in catalogue.sources:
+    for source in (_as_served(client, s) for s in catalogue.sources):
         try:
             meta = client.metadata(source.table)
         except PxWebError:

@@ -167,5 +167,5 @@ def test_buildable_models_honour_optional_inputs() -> None:
     assert buildable_models(manifest, set()) == set()
     found = availability(manifest, {"population"})
     assert found.notes() == ["skipped mart_balance: needs raw.commuting_flows (not loaded)"]
-    assert found.selection() == "+categories +mart_growth +stg_population"
+    assert found.selection() == "resource_type:seed +categories +mart_growth +stg_population"
     assert availability(manifest, {"population", "commuting_flows"}).complete

@@ -206,6 +206,7 @@ def test_drop_bundled_is_idempotent(tmp_path: Path) -> None:
     assert outcomes == {
         "FO05.px": "dropped",
         "PE12.px": "dropped",
+        "ksi2242.px": "dropped",
         NIGHT.name: "processed",
         DAY.name: "processed",
         MATRIX.name: "processed",

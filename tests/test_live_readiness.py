@@ -127,6 +127,7 @@ def test_catalogue_selections_hold_against_scbs_recorded_metadata(recorded_api: 
     """Every recorded table accepts the catalogue's selections (explicit totals included); the others are named."""
     assert _check(recorded_api, tmp_path) == [
         "LandarealTatortN (localities): no such table at this API",
+        "LandarealTatortN (localities_2018): no such table at this API",
         "TAB3204 (employment_by_sector): no such table at this API",
         "TAB1830 (commuting_flows): no such table at this API",
         "TAB3267 (commuting_totals_tab3267): no such table at this API",

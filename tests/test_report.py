@@ -381,7 +381,7 @@ def test_blocks_take_flag_and_vintage_from_the_rows_shown(settings: Settings) ->
     assert "employment 2024 (synthetic) · updated TAB3204 2025-06-01" in line  # the LQ block is all synthetic
     # real commuting domains first; no vintage known for the matrix: none is made up
     assert "commuting file 2020–2024 county commuting matrix 2018 commuting totals 1993–2021" in line
-    assert "commuting matrix 2024 (synthetic) localities" in line
+    assert "commuting matrix 2024 (synthetic) key figures" in line
 
 
 # ---------------------------------------------------------------------------------------------------------------

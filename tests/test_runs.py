@@ -127,7 +127,7 @@ def test_one_unavailable_table_does_not_stop_the_others(make_snapshot_server, tm
     results = extract_all(settings=settings)
     by_status = {r.source_name: r.status for r in results}
     assert by_status.pop("land_area_tab628") == "failed"
-    assert set(by_status.values()) == {"landed"} and len(by_status) == 9
+    assert set(by_status.values()) == {"landed"} and len(by_status) == N_SOURCES - 1
     failed = next(r for r in results if r.status == "failed")
     assert "table TAB628" in failed.message and "HTTP 503" in failed.message and "\n" not in failed.message
     assert latest_batch(settings, "land_area", "land_area_tab628") is None
@@ -193,7 +193,7 @@ def test_run_loads_the_others_and_exits_non_zero_naming_the_failed_table(
         series = con.execute(
             "select min(year), max(year) from marts.mart_commuting_totals_series where municipality_code = '0580'"
         ).fetchone()
-    assert len(loaded) == 9 and "commuting_totals_tab3267" not in loaded
+    assert len(loaded) == N_SOURCES - 1 and "commuting_totals_tab3267" not in loaded
     assert series == (2004, 2021)  # the 1993-2003 table is missing, the rest is there
 
 

@@ -34,9 +34,9 @@ def missing_inputs(
 ) -> dict[str, frozenset[str]]:
     """model name -> the empty raw tables it needs (empty set: buildable), for every model in the manifest.
 
-    ``files`` are raw tables fed only by inbox files: optional for a model that also reads an SCB table (it puts
-    the file's real figures first and falls back to SCB), required for a model that reads nothing else (it would
-    be empty)."""
+    ``files`` are raw tables fed only by inbox files: never required. A model that also reads an SCB table puts
+    the file's real figures first and falls back to SCB; one that reads only files is built empty until a file
+    arrives, as the Airflow transform builds it, so a BI tool finds every mart."""
     loaded_tables = set(loaded)
     file_tables = frozenset(files)
     nodes: Mapping[str, Any] = manifest.get("nodes", {})
@@ -62,11 +62,7 @@ def missing_inputs(
         return frozenset().union(*(upstream(p) for p in parents(unique_id))) - declared_optional(unique_id)
 
     def missing(unique_id: str) -> frozenset[str]:
-        inputs = upstream(unique_id)
-        empty = inputs - loaded_tables
-        if inputs - file_tables:  # reads an SCB table too: empty file tables are fine
-            return empty - file_tables
-        return empty if not inputs & loaded_tables else frozenset()
+        return upstream(unique_id) - loaded_tables - file_tables
 
     return {str(node["name"]): missing(uid) for uid, node in nodes.items() if node.get("resource_type") == "model"}
 
@@ -89,8 +85,9 @@ class Availability:
         return not self.skipped
 
     def selection(self) -> str:
-        """dbt's ``--select``: each buildable model with its ancestors (seeds, and views over optional inputs)."""
-        return " ".join(f"+{m}" for m in sorted(self.buildable))
+        """dbt's ``--select``: each buildable model with its ancestors (views over optional inputs), and every
+        seed (a later build of what depends on a newly loaded table may need any of them)."""
+        return " ".join(["resource_type:seed", *(f"+{m}" for m in sorted(self.buildable))])
 
     def notes(self) -> list[str]:
         return [
