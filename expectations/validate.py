@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 from expectations import checks, gxcore
 from expectations.checks import CheckResult
 from expectations.gxcore import batch_definition, lock
-from expectations.suites import FAIL, SuiteSpec, build_suite, severity_of, spec_for
+from expectations.suites import FAIL, TIME_COLUMNS, SuiteSpec, build_suite, severity_of, spec_for
 from regionstat import batches
 from regionstat.batches import PARQUET_SUFFIX, VALIDATION_SUFFIX, atomic_write, load_id_of
 from regionstat.results import RESULTS_SCHEMA, Severity
@@ -83,7 +83,7 @@ def _read_batch(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
     before, so the same GX results, and no string is materialised per row, neither in Arrow nor in Python.
     """
     schema = pq.read_schema(path)
-    wanted = list(columns or [n for n in schema.names if not n.startswith("__index_level_")])
+    wanted = list(columns) if columns is not None else [n for n in schema.names if not n.startswith("__index_level_")]
     strings = [n for n in wanted if _is_string(schema.field(n).type)]
     file = pq.ParquetFile(path, read_dictionary=strings)
     others = [n for n in wanted if n not in strings]
@@ -309,7 +309,9 @@ def _validate_batch(manifest_path: Path, *, settings: Any) -> ValidationOutcome:
         return _finish(settings, manifest_path, manifest, spec, rows, failures, warnings, None, t0, None)
 
     prev_manifest_path = _previous_batch(manifest_path, load_id, manifest)
-    prev_df = prev_manifest = None
+    prev_manifest = None
+    prev_pq: Path | None = None
+    prev_columns: list[str] = []
     previous_values: dict[str, list[str]] = {}
     extra: list[CheckResult] = []
     if prev_manifest_path is not None:
@@ -318,11 +320,16 @@ def _validate_batch(manifest_path: Path, *, settings: Any) -> ValidationOutcome:
         prev_pq = prev_manifest_path.with_name(f"{prev_load}{PARQUET_SUFFIX}")
         if prev_manifest.get("region_set") != manifest.get("region_set"):
             extra.append(checks.region_set_note(manifest, prev_manifest))
+            prev_pq = None
         elif prev_pq.exists():
-            prev_df = _read_batch(prev_pq)
+            # the previous batch column by column, never whole next to this one (memory: issue 16)
+            prev_columns = pq.read_schema(prev_pq).names
             for col in spec.dimensions:
-                if col in prev_df.columns:
-                    previous_values[col] = [str(v) for v in prev_df[col].dropna().unique()]
+                if col in prev_columns:
+                    values = _read_batch(prev_pq, [col])[col]
+                    previous_values[col] = [str(v) for v in values.dropna().unique()]
+        else:
+            prev_pq = None
     prev_load_id = prev_manifest.get("load_id") if prev_manifest else None
 
     suite = build_suite(
@@ -343,8 +350,10 @@ def _validate_batch(manifest_path: Path, *, settings: Any) -> ValidationOutcome:
             "" if res.success else _describe(res, df),
         )
 
-    if prev_df is not None and prev_load_id:
-        c = checks.year_totals(df, prev_df, previous_load_id=prev_load_id)
+    if prev_pq is not None and prev_load_id:
+        # only the columns year_totals compares: the period, the content code, the value
+        compared = [c for c in (*TIME_COLUMNS, "ContentsCode", "value") if c in prev_columns]
+        c = checks.year_totals(df, _read_batch(prev_pq, compared), previous_load_id=prev_load_id)
         if c is not None:
             extra.append(c)
     if spec.kind == "pxweb":
