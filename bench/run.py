@@ -624,10 +624,18 @@ def bench_scaling(work: Path, quick: bool) -> dict[str, Any]:
             }
         )
         log(f"  {w['rows']:,} rows: {r['wall_s']} s wall, {r['cpu_s']} s CPU, peak RSS {r['peak_rss_mb']} MB")
+        points[-1]["validate"] = _validate_landed(data_dir, work / f"validate_{periods}")
         shutil.rmtree(data_dir, ignore_errors=True)
     ok = [p for p in points if "rows" in p]
     xs = [p["rows"] for p in ok]
     fits = {k: _linear_fit(xs, [p[k] for p in ok]) for k in ("wall_s", "cpu_s", "peak_rss_mb")}
+    val = [p for p in ok if "peak_rss_mb" in p.get("validate", {})]
+    val_fits = {
+        k: _linear_fit([p["rows"] for p in val], [p["validate"][k] for p in val])
+        for k in ("wall_s", "cpu_s", "peak_rss_mb")
+    }
+    val_per_m = (val_fits["peak_rss_mb"] or {}).get("per_million_rows")
+    val_largest = max(val, key=lambda p: p["rows"]) if val else {}
     largest = max(ok, key=lambda p: p["rows"]) if ok else {}
     rss_fit = fits["peak_rss_mb"] or {}
     per_m = rss_fit.get("per_million_rows")
@@ -638,15 +646,22 @@ def bench_scaling(work: Path, quick: bool) -> dict[str, Any]:
             "read_parquet; one fresh process per size (peak RSS of that process alone, CPU = user + system)",
             "shape": "TAB1830-like (290 x 290 municipalities x 2 sexes x 1 measure per period), SYNTHETIC values",
             "periods": list(periods_list),
+            "validate": "python -m bench.workers validate: validate_batch (GX suite + cross-batch checks) of the "
+            "landed batch (a copy), in its own fresh process after the load; the synthetic batch carries status "
+            "'p' (not a PxWeb symbol), so it is quarantined: the run is complete, only the outcome is 'fail'",
         },
         "points": points,
         "fit": fits,
+        "fit_validate": val_fits,
         "summary": {
             "rows": [p["rows"] for p in ok],
             "wall_s": [p["wall_s"] for p in ok],
             "cpu_s": [p["cpu_s"] for p in ok],
             "peak_rss_mb": [p["peak_rss_mb"] for p in ok],
             **{f"fit_{k}": v for k, v in fits.items()},
+            "validate_peak_rss_mb": [p["validate"]["peak_rss_mb"] for p in val],
+            "validate_wall_s": [p["validate"]["wall_s"] for p in val],
+            "fit_validate_peak_rss_mb": val_fits["peak_rss_mb"],
         },
         "goals": {  # for later (issue 16): measured and reported now
             "later: peak RSS per extra million rows <= 60 MB": {
@@ -659,7 +674,39 @@ def bench_scaling(work: Path, quick: bool) -> dict[str, Any]:
                 "target": 1536,
                 "pass": bool(largest) and largest["rows"] >= 10_000_000 and largest["peak_rss_mb"] < 1536,
             },
+            "validation: peak RSS per extra million rows <= 60 MB": {
+                "value": val_per_m,
+                "target": 60,
+                "pass": val_per_m is not None and val_per_m <= 60,
+            },
+            "validation: 10 M rows under 1.5 GB": {
+                "value": val_largest.get("validate", {}).get("peak_rss_mb"),
+                "target": 1536,
+                "pass": bool(val_largest)
+                and val_largest["rows"] >= 10_000_000
+                and val_largest["validate"]["peak_rss_mb"] < 1536,
+            },
         },
+    }
+
+
+def _validate_landed(data_dir: Path, validate_dir: Path) -> dict[str, Any]:
+    """Peak RSS, wall and CPU time of validating the batch the scale worker landed in ``data_dir``."""
+    manifest = next((data_dir / "landing").glob("*/*/*.manifest.json"))
+    shutil.rmtree(validate_dir, ignore_errors=True)
+    r = run_measured([PYTHON, "-m", "bench.workers", "validate", str(manifest), str(validate_dir)], env=child_env())
+    shutil.rmtree(validate_dir, ignore_errors=True)
+    if r["returncode"] != 0:
+        return {"error": r["output"][-800:]}
+    w = last_json_line(r["output"])
+    log(f"  validation: {r['wall_s']} s wall, {r['cpu_s']} s CPU, peak RSS {r['peak_rss_mb']} MB")
+    return {
+        "wall_s": r["wall_s"],
+        "cpu_s": r["cpu_s"],
+        "peak_rss_mb": r["peak_rss_mb"],
+        "validate_s": w["stages_s"]["validate"],
+        "success": w["success"],
+        "first_failure": (w["failures"] or [None])[0],
     }
 
 

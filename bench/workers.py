@@ -3,6 +3,7 @@ and imports of one do not leak into another. Every worker prints one JSON line w
 
     decode NAME PAYLOAD REPEATS [--tracemalloc]   NAME in orjson | ours | pyjstat | pxwebpy
     scale CHUNK_DIR CHUNKS DATA_DIR               decode + land + DuckDB load of CHUNKS responses
+    validate MANIFEST DATA_DIR                    GX validation of one landed batch (as the validate stage)
     dbt COMMAND DATA_DIR                          COMMAND in build | parse
     dagbag DAGS_DIR
 """
@@ -194,6 +195,34 @@ def scale(chunk_dir: str, chunks: int, data_dir: str) -> dict[str, Any]:
     return {"rows": rows, "raw_rows": raw_rows, "stages_s": {k: round(v, 3) for k, v in stages.items()}}
 
 
+def validate(manifest_path: str, data_dir: str) -> dict[str, Any]:
+    """Validate one landed batch as the pipeline's validate stage does (its peak RSS is measured from outside).
+
+    The batch is copied first: a failing batch would be moved to quarantine and the next run would find nothing."""
+    import shutil
+
+    from expectations.validate import validate_batch
+    from regionstat.batches import PARQUET_SUFFIX, load_id_of
+    from regionstat.settings import Settings
+
+    src = Path(manifest_path)
+    settings = Settings(data_dir=Path(data_dir))
+    target = Path(settings.landing_dir) / src.parent.parent.name / src.parent.name
+    target.mkdir(parents=True, exist_ok=True)
+    load_id = load_id_of(src)
+    for path in (src, src.with_name(load_id + PARQUET_SUFFIX)):
+        shutil.copyfile(path, target / path.name)
+    t0 = time.perf_counter()
+    outcome = validate_batch(target / src.name, settings=settings)
+    return {
+        "rows": outcome.rows,
+        "success": outcome.success,
+        "failures": outcome.failures,
+        "warnings": outcome.warnings,
+        "stages_s": {"validate": round(time.perf_counter() - t0, 3)},
+    }
+
+
 # ------------------------------------------------------------------------------------------------ dbt
 def dbt(command: str, data_dir: str) -> dict[str, Any]:
     from regionstat.settings import Settings
@@ -257,6 +286,8 @@ def main(argv: list[str]) -> int:
         res = decode(argv[1], argv[2], int(argv[3]), "--tracemalloc" in argv, "--no-warmup" not in argv)
     elif kind == "scale":
         res = scale(argv[1], int(argv[2]), argv[3])
+    elif kind == "validate":
+        res = validate(argv[1], argv[2])
     elif kind == "dbt":
         res = dbt(argv[1], argv[2])
     elif kind == "dagbag":

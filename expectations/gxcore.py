@@ -77,5 +77,33 @@ def batch_definition(source_name: str, raw_table: str) -> Any:
         return definitions[name]
 
 
+def validate(definition: Any, dataframe: Any, suite: Any, result_format: dict[str, Any]) -> Any:
+    """``suite`` on ``dataframe`` as ``definition.get_batch(...).validate(suite)`` does, with the same result, but one
+    expectation at a time and without GX's metric cache, so memory holds the metrics of one expectation only.
+
+    GX resolves a whole suite as one metric graph and keeps every resolved metric (a boolean Series per row-wise
+    expectation, copies of the key columns for uniqueness...) until the suite ends; its execution engine also
+    caches them for the life of the process, so every batch validated stayed in memory (issue 16).
+    """
+    from great_expectations.validator.v1_validator import Validator
+
+    class OneAtATime(Validator):
+        def _validate_expectation_configs(
+            self, expectation_configs: list[Any], expectation_parameters: Any = None
+        ) -> list[Any]:
+            results = []
+            cache = self._wrapped_validator.execution_engine._metric_cache
+            for config in expectation_configs:
+                results += super()._validate_expectation_configs([config], expectation_parameters)
+                if isinstance(cache, dict):
+                    cache.clear()  # resolved metrics of this batch are never asked for again
+            return results
+
+    validator = OneAtATime(
+        batch_definition=definition, batch_parameters={"dataframe": dataframe}, result_format=result_format
+    )
+    return validator.validate_expectation_suite(suite)
+
+
 def lock() -> threading.RLock:
     return _lock

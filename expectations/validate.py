@@ -20,14 +20,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from expectations import checks
+from expectations import checks, gxcore
 from expectations.checks import CheckResult
 from expectations.gxcore import batch_definition, lock
-from expectations.suites import FAIL, SuiteSpec, build_suite, severity_of, spec_for
+from expectations.suites import FAIL, TIME_COLUMNS, SuiteSpec, build_suite, severity_of, spec_for
 from regionstat import batches
 from regionstat.batches import PARQUET_SUFFIX, VALIDATION_SUFFIX, atomic_write, load_id_of
 from regionstat.results import RESULTS_SCHEMA, Severity
@@ -69,10 +71,45 @@ class QuarantineEntry:
 # -- helpers ------------------------------------------------------------------------------------------------
 
 
-def _for_gx(df: pd.DataFrame) -> pd.DataFrame:
-    """pandas 3 reads Arrow strings as the ``str`` dtype, which GX's type checks do not know: use object."""
-    conv = {c: object for c in df.columns if isinstance(df[c].dtype, pd.StringDtype) or df[c].dtype == "str"}
-    return df.astype(conv) if conv else df
+def _read_batch(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
+    """The frame GX (and the cross-batch checks) validate: the Parquet batch with its string columns as object
+    arrays whose equal values share ONE Python ``str``.
+
+    GX's pandas type check knows only object columns of ``str`` (pandas 3's Arrow-backed ``str`` dtype and
+    categoricals fail ``type_="str"`` and change the result GX reports), so the columns must be object. Reading into
+    pandas and converting with ``astype(object)`` made a new Python string per cell (~60 bytes each: the validation
+    peak of issue 16). Here string columns are read dictionary-encoded (Parquet stores them so), each distinct value
+    becomes one Python string and the rows hold 8-byte references to it: the same values, types and nulls (NaN) as
+    before, so the same GX results, and no string is materialised per row, neither in Arrow nor in Python.
+    """
+    schema = pq.read_schema(path)
+    wanted = list(columns) if columns is not None else [n for n in schema.names if not n.startswith("__index_level_")]
+    strings = [n for n in wanted if _is_string(schema.field(n).type)]
+    file = pq.ParquetFile(path, read_dictionary=strings)
+    others = [n for n in wanted if n not in strings]
+    # numbers (and any pandas index metadata) as pandas reads them
+    frame = file.read(columns=others, use_pandas_metadata=True).to_pandas() if others else pd.DataFrame()
+    index = frame.index if others else pd.RangeIndex(file.metadata.num_rows)
+    for name in strings:  # one column at a time: the Arrow buffers of only one column exist at any moment
+        codes = file.read(columns=[name]).column(name).unify_dictionaries()
+        frame[name] = pd.Series(_shared_strings(codes), index=index, dtype=object)
+        del codes
+        pa.default_memory_pool().release_unused()  # Arrow's allocator keeps freed pages otherwise
+    return frame[wanted] if strings else frame
+
+
+def _is_string(arrow_type: pa.DataType) -> bool:
+    return bool(pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type))
+
+
+def _shared_strings(column: pa.ChunkedArray) -> np.ndarray:
+    """A dictionary-encoded (unified) string column as an object array: one ``str`` per distinct value, NaN for null."""
+    if column.num_chunks == 0:
+        return np.empty(0, dtype=object)
+    dictionary = column.chunk(0).dictionary
+    lookup = np.array([*dictionary.to_pylist(), np.nan], dtype=object)  # position len(dictionary): null
+    codes = pa.chunked_array([chunk.indices for chunk in column.chunks], type=column.type.index_type)
+    return lookup.take(pc.fill_null(codes, len(dictionary)).to_numpy())
 
 
 def _previous_batch(manifest_path: Path, load_id: str, manifest: dict[str, Any]) -> Path | None:
@@ -204,8 +241,7 @@ def _run_gx(df: pd.DataFrame, suite: Any, spec: SuiteSpec) -> Any:
     with lock(), _warnings.catch_warnings():
         _warnings.simplefilter("ignore")
         definition = batch_definition(spec.source_name, spec.raw_table)
-        batch = definition.get_batch(batch_parameters={"dataframe": _for_gx(df)})
-        return batch.validate(suite, result_format={"result_format": "SUMMARY", "partial_unexpected_count": 20})
+        return gxcore.validate(definition, df, suite, {"result_format": "SUMMARY", "partial_unexpected_count": 20})
 
 
 def validate_batch(manifest_path: str | os.PathLike[str], *, settings: Any) -> ValidationOutcome:
@@ -259,7 +295,7 @@ def _validate_batch(manifest_path: Path, *, settings: Any) -> ValidationOutcome:
             (failures if severity == FAIL else warnings).append(f"{label} failed: {message}")
 
     try:
-        df = pd.read_parquet(parquet_path)
+        df = _read_batch(parquet_path)
     except Exception as exc:
         record(
             "expect_parquet_to_be_readable",
@@ -273,7 +309,9 @@ def _validate_batch(manifest_path: Path, *, settings: Any) -> ValidationOutcome:
         return _finish(settings, manifest_path, manifest, spec, rows, failures, warnings, None, t0, None)
 
     prev_manifest_path = _previous_batch(manifest_path, load_id, manifest)
-    prev_df = prev_manifest = None
+    prev_manifest = None
+    prev_pq: Path | None = None
+    prev_columns: list[str] = []
     previous_values: dict[str, list[str]] = {}
     extra: list[CheckResult] = []
     if prev_manifest_path is not None:
@@ -282,11 +320,16 @@ def _validate_batch(manifest_path: Path, *, settings: Any) -> ValidationOutcome:
         prev_pq = prev_manifest_path.with_name(f"{prev_load}{PARQUET_SUFFIX}")
         if prev_manifest.get("region_set") != manifest.get("region_set"):
             extra.append(checks.region_set_note(manifest, prev_manifest))
+            prev_pq = None
         elif prev_pq.exists():
-            prev_df = pd.read_parquet(prev_pq)
+            # the previous batch column by column, never whole next to this one (memory: issue 16)
+            prev_columns = pq.read_schema(prev_pq).names
             for col in spec.dimensions:
-                if col in prev_df.columns:
-                    previous_values[col] = [str(v) for v in prev_df[col].dropna().unique()]
+                if col in prev_columns:
+                    values = _read_batch(prev_pq, [col])[col]
+                    previous_values[col] = [str(v) for v in values.dropna().unique()]
+        else:
+            prev_pq = None
     prev_load_id = prev_manifest.get("load_id") if prev_manifest else None
 
     suite = build_suite(
@@ -307,8 +350,10 @@ def _validate_batch(manifest_path: Path, *, settings: Any) -> ValidationOutcome:
             "" if res.success else _describe(res, df),
         )
 
-    if prev_df is not None and prev_load_id:
-        c = checks.year_totals(df, prev_df, previous_load_id=prev_load_id)
+    if prev_pq is not None and prev_load_id:
+        # only the columns year_totals compares: the period, the content code, the value
+        compared = [c for c in (*TIME_COLUMNS, "ContentsCode", "value") if c in prev_columns]
+        c = checks.year_totals(df, _read_batch(prev_pq, compared), previous_load_id=prev_load_id)
         if c is not None:
             extra.append(c)
     if spec.kind == "pxweb":
