@@ -352,22 +352,23 @@ def age_sums_match_population(df: pd.DataFrame, *, landing_dir: Path) -> CheckRe
     name = "expect_age_cells_sum_to_population_total"
     found = _latest_batch_of_table(landing_dir, "population", "TAB638")
     need = {"Region", "Alder", "Kon", "Tid", "value"}
+
+    def skipped(why: str, **details: object) -> CheckResult:
+        return CheckResult(
+            name, "Alder", WARN, False, "skipped", message=f"skipped: {why}", details={"skipped": True, **details}
+        )
+
     if found is None or not need <= set(df.columns):
-        why = "no TAB638 population batch in landing" if found is None else "this batch lacks Region/Alder/Kon/Tid"
-        return CheckResult(name, "Alder", WARN, False, "skipped", message=f"skipped: {why}", details={"skipped": True})
+        return skipped(
+            "no TAB638 population batch in landing" if found is None else "this batch lacks Region/Alder/Kon/Tid"
+        )
     pop_load, pop_path = found
     pop = pd.read_parquet(pop_path)
     # the total series: age and sex eliminated, or selected as their total code (TAB638 `Alder` `tot`)
     by_age_or_sex = [d for d in ("Alder", "Kon") if d in pop.columns and not pop[d].dropna().isin(TOTAL_CODES).all()]
     if not {"Region", "Tid", "value"} <= set(pop.columns) or by_age_or_sex:
-        return CheckResult(
-            name,
-            "Alder",
-            WARN,
-            False,
-            "skipped",
-            message=f"skipped: population batch {pop_load} is not the eliminated total (Region/Tid/value)",
-            details={"skipped": True, "population_load_id": pop_load},
+        return skipped(
+            f"population batch {pop_load} is not the eliminated total (Region/Tid/value)", population_load_id=pop_load
         )
     if "ContentsCode" in df.columns:  # population (BE0101N1) only; BE0101N2 is a flow
         df = df[df["ContentsCode"] == "BE0101N1"]
@@ -380,14 +381,8 @@ def age_sums_match_population(df: pd.DataFrame, *, landing_dir: Path) -> CheckRe
     totals = pop.dropna(subset=["value"]).groupby(["Region", "Tid"])["value"].sum().rename("total")
     both = pd.concat([sums, totals], axis=1, join="inner")
     if both.empty:
-        return CheckResult(
-            name,
-            "Alder",
-            WARN,
-            False,
-            "skipped",
-            message=f"skipped: no complete region-year in common with population batch {pop_load}",
-            details={"skipped": True, "population_load_id": pop_load},
+        return skipped(
+            f"no complete region-year in common with population batch {pop_load}", population_load_id=pop_load
         )
     off = both[both["age_sum"] != both["total"]]
     if off.empty:
