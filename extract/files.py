@@ -57,6 +57,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import dataclasses
 import fnmatch
 import hashlib
 import io
@@ -138,6 +139,10 @@ class FileRead:
     table: pa.Table
     encoding: str | None
     lines: pa.ChunkedArray | None = None  # source line per row (CSV), for messages naming a row
+    #: the upstream vintage the file states itself (PX ``LAST-UPDATED``/``CREATION-DATE``) as ISO-8601 UTC, and
+    #: where it was read (``LAST-UPDATED="20260108" (line 15)``); None for files that carry no date (CSV, XLSX)
+    updated: str | None = None
+    updated_from: str | None = None
 
 
 class RefusedFileError(FileSourceError):
@@ -583,7 +588,10 @@ def _read_px(fh: IO[bytes], path: str, entry: Entry) -> FileRead:
     arrays = {mapping[n]: table.column(n) for n in mapping}
     arrays["value"] = table.column("value")
     arrays["status"] = table.column("status")
-    return FileRead(pa.table(arrays), px.encoding)
+    vintage = px.vintage()
+    if vintage is None:
+        return FileRead(pa.table(arrays), px.encoding)
+    return FileRead(pa.table(arrays), px.encoding, updated=vintage.updated, updated_from=vintage.statement)
 
 
 def _line_of(fh: IO[bytes], offset: int) -> int:
@@ -886,7 +894,7 @@ def _apply_entry(read: FileRead, path: str, entry: Entry) -> FileRead:
     out = pa.table({n: columns[n] for n in names})
     if fs.format == "pxweb_csv":
         _check_codes(path, fs, out, raw, read.lines)
-    return FileRead(out, read.encoding, read.lines)
+    return dataclasses.replace(read, table=out)
 
 
 def read_file(path: str | os.PathLike[str], entry: Entry) -> FileRead:

@@ -11,13 +11,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from extract.landing import write_batch
 from regionstat.batches import Batch, batches, latest_batch
 from regionstat.catalogue import Catalogue, Source, load_catalogue
 from regionstat.errors import CatalogueError, PxWebError, RegionstatError, SchemaError, SnapshotCoverageError
 from regionstat.settings import Settings
+
+if TYPE_CHECKING:
+    from extract.files import FileRead
 
 log = logging.getLogger(__name__)
 
@@ -370,6 +373,18 @@ def one_line(text: str, limit: int = 400) -> str:
     return out if len(out) <= limit else out[: limit - 3] + "..."
 
 
+def file_vintage(read: FileRead, file_sha256: str) -> tuple[str | None, str | None]:
+    """(upstream ``updated`` as ISO-8601 UTC, where it was read) for an inbox file: the date the file states (PX
+    ``LAST-UPDATED``), else the one declared for a bundled file with exactly these bytes, else (None, None):
+    vintage unknown. Never the file's mtime: that says when it was copied, not when the figures were published."""
+    from extract.bundled import declared_vintage
+
+    if read.updated is not None:
+        return read.updated, read.updated_from
+    declared = declared_vintage(file_sha256)
+    return (declared.updated, declared.source) if declared is not None else (None, None)
+
+
 def extract_inbox(*, settings: Settings, catalogue: Catalogue | None = None) -> list[ExtractResult]:
     """Land every new municipal file in the inbox as its own batch; quarantine (one-line reason) what cannot be read.
 
@@ -404,7 +419,7 @@ def extract_inbox(*, settings: Settings, catalogue: Catalogue | None = None) -> 
                 ExtractResult(entry_name, raw_table, path.name, "skipped_seen", message="file already processed")
             )
             continue
-        fields = {
+        fields: dict[str, Any] = {
             "source_name": entry_name,
             "raw_table": raw_table,
             "kind": "file",
@@ -430,7 +445,11 @@ def extract_inbox(*, settings: Settings, catalogue: Catalogue | None = None) -> 
             reason = f"{path}: cannot read: {type(exc).__name__}: {snippet(exc, 80)}"
         else:
             try:
+                updated, updated_from = file_vintage(read, digest)
+                # the exact text the vintage was read from stays with the batch, next to the column mapping
+                query = {"columns": columns, "updated_from": updated_from} if updated_from else {"columns": columns}
                 fields = {**fields, "cells": read.table.num_rows, "encoding": read.encoding}
+                fields |= {"updated": updated, "query": query}
                 manifest: Batch = write_batch(read.table, fields, settings=settings)
             except SchemaError as exc:
                 reason = str(exc)

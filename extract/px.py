@@ -16,6 +16,9 @@ heading, named as in the file) holding value codes, ``value`` float64 (null wher
 What a symbol *means* is in ``PxFile.symbol_labels`` (from ``DATASYMBOL1..6``, ``DATASYMBOLNIL``,
 ``DATASYMBOLSUM``).  ``DECIMALS`` is display precision only; numbers are taken as written.
 
+``PxFile.vintage()`` is the file's own upstream vintage: ``LAST-UPDATED``, else ``CREATION-DATE`` (never the file's
+mtime, which says when it was copied, not when the figures were published). See :func:`parse_px_time`.
+
 Every problem raises :class:`regionstat.errors.FileSourceError` naming the file and, where known, the line.
 """
 
@@ -24,12 +27,15 @@ from __future__ import annotations
 import bisect
 import codecs
 import itertools
+import logging
 import math
 import os
 import re
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pyarrow as pa
@@ -37,7 +43,9 @@ import pyarrow.compute as pc
 
 from regionstat.errors import FileSourceError
 
-__all__ = ["PxFile", "PxVariable", "read_px"]
+__all__ = ["PX_TIMEZONE", "PxFile", "PxVariable", "PxVintage", "parse_px_time", "read_px"]
+
+log = logging.getLogger(__name__)
 
 # Symbols PX writes in DATA for cells without a number: "." .. "......" (DATASYMBOL1..6) and "-" (NIL).
 STANDARD_SYMBOLS = (".", "..", "...", "....", ".....", "......", "-")
@@ -65,6 +73,48 @@ _QUOTED = re.compile(r'"[^"]*"')
 _DATA_TOKEN = re.compile(r'"[^"]*"|[^\s,;"]+')
 _NUMBER_RE = r"^[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?$"
 _MAX_VALUE_SCAN = 400  # characters of a bad statement quoted back in an error
+#: PX times carry no zone; SCB and the Swedish municipalities write them in Swedish local time.
+PX_TIMEZONE = ZoneInfo("Europe/Stockholm")
+#: "20220311 08:00" (the standard's CCYYMMDD hh:mm), also "20220311", "2022-03-11 08:00", "20220311 8:00:00".
+_PX_TIME = re.compile(r"(\d{4})-?(\d{2})-?(\d{2})(?:[ T]+(\d{1,2})[:.](\d{2})(?:[:.](\d{2}))?)?")
+#: The keywords that date a PX file's figures, in order of preference.
+VINTAGE_KEYWORDS = ("LAST-UPDATED", "CREATION-DATE")
+
+
+def parse_px_time(text: str) -> datetime | None:
+    """A PX date as an aware UTC datetime; None when it is not one (the caller decides what unknown means).
+
+    A time of day is Swedish local time (:data:`PX_TIMEZONE`): ``"20220311 08:00"`` -> 07:00 UTC, the same
+    instant SCB's API gives as ``updated``. A bare date (``"20260108"``) is that day at 00:00 UTC, so that the
+    day read back from the ISO text (``2026-01-08T00:00:00Z``) is the day the file states, not the evening before.
+    """
+    m = _PX_TIME.fullmatch(text.strip())
+    if m is None:
+        return None
+    year, month, day, hour, minute, second = (int(g) if g is not None else None for g in m.groups())
+    assert year is not None and month is not None and day is not None
+    try:
+        if hour is None:
+            return datetime(year, month, day, tzinfo=UTC)
+        local = datetime(year, month, day, hour, minute or 0, second or 0, tzinfo=PX_TIMEZONE)
+    except ValueError:  # 20221399, 25:00: not a date
+        return None
+    return local.astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class PxVintage:
+    """Where a PX file dates its figures: the keyword, its exact text and line, and the instant as ISO-8601 UTC."""
+
+    keyword: str  # LAST-UPDATED or CREATION-DATE
+    text: str  # as written in the file, e.g. "20220311 08:00"
+    line: int
+    updated: str  # "2022-03-11T07:00:00Z", the spelling of the manifest's and the raw tables' `updated`
+
+    @property
+    def statement(self) -> str:
+        """``LAST-UPDATED="20220311 08:00" (line 14)``: for manifests and messages."""
+        return f'{self.keyword}="{self.text}" (line {self.line})'
 
 
 def _split_value(text: str) -> list[str]:
@@ -167,6 +217,31 @@ class PxFile:
             label = self.get(kw)
             out[sym] = label if isinstance(label, str) else sym
         return out
+
+    def vintage(self) -> PxVintage | None:
+        """The file's upstream vintage: its latest ``LAST-UPDATED``, else its ``CREATION-DATE``; None if neither.
+
+        A file may date each content separately (``LAST-UPDATED("Folkmängd")=...``): the latest one dates the
+        file. Language variants repeat the main language's dates and are used only when it has none. Text that is
+        not a PX date is skipped with a warning naming the file and line (the vintage is then unknown, the figures
+        still load: a missing date is not a reason to refuse published numbers).
+        """
+        for keyword in VINTAGE_KEYWORDS:
+            found = [e for e in self.entries if e[0] == keyword]
+            main = [e for e in found if e[1] in (None, self.language)]
+            candidates: list[PxVintage] = []
+            for _, _, _, items, line in main or found:
+                text = items[0] if len(items) == 1 else " ".join(items)
+                when = parse_px_time(text)
+                if when is None:
+                    log.warning(
+                        "%s line %d: %s=%r is not a PX date (CCYYMMDD hh:mm); ignored", self.path, line, keyword, text
+                    )
+                    continue
+                candidates.append(PxVintage(keyword, text, line, when.strftime("%Y-%m-%dT%H:%M:%SZ")))
+            if candidates:
+                return max(candidates, key=lambda v: v.updated)
+        return None
 
     def variable(self, name: str) -> PxVariable:
         for v in self.variables:
