@@ -81,6 +81,8 @@ def status_rows(settings: Settings) -> list[dict[str, Any]]:
                 "loaded_at": loaded_at,
                 "validation": validation.get(name, "-"),
                 "upstream_updated": updated,
+                # said, not left blank: a landed file that states no date (a CSV) has an unknown vintage
+                "vintage": f"{updated:%Y-%m-%d}" if updated else ("vintage unknown" if newest else ""),
                 "age_days": age,
                 "freshness": fresh,
                 "freshness_threshold": threshold,

@@ -385,7 +385,7 @@ _STATUS_COLUMNS: list[tuple[str, Callable[[dict], str], bool]] = [
     ("rows", lambda r: f"{r['rows'] or 0:,}", True),
     ("loaded at", lambda r: f"{r['loaded_at']:%Y-%m-%d %H:%M}" if r["loaded_at"] else "", True),
     ("validation", lambda r: r["validation"], True),
-    ("upstream updated", lambda r: f"{r['upstream_updated']:%Y-%m-%d}" if r["upstream_updated"] else "", False),
+    ("upstream updated", lambda r: r["vintage"], False),
     ("age (d)", lambda r: "" if r["age_days"] is None else f"{r['age_days']:.0f}", False),
     (
         "freshness",

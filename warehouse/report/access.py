@@ -399,7 +399,8 @@ class Warehouse:
             note = "synthetic data (offline snapshot), not SCB figures"
         else:
             note = ""
-        updated = (prov.source_updated or self.updated_of(prov.source_tables)) if prov.source_tables else {}
+        known = (prov.source_updated or self.updated_of(prov.source_tables)) if prov.source_tables else {}
+        updated = {t: known.get(t, "") for t in prov.source_tables}  # "": vintage unknown, shown as such
         return Provenance(
             source=f"{MART_SCHEMA}.{mart} ← {self.source_label(raw, prov.source_tables)}",
             synthetic=synthetic,

@@ -9,10 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+#: What the report says for a source table whose upstream ``updated`` is not known (a file that states no date).
+VINTAGE_UNKNOWN = "vintage unknown"
+
 
 def format_updated(updated: dict[str, str]) -> str:
-    """``TAB638 2025-02-21, TAB5557 2026-02-24``: upstream ``updated`` dates per source table, for reading."""
-    return ", ".join(f"{t} {u[:10]}" for t, u in updated.items())
+    """``TAB638 2025-02-21, AM0207I6 vintage unknown``: upstream ``updated`` dates per source table, for reading
+    (an empty date is an unknown vintage, said rather than left out)."""
+    return ", ".join(f"{t} {u[:10] or VINTAGE_UNKNOWN}" for t, u in updated.items())
 
 
 @dataclass(frozen=True)
@@ -23,7 +27,8 @@ class Provenance:
     synthetic: bool = False
     synthetic_note: str = ""
     partly_synthetic: bool = False
-    #: source table id -> upstream `updated` (ISO-8601 UTC) of the rows shown, in source-table order
+    #: source table id -> upstream `updated` (ISO-8601 UTC) of the rows shown, in source-table order; "" when the
+    #: table's vintage is unknown (an inbox file without a date of its own)
     updated: dict[str, str] = field(default_factory=dict)
 
 

@@ -19,7 +19,7 @@ from regionstat.settings import Settings
 from warehouse.report import ages, commuting, key_figures, lq, population, sectors, typology
 from warehouse.report.access import Unavailable, Warehouse
 from warehouse.report.format import cell
-from warehouse.report.model import Block, Section, format_updated
+from warehouse.report.model import VINTAGE_UNKNOWN, Block, Section, format_updated
 
 log = logging.getLogger(__name__)
 
@@ -193,7 +193,7 @@ def _loaded_sources(wh: Warehouse) -> list[dict[str, Any]]:
             "raw_table": r["raw_table"],
             "table_id": r["table_id"],
             "synthetic": bool(r["synthetic"]) if pd.notna(r["synthetic"]) else False,
-            "updated": wh.updated_of([str(r["table_id"])]).get(str(r["table_id"]), "")[:10],
+            "updated": wh.updated_of([str(r["table_id"])]).get(str(r["table_id"]), "")[:10] or VINTAGE_UNKNOWN,
             "loaded_at": "" if pd.isna(r["loaded_at"]) else pd.Timestamp(r["loaded_at"]).strftime("%Y-%m-%d"),
         }
         for _, r in wh.loads.iterrows()
