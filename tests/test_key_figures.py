@@ -90,6 +90,7 @@ def test_mart_compares_linkoping_norrkoping_county_sweden_and_peers(run_dir: Pat
     assert (units["Befolkning"], units["Syssgrad"], units["GångerUtrikes"]) == ("persons", "per cent", "times")
     assert not latest["is_synthetic"].any()
     assert set(latest["source_tables"]) == {"ksi2242.px"}
+    assert set(latest["source_updated"]) == {"ksi2242.px=2026-03-12T00:00:00Z"}  # the file's LAST-UPDATED="20260312"
 
 
 def test_mart_values_equal_the_px_file(run_dir: Path, ksi: pd.DataFrame) -> None:
@@ -131,3 +132,4 @@ def test_report_shows_the_key_figures_table(run_dir: Path) -> None:
     section = html[start : html.index("</section>", start)]
     assert "Employment rate 20-64" in section and "Norrköping" in section
     assert "168\u2009713" in section  # Linköping's population, 2025 Q4, as in the file
+    assert "Updated upstream</b> ksi2242.px 2026-03-12" in section  # the vintage the PX file states

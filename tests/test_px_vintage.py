@@ -21,6 +21,7 @@ from extract.px import parse_px_time, read_px
 from regionstat.batches import Batch
 from regionstat.settings import Settings
 from tests.conftest import PROJECT_ROOT, REFERENCE_DATA
+from warehouse.status import status_rows
 
 LKPG = REFERENCE_DATA / "linkoping_kommun_px"
 NORRBOTTEN = REFERENCE_DATA / "commuting_od_fixtures" / "norrbotten_ArRegPend2_2024_totalt.csv"
@@ -129,3 +130,6 @@ def test_inbox_manifest_records_the_vintage_and_its_text(tmp_path: Path) -> None
     assert pe12.query["updated_from"] == 'LAST-UPDATED="20260223" (line 14)'
     od = Batch.read(paths[NORRBOTTEN.name])
     assert od.updated is None and "updated_from" not in od.query  # no date in the file: unknown, not invented
+    status = {r["source_name"]: r["vintage"] for r in status_rows(settings)}  # `regionstat status` says it
+    assert (status[pe12.source_name], status[od.source_name]) == ("2026-02-23", "vintage unknown")
+    assert status["municipal_commuting_csv"] == ""  # nothing landed: no vintage to speak of

@@ -343,7 +343,7 @@ def test_vintage_line_shows_upstream_updated_from_the_landing_manifests(settings
     assert "population 2014–2024 · updated TAB638 2025-02-21" in _vintage_line(text)
     assert "Updated upstream</b> TAB638 2025-02-21" in _block(text, "population-2")
     assert re.search(r"<td>TAB638</td><td>2025-02-21</td>", text)  # the footer's loaded sources
-    assert "updated TAB3204" not in _vintage_line(text)  # no manifest for it: no date is made up
+    assert "updated TAB3204 vintage unknown" in _vintage_line(text)  # no manifest for it: said, no date made up
 
 
 def test_blocks_take_flag_and_vintage_from_the_rows_shown(settings: Settings) -> None:
@@ -379,9 +379,9 @@ def test_blocks_take_flag_and_vintage_from_the_rows_shown(settings: Settings) ->
     line = _vintage_line(text)
     assert "updated TAB5557 2026-02-24, TAB638 2025-02-21" in line
     assert "employment 2024 (synthetic) · updated TAB3204 2025-06-01" in line  # the LQ block is all synthetic
-    # real commuting domains first; no vintage known for the matrix: none is made up
+    # real commuting domains first; no vintage known for the matrix: none is made up, and the line says so
     assert "commuting file 2020–2024 county commuting matrix 2018 commuting totals 1993–2021" in line
-    assert "commuting matrix 2024 (synthetic) key figures" in line
+    assert "commuting matrix 2024 (synthetic) · updated TAB1830 vintage unknown key figures" in line
 
 
 # ---------------------------------------------------------------------------------------------------------------
