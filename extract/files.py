@@ -25,7 +25,9 @@ Column rules (schema drift is an error, never a silent change):
   - a source column that is not declared is an error too (a PX variable would multiply the rows; a CSV/XLSX
     column would be silently dropped), except ``status`` in CSV/XLSX, which is taken as the status column.
   - PX: the source columns are the variable names as in the file (``typ``, ``stadsdel``, ...), holding value
-    codes (``CODES``); the value comes from DATA.  CSV/XLSX: the mapping must map some column to ``value``.
+    codes (``CODES``); the value comes from DATA. The file's own date (``LAST-UPDATED``, else ``CREATION-DATE``)
+    is its upstream vintage: ``FileRead.updated``; CSV and XLSX files state none (None: vintage unknown).
+    CSV/XLSX: the mapping must map some column to ``value``.
 
 CSV: read as a stream (memory stays bounded by the table being built, not the file). Encoding: UTF-8 with or
 without BOM; otherwise Windows-1252 (what Excel's "CSV" export writes on Swedish Windows; it agrees with Latin-1 on
