@@ -5,6 +5,10 @@ code (for a ``{codelist: ID, values: ...}`` selection: the variable offers that 
 checked against the metadata with the codelist applied when the API serves it); every variable left out may be
 eliminated. All mismatches are reported, each naming table, variable and code, so one run against SCB (``--live``)
 or recorded metadata says everything that would fail before a single data request is spent.
+
+A source whose table id is not a confirmed v2 id carries ``discover:`` (search words): ``discover_tables``
+searches the API's table list (``GET /tables?query=``) and checks the source's selection against each candidate's
+metadata, so the real id can be read off and set in one edit.
 """
 
 from __future__ import annotations
@@ -13,11 +17,12 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from extract.pxweb import TableInfo
 from extract.selection import TableMetadata, _as_items, _resolve_item
 from regionstat.catalogue import Catalogue, RegionSet, Source
 from regionstat.errors import PxWebError, TableNotFoundError
 
-__all__ = ["Mismatch", "check_catalogue", "check_source"]
+__all__ = ["Candidate", "Discovery", "Mismatch", "check_catalogue", "check_source", "discover_tables"]
 
 
 @dataclass(frozen=True)
@@ -173,4 +178,86 @@ def elimination_notes(client: Any, catalogue: Catalogue, region_set: RegionSet) 
                     f"{source.table} ({source.name}) {var.code}: eliminated, but the table has the total {code!r} "
                     "to select explicitly"
                 )
+    return out
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One table the API's search found, and per catalogue source the mismatches of its selection there."""
+
+    info: TableInfo
+    mismatches: dict[str, list[Mismatch]]
+
+    @property
+    def fits(self) -> list[str]:
+        """The sources whose whole selection this table accepts."""
+        return [name for name, found in self.mismatches.items() if not found]
+
+    def __str__(self) -> str:
+        periods = f"{self.info.first_period or '?'}-{self.info.last_period or '?'}"
+        text = f"{self.info.id}: {self.info.label} ({periods}; variables: {', '.join(self.info.variable_names)})"
+        verdicts = [_verdict(name, found) for name, found in self.mismatches.items()]
+        return "; ".join([text, *verdicts])
+
+
+def _verdict(source_name: str, mismatches: list[Mismatch]) -> str:
+    """'fits NAME', or 'not NAME (the first mismatch, without the table already named)'."""
+    if not mismatches:
+        return f"fits {source_name}"
+    first = mismatches[0]
+    where = " ".join(part for part in (first.variable, repr(first.code) if first.code is not None else None) if part)
+    more = f", {len(mismatches) - 1} more" if len(mismatches) > 1 else ""
+    return f"not {source_name} ({where + ': ' if where else ''}{first.message}{more})"
+
+
+@dataclass(frozen=True)
+class Discovery:
+    """The candidates for one unconfirmed table id, found with its sources' ``discover`` words."""
+
+    table_id: str
+    sources: tuple[str, ...]
+    query: str
+    candidates: tuple[Candidate, ...]
+    found: int  # how many tables the API's search found (more than the candidates listed when it is large)
+    error: str | None = None  # the search failed (an API without ``/tables?query=``): why
+
+    def lines(self) -> list[str]:
+        """The discovery as printed by ``regionstat check-catalogue``: a heading, then one line per candidate."""
+        head = f"{self.table_id} ({', '.join(self.sources)}) is not a confirmed v2 id; GET /tables?query={self.query}"
+        if self.error:
+            return [f"{head} failed: {self.error}"]
+        shown = f"{len(self.candidates)} of {self.found}" if self.found > len(self.candidates) else str(self.found)
+        out = [f"{head}: {shown} table(s)"]
+        out += [f"  {c}" for c in self.candidates]
+        if self.candidates:
+            out.append(
+                f"  set the right id as `table:` of {', '.join(self.sources)} (and `source_table:` of their series) "
+                "in the catalogue, drop `discover`/`verify_live`, run `regionstat generate`"
+            )
+        return out
+
+
+def discover_tables(client: Any, catalogue: Catalogue, region_set: RegionSet, *, limit: int = 10) -> list[Discovery]:
+    """Per unconfirmed table id (sources with ``discover``): the API's search results for the sources' words, each
+    checked against every such source's selection (metadata requests only; one search per distinct query)."""
+    groups: dict[tuple[str, str], list[Source]] = {}
+    for source in catalogue.sources:
+        if source.discover:
+            groups.setdefault((source.table, source.discover), []).append(source)
+    out: list[Discovery] = []
+    for (table_id, query), sources in groups.items():
+        names = tuple(s.name for s in sources)
+        try:
+            found, total = client.search_tables(query, limit=limit)
+        except PxWebError as exc:
+            out.append(Discovery(table_id, names, query, (), 0, error=_short(exc, table_id)))
+            continue
+        candidates = tuple(
+            Candidate(
+                info,
+                {s.name: check_source(client, dataclasses.replace(s, table=info.id), region_set) for s in sources},
+            )
+            for info in found
+        )
+        out.append(Discovery(table_id, names, query, candidates, total))
     return out

@@ -524,6 +524,16 @@ class PxWebClient:
         doc = self._request("GET", f"tables/{table_id}", params=self._lang_params(lang), table_id=table_id)
         return TableInfo.from_json(table_id, doc)
 
+    def search_tables(self, query: str, *, lang: str | None = None, limit: int = 20) -> tuple[list[TableInfo], int]:
+        """``GET /tables?query=``: the first ``limit`` tables the API's search finds for ``query`` (its order), and
+        how many it found in all (``page.totalElements``). Finds a table's v2 id from words of its title."""
+        self._load_config()
+        params = {**self._lang_params(lang), "query": query, "pageNumber": "1", "pageSize": str(max(1, limit))}
+        doc = self._request("GET", "tables", params=params)
+        tables = [TableInfo.from_json(str(t.get("id") or ""), t) for t in doc.get("tables") or []][:limit]
+        total = (doc.get("page") or {}).get("totalElements")
+        return tables, int(total) if isinstance(total, int) else len(tables)
+
     def metadata(
         self, table_id: str, *, lang: str | None = None, codelists: Mapping[str, str] | None = None
     ) -> TableMetadata:

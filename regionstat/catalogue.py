@@ -164,6 +164,9 @@ class Source:
     # the bundled snapshot's stand-in for ``table`` (a labelled-synthetic table of its own, used when the API is
     # regionstat's snapshot and SCB's figures are not bundled, e.g. an earlier tätort delineation)
     offline_table: str | None = None
+    # search words for SCB's table list (``GET /tables?query=``) while ``table`` is not a confirmed v2 id:
+    # ``regionstat check-catalogue`` lists the tables they find, so the real id can be set in one edit
+    discover: str | None = None
 
     def resolved_selection(self, region_set: RegionSet) -> Selection:
         """The selection with region placeholders replaced by the region set's codes.

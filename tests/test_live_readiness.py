@@ -166,10 +166,14 @@ def test_check_catalogue_reports_every_mismatch(recorded_api: str, tmp_path: Pat
     ]
 
 
-def test_check_catalogue_cli_against_the_snapshot(data_dir: Path) -> None:
+def test_check_catalogue_cli_against_the_snapshot(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from regionstat.cli.main import main
 
     assert main(["check-catalogue"]) == 0
+    out = capsys.readouterr().out
+    assert "discover: LandarealTatortN (localities, localities_2018) is not a confirmed v2 id" in out
+    assert "discover:   LandarealTatortN: Folkmängd och landareal i tätorter" in out
+    assert "to verify live: TAB3204" not in out  # its codes are settled in the catalogue
 
 
 @pytest.fixture
@@ -276,3 +280,108 @@ def test_totals_left_to_elimination_are_named(recorded_api: str, tmp_path: Path)
         )
         == []
     )
+
+
+# -- TAB3204 Fodelseregion and v2-id discovery (issue 13) -------------------------------------------------
+
+
+def _catalogue_of(tmp_path: Path, tables: set[str], edit=None) -> Path:
+    """The bundled catalogue cut down to ``tables`` (their series too), optionally edited per source."""
+    import yaml
+
+    from regionstat.catalogue import CATALOGUE_PATH
+
+    raw = yaml.safe_load(CATALOGUE_PATH.read_text(encoding="utf-8"))
+    raw["sources"] = [s for s in raw["sources"] if s["table"] in tables]
+    raw["series"] = [s for s in raw["series"] if s["source_table"] in tables]
+    raw.pop("dbt_sources", None)
+    for source in raw["sources"]:
+        if edit:
+            edit(source)
+    path = tmp_path / "catalogue.yaml"
+    path.write_text(yaml.safe_dump(raw, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def test_tab3204_selects_its_birth_region_total(snapshot_server, tmp_path: Path) -> None:
+    """The catalogue names Fodelseregion's total; the snapshot lists only that code (it holds totals only), so a
+    selection of SCB's in/ut is reported offline, and leaving the variable out is named as an elimination."""
+    from extract.catalogue_check import check_catalogue, elimination_notes
+    from extract.pipeline import make_client
+    from regionstat.catalogue import load_catalogue
+
+    url = snapshot_server.url
+    current = load_catalogue()
+    assert current.source("employment_by_sector").selection["Fodelseregion"] == ["tot"]
+    client = make_client(url, Settings(data_dir=tmp_path, api_url=url), current)
+    meta = client.metadata("TAB3204")
+    assert meta.variable("Fodelseregion").codes == ("tot",) and meta.variable("Fodelseregion").elimination
+    assert any("carries the total (tot, 'totalt') only" in note for note in meta.raw["note"])
+    assert check_catalogue(client, current, current.region_set()) == []
+
+    def born_abroad(source: dict) -> None:
+        source["selection"]["Fodelseregion"] = ["ut"]
+
+    abroad = load_catalogue(_catalogue_of(tmp_path, {"TAB3204"}, born_abroad))
+    assert [str(m) for m in check_catalogue(client, abroad, abroad.region_set())] == [
+        "TAB3204 (employment_by_sector) Fodelseregion 'ut': variable 'Fodelseregion' has no value code 'ut'"
+    ]
+
+    def eliminated(source: dict) -> None:
+        del source["selection"]["Fodelseregion"]
+
+    before = load_catalogue(_catalogue_of(tmp_path, {"TAB3204"}, eliminated))
+    assert elimination_notes(client, before, before.region_set()) == [
+        "TAB3204 (employment_by_sector) Fodelseregion: eliminated, but the table has the total 'tot' to select "
+        "explicitly"
+    ]
+    # the selected total returns exactly the figures elimination returned
+    sel = {"Region": ["0580", "05"], "SNI2007": "*", "Kon": ["1", "2"], "ContentsCode": ["000002XH"], "Tid": ["2024"]}
+    total = client.fetch("TAB3204", {**sel, "Fodelseregion": ["tot"]})
+    assert set(total.column("Fodelseregion").to_pylist()) == {"tot"}
+    assert total.column("value").to_pylist() == client.fetch("TAB3204", sel).column("value").to_pylist()
+
+
+def test_discovery_lists_the_table_search_candidates(snapshot_server, tmp_path: Path) -> None:
+    """Sources with `discover:` get the API's /tables?query= hits, each checked against their selections."""
+    from extract.catalogue_check import discover_tables
+    from extract.pipeline import make_client
+    from regionstat.catalogue import load_catalogue
+
+    catalogue = load_catalogue()
+    assert [s.name for s in catalogue.sources if s.discover] == ["localities", "localities_2018"]
+    client = make_client(snapshot_server.url, Settings(data_dir=tmp_path, api_url=snapshot_server.url), catalogue)
+    found = discover_tables(client, catalogue, catalogue.region_set())
+    assert [line for d in found for line in d.lines()] == [
+        "LandarealTatortN (localities, localities_2018) is not a confirmed v2 id; GET /tables?query=tätort "
+        "landareal: 2 table(s)",
+        "  LandarealTatortN: Folkmängd och landareal i tätorter efter tätort, tabellinnehåll och år (2023-2023; "
+        "variables: tätort, tabellinnehåll, år); fits localities; not localities_2018 (Tid '2018': variable 'Tid' "
+        "has no value code '2018')",
+        "  LandarealTatortN_SYNTHETIC2018: SYNTHETIC: Folkmängd och landareal i tätorter 2018 (avgränsning 2018) "
+        "(2018-2018; variables: tätort, tabellinnehåll, år); not localities (Tid '2023': variable 'Tid' has no "
+        "value code '2023'); fits localities_2018",
+        "  set the right id as `table:` of localities, localities_2018 (and `source_table:` of their series) in the "
+        "catalogue, drop `discover`/`verify_live`, run `regionstat generate`",
+    ]
+    assert [c.fits for c in found[0].candidates] == [["localities"], ["localities_2018"]]
+    first = discover_tables(client, catalogue, catalogue.region_set(), limit=1)[0]
+    assert first.lines()[0].endswith(": 1 of 2 table(s)") and len(first.candidates) == 1
+    # the server filters by every word of the query: no table is about both tätorter and pendlare
+    assert client.search_tables("tätort pendlare") == ([], 0)
+
+
+def test_discovery_against_an_api_without_table_search(recorded_api: str, tmp_path: Path) -> None:
+    """A failed search is one line naming the query and why; the catalogue check itself is unaffected."""
+    from extract.catalogue_check import discover_tables
+    from extract.pipeline import make_client
+    from regionstat.catalogue import load_catalogue
+
+    catalogue = load_catalogue()
+    client = make_client(recorded_api, Settings(data_dir=tmp_path, api_url=recorded_api), catalogue)
+    [found] = discover_tables(client, catalogue, catalogue.region_set())
+    assert found.candidates == () and found.error and "/tables failed with HTTP 404" in found.error
+    assert found.lines() == [
+        "LandarealTatortN (localities, localities_2018) is not a confirmed v2 id; GET /tables?query=tätort "
+        f"landareal failed: {found.error}"
+    ]

@@ -244,10 +244,10 @@ def test_rate_limit_shared_by_threads(make_snapshot_server, data_dir: Path) -> N
 def test_elimination_value_code_dimension_is_dropped(snapshot_server, data_dir: Path) -> None:
     client = _client(snapshot_server, data_dir)
     sel = {"Region": "0580", "ContentsCode": "000002XH", "Tid": "top(1)"}
-    t = client.fetch("TAB3204", sel)  # SNI2007 -> A-U+US, Kon -> 1+2 (eliminationValueCode)
+    t = client.fetch("TAB3204", sel)  # SNI2007 -> A-U+US, Kon -> 1+2 (eliminationValueCode); Fodelseregion summed
     assert t.column_names == ["Region", "ContentsCode", "Tid", "value", "status"]
     assert t.num_rows == 1
-    explicit = client.fetch("TAB3204", {**sel, "SNI2007": "A-U+US", "Kon": "1+2"})
+    explicit = client.fetch("TAB3204", {**sel, "SNI2007": "A-U+US", "Kon": "1+2", "Fodelseregion": "tot"})
     assert explicit.column("value").to_pylist() == t.column("value").to_pylist()
     assert client.last_fetch_stats.eliminated == []
 

@@ -656,7 +656,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def cmd_check_catalogue(args: argparse.Namespace) -> int:
     """Check every catalogue selection against the API's metadata (no data requests); exit 1 on any mismatch."""
-    from extract.catalogue_check import check_catalogue, elimination_notes
+    from extract.catalogue_check import check_catalogue, discover_tables, elimination_notes
     from extract.pipeline import api_base_url, make_client
     from regionstat.catalogue import load_catalogue
 
@@ -669,6 +669,7 @@ def cmd_check_catalogue(args: argparse.Namespace) -> int:
         client = make_client(url, settings, catalogue)
         mismatches = check_catalogue(client, catalogue, region_set)
         notes = elimination_notes(client, catalogue, region_set)
+        discoveries = discover_tables(client, catalogue, region_set)
     for m in mismatches:
         err_console.print(f"  mismatch {m}", markup=False)
     for note in notes:
@@ -676,6 +677,8 @@ def cmd_check_catalogue(args: argparse.Namespace) -> int:
     for source in catalogue.sources:
         if source.verify_live:
             console.print(f"  to verify live: {source.table} ({source.name}): {source.verify_live}", markup=False)
+    for line in (line for found in discoveries for line in found.lines()):
+        console.print(f"  discover: {line}", markup=False)
     tables = len({m.table_id for m in mismatches})
     if mismatches:
         err_console.print(

@@ -27,6 +27,7 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -1069,18 +1070,28 @@ TAB3204_HOW = (
 )
 
 
+#: what the snapshot's TAB3204 holds of SCB's birth-region variable (its metadata note and provenance say so)
+TAB3204_BIRTH_NOTE = (
+    "Födelseregion: the snapshot carries the total (tot, 'totalt') only; SCB's table also has in (born in Sweden) "
+    "and ut (foreign born), which come with --live. The facts are totals over birth region."
+)
+
+
 def tab3204_metadata(regions: list[str], reg_labels: dict[str, str]) -> dict:
     """Synthetic metadata modelled on SCB's TAB3204; Region lists every region of TAB638."""
-    meta = {
+    meta: dict[str, Any] = {
         "version": "2.0",
         "class": "dataset",
-        "label": "Förvärvsarbetande 16-74 år (2019-2021), 15-74 år (2022-) efter region, näringsgren SNI 2007 "
-        "och kön. År 2019-2024",
+        "label": "Förvärvsarbetande 16-74 år (2019-2021), 15-74 år (2022-) efter region, näringsgren SNI 2007, "
+        "kön och födelseregion. År 2019-2024",
         "source": "SCB",
         "updated": SYNTHETIC_UPDATED,
-        "note": ["Dagbefolkning = efter arbetsställets region; nattbefolkning = efter bostadsregion."],
+        "note": [
+            "Dagbefolkning = efter arbetsställets region; nattbefolkning = efter bostadsregion.",
+            TAB3204_BIRTH_NOTE,
+        ],
         "role": {"time": ["Tid"], "metric": ["ContentsCode"]},
-        "id": ["Region", "SNI2007", "Kon", "ContentsCode", "Tid"],
+        "id": ["Region", "SNI2007", "Kon", "Fodelseregion", "ContentsCode", "Tid"],
         "size": [],
         "dimension": {
             "Region": {
@@ -1103,6 +1114,12 @@ def tab3204_metadata(regions: list[str], reg_labels: dict[str, str]) -> dict:
                 "category": {"index": {}, "label": {}},
                 "extension": {"elimination": True, "eliminationValueCode": "1+2", "show": "value", "codelists": []},
             },
+            # SCB's total is `tot` "totalt" (besides `in`/`ut`); like SCB's recorded tables, no eliminationValueCode
+            "Fodelseregion": {
+                "label": "födelseregion",
+                "category": {"index": {}, "label": {}},
+                "extension": {"elimination": True, "show": "value", "codelists": []},
+            },
             "ContentsCode": contents_dimension({"000002XH": ("antal", "november"), "000002XI": ("antal", "november")}),
             "Tid": time_dimension(),
         },
@@ -1122,6 +1139,7 @@ def tab3204_metadata(regions: list[str], reg_labels: dict[str, str]) -> dict:
     set_categories(meta["dimension"]["Region"], regions, reg_labels)
     set_categories(meta["dimension"]["SNI2007"], SNI_CODES, SNI_LABELS)
     set_categories(meta["dimension"]["Kon"], ["1", "2", "1+2"], {"1": "män", "2": "kvinnor", "1+2": "totalt"})
+    set_categories(meta["dimension"]["Fodelseregion"], ["tot"], {"tot": "totalt"})
     set_categories(
         meta["dimension"]["ContentsCode"],
         ["000002XH", "000002XI"],
@@ -1154,8 +1172,12 @@ def build_tab3204(tab638: dict, pop, ksi, tab5839) -> tuple[dict, dict[str, dict
         ],
         "generated": TAB3204_HOW,
         "metadata": "Synthetic metadata modelled on SCB's TAB3204 (dimension codes per docs/CONTRACTS.md; labels as "
-        "SCB uses them to our knowledge; verify live). Region lists all 312 regions of TAB638.",
-        "facts": ["All 312 regions x 17 SNI2007 x Kon (1, 2, 1+2) x 2 contents x 2019-2024: every value synthetic."],
+        "SCB uses them to our knowledge; verify live). Region lists all 312 regions of TAB638. Fodelseregion "
+        "lists only SCB's total code tot (as two public TAB3204 clients select it); in/ut are not served.",
+        "facts": [
+            "All 312 regions x 17 SNI2007 x Kon (1, 2, 1+2) x 2 contents x 2019-2024: every value synthetic.",
+            TAB3204_BIRTH_NOTE,
+        ],
     }
     info = write_table("TAB3204", meta, f.cols, prov)
     munis = model.munis

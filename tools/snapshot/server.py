@@ -8,6 +8,8 @@ Endpoints under `/api/v2`: `GET /config`, `GET /tables`, `GET /tables/{id}`, `GE
 `application/problem+json` (RFC 7807, the spec's `Problem`).
 
 Behaviour choices (SCB's where known, documented where we had to choose):
+- Table search: `GET /tables?query=WORDS` keeps the tables whose id, label or variable names contain every word
+  (case-insensitive substrings; SCB's own search ranks by relevance), paged by `pageNumber`/`pageSize`.
 - Rate limit: a sliding window of `max_calls` calls per `time_window` seconds over *all* endpoints (SCB limits
   calls per IP, not only data calls); `rate_limit_scope="data"` counts only data calls. A call over the limit
   gets 429 with `Retry-After` (whole seconds until the oldest call leaves the window) and is not counted.
