@@ -45,6 +45,10 @@ POOL_SLOTS = 1
 POOL_DESCRIPTION = "regionstat: the one DuckDB writer (raw loads, dbt, publish, report) - keep at 1 slot"
 HOST = "127.0.0.1"
 PORT = 8080
+# Airflow's own defaults for the log servers (scheduler/worker, triggerer); a second checkout needs other ports
+WORKER_LOG_PORT_VAR = "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT"
+TRIGGER_LOG_PORT_VAR = "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT"
+LOG_PORTS = {WORKER_LOG_PORT_VAR: 8793, TRIGGER_LOG_PORT_VAR: 8794}
 PASSWORD_FILE = "simple_auth_manager_passwords.json.generated"
 
 QUIET_ENV = {
@@ -72,8 +76,14 @@ def airflow_env(
     data_dir: str | os.PathLike[str] | None = None,
     base: Mapping[str, str] | None = None,
     port: int = PORT,
+    worker_log_port: int | None = None,
+    trigger_log_port: int | None = None,
 ) -> dict[str, str]:
-    """The environment for every ``airflow`` process of this project (values already in ``base`` win)."""
+    """The environment for every ``airflow`` process of this project (values already in ``base`` win).
+
+    The log-server ports default to Airflow's 8793/8794 unless ``base`` sets their ``AIRFLOW__LOGGING__*`` variables;
+    ``worker_log_port``/``trigger_log_port`` override both, so two checkouts on one machine need not clash.
+    """
     env = dict(os.environ if base is None else base)
     home_path = Path(home).resolve() if home else airflow_home(env)
     env["AIRFLOW_HOME"] = str(home_path)
@@ -97,10 +107,14 @@ def airflow_env(
         "AIRFLOW__WORKERS__EXECUTION_API_RETRIES": "10",
         "AIRFLOW__WORKERS__EXECUTION_API_RETRY_WAIT_MAX": "60",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+        **{var: str(default) for var, default in LOG_PORTS.items()},
         **QUIET_ENV,
     }
     for key, value in defaults.items():
         env.setdefault(key, value)
+    for var, chosen in ((WORKER_LOG_PORT_VAR, worker_log_port), (TRIGGER_LOG_PORT_VAR, trigger_log_port)):
+        if chosen is not None:
+            env[var] = str(chosen)
     path = env.get("PATH", "")
     if str(VENV_BIN) not in path.split(os.pathsep):
         env["PATH"] = os.pathsep.join([str(VENV_BIN), path]) if path else str(VENV_BIN)
@@ -438,6 +452,26 @@ def port_in_use(port: int, host: str = HOST) -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
+def log_port_clashes(env: Mapping[str, str]) -> list[str]:
+    """One warning line per log-server port something already listens on (most likely another checkout's Airflow).
+
+    Not fatal, as in Airflow itself: tasks still run and their finished logs are read from files, but the UI would ask
+    the other Airflow's log server for a running task's log.
+    """
+    clashes = []
+    for var, what, make_var in (
+        (WORKER_LOG_PORT_VAR, "worker log server", "WORKER_LOG_PORT"),
+        (TRIGGER_LOG_PORT_VAR, "triggerer log server", "TRIGGER_LOG_PORT"),
+    ):
+        number = int(env[var])
+        if port_in_use(number):
+            clashes.append(
+                f"warning: port {number} on {HOST} ({what}) is already in use (another Airflow?); live task logs "
+                f"may not show in the UI: choose another with make airflow {make_var}=... (or {var})"
+            )
+    return clashes
+
+
 def api_health(port: int = PORT, timeout: float = 2.0) -> dict[str, Any] | None:
     """The api-server's health document (``GET /api/v2/monitor/health``) once it answers 200, else None."""
     try:
@@ -667,10 +701,15 @@ def standalone(
     """
     env = airflow_env(port=port) if env is None else dict(env)
     if port_in_use(port):
-        raise AirflowSetupError(f"port {port} on {HOST} is already in use (another Airflow?); stop it or pass --port")
+        raise AirflowSetupError(
+            f"port {port} on {HOST} is already in use (another Airflow?); stop it or choose another: "
+            "make airflow PORT=... (or --port)"
+        )
+    say = echo or (lambda _line: None)
+    for clash in log_port_clashes(env):
+        say(clash)
     setup(env)
     log_dir = Path(env["AIRFLOW_HOME"]) / "logs" / "components"
-    say = echo or (lambda _line: None)
     components: list[Component] = []
 
     def on_term(signum: int, _frame: object) -> None:
@@ -727,6 +766,7 @@ def _banner(env: Mapping[str, str], port: int, components: list[Component]) -> s
             "=" * 72,
             f"regionstat Airflow UI:  http://{HOST}:{port}",
             f"login:                  admin / {password or '(see ' + PASSWORD_FILE + ' in AIRFLOW_HOME)'}",
+            f"log servers:            worker {env[WORKER_LOG_PORT_VAR]}, triggerer {env[TRIGGER_LOG_PORT_VAR]}",
             f"AIRFLOW_HOME:           {env['AIRFLOW_HOME']}",
             f"data dir:               {env['REGIONSTAT_DATA_DIR']}",
             f"component logs:         {Path(env['AIRFLOW_HOME']) / 'logs' / 'components'}",
@@ -784,7 +824,17 @@ def main(argv: list[str] | None = None) -> int:
         "standalone",
         help="setup, the api-server, then (once it answers) scheduler, dag-processor, triggerer; prints the login",
     )
-    p.add_argument("--port", type=int, default=PORT)
+    p.add_argument("--port", type=int, default=PORT, help=f"api-server and UI port (default {PORT})")
+    p.add_argument(
+        "--worker-log-port",
+        type=int,
+        help=f"the scheduler's task-log server (default: ${WORKER_LOG_PORT_VAR} or {LOG_PORTS[WORKER_LOG_PORT_VAR]})",
+    )
+    p.add_argument(
+        "--trigger-log-port",
+        type=int,
+        help=f"the triggerer's log server (default: ${TRIGGER_LOG_PORT_VAR} or {LOG_PORTS[TRIGGER_LOG_PORT_VAR]})",
+    )
     p.add_argument("--verbose", action="store_true", help="echo every component's output (it is always in its log)")
     p = sub.add_parser("test", help="setup + airflow dags test DAG_ID")
     p.add_argument("dag_id")
@@ -795,7 +845,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "setup":
             setup()
         elif args.command == "standalone":
-            return standalone(airflow_env(port=args.port), port=args.port, stream=args.verbose)
+            env = airflow_env(
+                port=args.port, worker_log_port=args.worker_log_port, trigger_log_port=args.trigger_log_port
+            )
+            return standalone(env, port=args.port, stream=args.verbose)
         elif args.command == "test":
             env = setup()
             summary = dags_test(args.dag_id, env, on_line=print, conf=json.loads(args.conf) if args.conf else None)
