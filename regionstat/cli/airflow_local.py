@@ -371,6 +371,40 @@ def dags_test(
 
 
 _DAG_TEST_START = re.compile(r"\[DAG TEST\] starting task_id=(\S+) map_index=(-?\d+)")
+# structlog's console line, as `dags test` prints it: "<timestamp> [<level>   ] <event>   [<logger>] key=value ..."
+_CONSOLE_LINE = re.compile(
+    r"^(?P<timestamp>\d{4}-\d\d-\d\dT\d\d:\d\d:[\d.]+(?:Z|[+-]\d\d:?\d\d)?) \[(?P<level>[a-z]+)\s*\] "
+)
+_LOGGER = re.compile(r"\s+\[(?P<logger>[\w.]+)\](?=\s+\w+=|\s*$)")  # [dotted.name] before key=value fields
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def task_log_records(lines: Iterable[str]) -> list[dict[str, str]]:
+    """``dags test`` console lines as Airflow's own task-log records (JSON lines: timestamp, level, event, logger).
+
+    Copied as text, every line would be one level-less event in the UI (no INFO/WARNING/ERROR, no level or source
+    filter). A line that does not start a record (a traceback, a message over several lines) continues the one
+    before it; nothing is dropped. The key=value fields stay at the end of the event, as the console shows them.
+    """
+    records: list[dict[str, str]] = []
+    for raw in lines:
+        line = _ANSI.sub("", raw.rstrip("\n"))
+        start = _CONSOLE_LINE.match(line)
+        if start is None:
+            if records:
+                records[-1]["event"] += "\n" + line
+            else:
+                records.append({"event": line})
+            continue
+        rest = line[start.end() :]
+        record = {"timestamp": start["timestamp"], "level": start["level"], "event": rest.rstrip()}
+        loggers = list(_LOGGER.finditer(rest))  # the last one: an event may hold [brackets] of its own
+        if loggers:
+            fields = rest[loggers[-1].end() :].strip()
+            record["event"] = rest[: loggers[-1].start()].rstrip() + (f" {fields}" if fields else "")
+            record["logger"] = loggers[-1]["logger"]
+        records.append(record)
+    return records
 
 
 def split_task_logs(env: Mapping[str, str], dag_id: str, run_id: str, log_path: Path) -> list[Path]:
@@ -378,7 +412,8 @@ def split_task_logs(env: Mapping[str, str], dag_id: str, run_id: str, log_path: 
 
     ``airflow dags test`` runs the tasks one after another in its own process and logs to its stdout only, so the
     UI would show empty task logs for demo runs. Each task's part starts at its ``[DAG TEST] starting`` line; the
-    n-th start of the same task instance is attempt n (a retry). Returns the files written."""
+    n-th start of the same task instance is attempt n (a retry). Written as Airflow's JSON records
+    (``task_log_records``), so the UI shows each line's level. Returns the files written."""
     written: list[Path] = []
     attempts: dict[tuple[str, int], int] = {}
     current: list[str] | None = None
@@ -387,7 +422,8 @@ def split_task_logs(env: Mapping[str, str], dag_id: str, run_id: str, log_path: 
     def flush() -> None:
         if current is not None and target is not None:
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text("".join(current), encoding="utf-8")
+            records = task_log_records(current)
+            target.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
             written.append(target)
 
     with log_path.open(encoding="utf-8", errors="replace") as fh:
