@@ -68,8 +68,14 @@ bench: install  ## benchmarks against peers; results in bench/results/*.json
 drills: install  ## long fault drills: kill -9 during extract/load/dbt, two runs at once, changed upstream
 	$(BIN)/pytest -q -m drill tests/drills/
 
-airflow: install  ## local Airflow on 127.0.0.1:8080 with the project's DAGs (api-server first, then the rest)
-	$(BIN)/python -m regionstat.cli.airflow_local standalone
+# `make airflow PORT=8081 WORKER_LOG_PORT=8795 TRIGGER_LOG_PORT=8796`: a second checkout on the same machine.
+# The log-server ports default to Airflow's own variables if set, else Airflow's 8793/8794.
+PORT ?= 8080
+WORKER_LOG_PORT ?= $(or $(AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT),8793)
+TRIGGER_LOG_PORT ?= $(or $(AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT),8794)
+airflow: install  ## local Airflow on 127.0.0.1:8080 (PORT=, WORKER_LOG_PORT=, TRIGGER_LOG_PORT= to move it) with the DAGs
+	$(BIN)/python -m regionstat.cli.airflow_local standalone --port $(PORT) \
+		--worker-log-port $(WORKER_LOG_PORT) --trigger-log-port $(TRIGGER_LOG_PORT)
 
 clean:  ## remove data/ and local Airflow state (keeps .venv)
 	rm -rf data .airflow .lint.duckdb .tools

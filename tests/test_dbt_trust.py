@@ -104,6 +104,17 @@ def test_every_mart_column_is_described_in_words_first(manifest: dict) -> None:
             )
 
 
+def test_commuting_balance_arithmetic_is_one_macro(manifest: dict) -> None:
+    """Jobs, net commuting, self-containment, ... of an OD matrix are written once (macros/commuting.sql)."""
+    models = {n["name"]: n for n in manifest["nodes"].values() if n["resource_type"] == "model"}
+    users = {
+        name for name, n in models.items() if "macro.regionstat.commuting_balance_ctes" in n["depends_on"]["macros"]
+    }
+    assert users == {"int_commuting__municipal_balance", "mart_county_commuting"}
+    for name in users:
+        assert "safe_divide" not in models[name]["raw_code"], f"{name} computes a ratio itself"
+
+
 def test_docs_overview_and_synthetic_sources(manifest: dict) -> None:
     overview = manifest["docs"].get("doc.regionstat.__overview__")
     assert overview, "no {% docs __overview__ %} in the project"

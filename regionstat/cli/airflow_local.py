@@ -45,6 +45,10 @@ POOL_SLOTS = 1
 POOL_DESCRIPTION = "regionstat: the one DuckDB writer (raw loads, dbt, publish, report) - keep at 1 slot"
 HOST = "127.0.0.1"
 PORT = 8080
+# Airflow's own defaults for the log servers (scheduler/worker, triggerer); a second checkout needs other ports
+WORKER_LOG_PORT_VAR = "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT"
+TRIGGER_LOG_PORT_VAR = "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT"
+LOG_PORTS = {WORKER_LOG_PORT_VAR: 8793, TRIGGER_LOG_PORT_VAR: 8794}
 PASSWORD_FILE = "simple_auth_manager_passwords.json.generated"
 
 QUIET_ENV = {
@@ -72,8 +76,14 @@ def airflow_env(
     data_dir: str | os.PathLike[str] | None = None,
     base: Mapping[str, str] | None = None,
     port: int = PORT,
+    worker_log_port: int | None = None,
+    trigger_log_port: int | None = None,
 ) -> dict[str, str]:
-    """The environment for every ``airflow`` process of this project (values already in ``base`` win)."""
+    """The environment for every ``airflow`` process of this project (values already in ``base`` win).
+
+    The log-server ports default to Airflow's 8793/8794 unless ``base`` sets their ``AIRFLOW__LOGGING__*`` variables;
+    ``worker_log_port``/``trigger_log_port`` override both, so two checkouts on one machine need not clash.
+    """
     env = dict(os.environ if base is None else base)
     home_path = Path(home).resolve() if home else airflow_home(env)
     env["AIRFLOW_HOME"] = str(home_path)
@@ -97,10 +107,14 @@ def airflow_env(
         "AIRFLOW__WORKERS__EXECUTION_API_RETRIES": "10",
         "AIRFLOW__WORKERS__EXECUTION_API_RETRY_WAIT_MAX": "60",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+        **{var: str(default) for var, default in LOG_PORTS.items()},
         **QUIET_ENV,
     }
     for key, value in defaults.items():
         env.setdefault(key, value)
+    for var, chosen in ((WORKER_LOG_PORT_VAR, worker_log_port), (TRIGGER_LOG_PORT_VAR, trigger_log_port)):
+        if chosen is not None:
+            env[var] = str(chosen)
     path = env.get("PATH", "")
     if str(VENV_BIN) not in path.split(os.pathsep):
         env["PATH"] = os.pathsep.join([str(VENV_BIN), path]) if path else str(VENV_BIN)
@@ -357,6 +371,40 @@ def dags_test(
 
 
 _DAG_TEST_START = re.compile(r"\[DAG TEST\] starting task_id=(\S+) map_index=(-?\d+)")
+# structlog's console line, as `dags test` prints it: "<timestamp> [<level>   ] <event>   [<logger>] key=value ..."
+_CONSOLE_LINE = re.compile(
+    r"^(?P<timestamp>\d{4}-\d\d-\d\dT\d\d:\d\d:[\d.]+(?:Z|[+-]\d\d:?\d\d)?) \[(?P<level>[a-z]+)\s*\] "
+)
+_LOGGER = re.compile(r"\s+\[(?P<logger>[\w.]+)\](?=\s+\w+=|\s*$)")  # [dotted.name] before key=value fields
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def task_log_records(lines: Iterable[str]) -> list[dict[str, str]]:
+    """``dags test`` console lines as Airflow's own task-log records (JSON lines: timestamp, level, event, logger).
+
+    Copied as text, every line would be one level-less event in the UI (no INFO/WARNING/ERROR, no level or source
+    filter). A line that does not start a record (a traceback, a message over several lines) continues the one
+    before it; nothing is dropped. The key=value fields stay at the end of the event, as the console shows them.
+    """
+    records: list[dict[str, str]] = []
+    for raw in lines:
+        line = _ANSI.sub("", raw.rstrip("\n"))
+        start = _CONSOLE_LINE.match(line)
+        if start is None:
+            if records:
+                records[-1]["event"] += "\n" + line
+            else:
+                records.append({"event": line})
+            continue
+        rest = line[start.end() :]
+        record = {"timestamp": start["timestamp"], "level": start["level"], "event": rest.rstrip()}
+        loggers = list(_LOGGER.finditer(rest))  # the last one: an event may hold [brackets] of its own
+        if loggers:
+            fields = rest[loggers[-1].end() :].strip()
+            record["event"] = rest[: loggers[-1].start()].rstrip() + (f" {fields}" if fields else "")
+            record["logger"] = loggers[-1]["logger"]
+        records.append(record)
+    return records
 
 
 def split_task_logs(env: Mapping[str, str], dag_id: str, run_id: str, log_path: Path) -> list[Path]:
@@ -364,7 +412,8 @@ def split_task_logs(env: Mapping[str, str], dag_id: str, run_id: str, log_path: 
 
     ``airflow dags test`` runs the tasks one after another in its own process and logs to its stdout only, so the
     UI would show empty task logs for demo runs. Each task's part starts at its ``[DAG TEST] starting`` line; the
-    n-th start of the same task instance is attempt n (a retry). Returns the files written."""
+    n-th start of the same task instance is attempt n (a retry). Written as Airflow's JSON records
+    (``task_log_records``), so the UI shows each line's level. Returns the files written."""
     written: list[Path] = []
     attempts: dict[tuple[str, int], int] = {}
     current: list[str] | None = None
@@ -373,7 +422,8 @@ def split_task_logs(env: Mapping[str, str], dag_id: str, run_id: str, log_path: 
     def flush() -> None:
         if current is not None and target is not None:
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text("".join(current), encoding="utf-8")
+            records = task_log_records(current)
+            target.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
             written.append(target)
 
     with log_path.open(encoding="utf-8", errors="replace") as fh:
@@ -436,6 +486,26 @@ def port_in_use(port: int, host: str = HOST) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(0.5)
         return sock.connect_ex((host, port)) == 0
+
+
+def log_port_clashes(env: Mapping[str, str]) -> list[str]:
+    """One warning line per log-server port something already listens on (most likely another checkout's Airflow).
+
+    Not fatal, as in Airflow itself: tasks still run and their finished logs are read from files, but the UI would ask
+    the other Airflow's log server for a running task's log.
+    """
+    clashes = []
+    for var, what, make_var in (
+        (WORKER_LOG_PORT_VAR, "worker log server", "WORKER_LOG_PORT"),
+        (TRIGGER_LOG_PORT_VAR, "triggerer log server", "TRIGGER_LOG_PORT"),
+    ):
+        number = int(env[var])
+        if port_in_use(number):
+            clashes.append(
+                f"warning: port {number} on {HOST} ({what}) is already in use (another Airflow?); live task logs "
+                f"may not show in the UI: choose another with make airflow {make_var}=... (or {var})"
+            )
+    return clashes
 
 
 def api_health(port: int = PORT, timeout: float = 2.0) -> dict[str, Any] | None:
@@ -667,10 +737,15 @@ def standalone(
     """
     env = airflow_env(port=port) if env is None else dict(env)
     if port_in_use(port):
-        raise AirflowSetupError(f"port {port} on {HOST} is already in use (another Airflow?); stop it or pass --port")
+        raise AirflowSetupError(
+            f"port {port} on {HOST} is already in use (another Airflow?); stop it or choose another: "
+            "make airflow PORT=... (or --port)"
+        )
+    say = echo or (lambda _line: None)
+    for clash in log_port_clashes(env):
+        say(clash)
     setup(env)
     log_dir = Path(env["AIRFLOW_HOME"]) / "logs" / "components"
-    say = echo or (lambda _line: None)
     components: list[Component] = []
 
     def on_term(signum: int, _frame: object) -> None:
@@ -727,6 +802,7 @@ def _banner(env: Mapping[str, str], port: int, components: list[Component]) -> s
             "=" * 72,
             f"regionstat Airflow UI:  http://{HOST}:{port}",
             f"login:                  admin / {password or '(see ' + PASSWORD_FILE + ' in AIRFLOW_HOME)'}",
+            f"log servers:            worker {env[WORKER_LOG_PORT_VAR]}, triggerer {env[TRIGGER_LOG_PORT_VAR]}",
             f"AIRFLOW_HOME:           {env['AIRFLOW_HOME']}",
             f"data dir:               {env['REGIONSTAT_DATA_DIR']}",
             f"component logs:         {Path(env['AIRFLOW_HOME']) / 'logs' / 'components'}",
@@ -784,7 +860,17 @@ def main(argv: list[str] | None = None) -> int:
         "standalone",
         help="setup, the api-server, then (once it answers) scheduler, dag-processor, triggerer; prints the login",
     )
-    p.add_argument("--port", type=int, default=PORT)
+    p.add_argument("--port", type=int, default=PORT, help=f"api-server and UI port (default {PORT})")
+    p.add_argument(
+        "--worker-log-port",
+        type=int,
+        help=f"the scheduler's task-log server (default: ${WORKER_LOG_PORT_VAR} or {LOG_PORTS[WORKER_LOG_PORT_VAR]})",
+    )
+    p.add_argument(
+        "--trigger-log-port",
+        type=int,
+        help=f"the triggerer's log server (default: ${TRIGGER_LOG_PORT_VAR} or {LOG_PORTS[TRIGGER_LOG_PORT_VAR]})",
+    )
     p.add_argument("--verbose", action="store_true", help="echo every component's output (it is always in its log)")
     p = sub.add_parser("test", help="setup + airflow dags test DAG_ID")
     p.add_argument("dag_id")
@@ -795,7 +881,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "setup":
             setup()
         elif args.command == "standalone":
-            return standalone(airflow_env(port=args.port), port=args.port, stream=args.verbose)
+            env = airflow_env(
+                port=args.port, worker_log_port=args.worker_log_port, trigger_log_port=args.trigger_log_port
+            )
+            return standalone(env, port=args.port, stream=args.verbose)
         elif args.command == "test":
             env = setup()
             summary = dags_test(args.dag_id, env, on_line=print, conf=json.loads(args.conf) if args.conf else None)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
@@ -30,6 +30,9 @@ from regionstat.batches import atomic_path
 from regionstat.config import RunConfig, resolve
 from regionstat.errors import RegionstatError
 from regionstat.settings import Settings
+
+if TYPE_CHECKING:
+    import duckdb
 
 
 class _Console(Console):
@@ -514,6 +517,34 @@ def _json_records(columns: list[str], rows: list[tuple], *, lines: bool = False,
     return orjson.dumps(records, default=_json_default, option=option).decode("utf-8") + "\n"
 
 
+def _write_csv(rel: duckdb.DuckDBPyRelation, path: Path) -> int:
+    """DuckDB's own CSV writer (header; lists as ``[1, 2]``, NULL empty, ``''`` as ``""``), so ``read_csv`` and
+    spreadsheets read back what was queried; returns the row count.
+
+    The analyst connection may not write files, so the rows stream as Arrow into a private in-memory connection
+    that writes only ``path``, which the caller chose.
+    """
+    import duckdb
+
+    with duckdb.connect(":memory:") as writer:
+        writer.register("result", rel.to_arrow_reader())
+        target = str(path).replace("'", "''")
+        written = writer.execute(f"copy result to '{target}' (format csv, header)").fetchone()
+    return int(written[0]) if written else 0
+
+
+def _print_csv(rel: duckdb.DuckDBPyRelation) -> None:
+    """CSV on stdout, byte for byte what ``--output`` would write (via a temporary file, streamed)."""
+    import shutil
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="regionstat-sql-") as tmp:
+        path = Path(tmp) / "result.csv"
+        _write_csv(rel, path)
+        with path.open(encoding="utf-8", newline="") as csv_file:
+            shutil.copyfileobj(csv_file, sys.stdout)
+
+
 def _output_path(settings: Settings, output: str) -> Path:
     """``--output`` may not overwrite what the pipeline owns (the warehouse, landing, marts, reports, ...)."""
     path = Path(output).resolve()
@@ -565,13 +596,17 @@ def cmd_sql(args: argparse.Namespace) -> int:
             console.print(f"wrote {output} ({data.num_rows:,} rows)")
             return 0
         if args.format == "csv":
-            frame = rel.to_df()
-            text, count = frame.to_csv(index=False), len(frame)
-        else:
-            records = rel.fetchall()
-            pretty = output is None and sys.stdout.isatty()
-            text = _json_records(rel.columns, records, lines=args.format == "jsonl", pretty=pretty)
-            count = len(records)
+            if output is None:
+                _print_csv(rel)
+                return 0
+            with atomic_path(output) as tmp:
+                written = _write_csv(rel, tmp)
+            console.print(f"wrote {output} ({written:,} rows)")
+            return 0
+        records = rel.fetchall()
+        pretty = output is None and sys.stdout.isatty()
+        text = _json_records(rel.columns, records, lines=args.format == "jsonl", pretty=pretty)
+        count = len(records)
         if output is None:
             sys.stdout.write(text)
         else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import pandas as pd
@@ -27,6 +28,9 @@ DIMENSIONS = (
     Dimension("function", "function_class", "function_job_ratio", "num2", "Jobs / employed resident"),
     Dimension("accessibility", "accessibility_class", "municipality_category", "text", "Access to K1"),
 )
+# rule_applied joins one rule per dimension with "; " ("size = 3391.0 -> S2 ...; growth = ..."); a rule's own text
+# may hold "; " too (accessibility: "(or commuting proxy; see basis)"), so split only where a dimension starts
+_RULE_SEPARATOR = re.compile(r";\s*(?=(?:" + "|".join(d.name for d in DIMENSIONS) + r") = )")
 RULE_COLUMNS = (
     Column("dimension", "Dimension"),
     Column("class_code", "Class"),
@@ -84,9 +88,14 @@ def _row(r: pd.Series) -> LocalityRow:
         study_area=bool(r["is_study_area"]),
         typology_code=cell(r["typology_code"], "text"),
         typology_name="" if is_missing(r["typology_name_en"]) else str(r["typology_name_en"]),
-        rules=[t.strip() for t in rule.split(";") if t.strip()],
+        rules=rule_lines(rule),
         cells=cells,
     )
+
+
+def rule_lines(rule_applied: str) -> list[str]:
+    """The mart's ``rule_applied`` as one line per dimension, for the class cell's 'rule' list."""
+    return [part.strip() for part in _RULE_SEPARATOR.split(rule_applied) if part.strip()]
 
 
 def _note(df: pd.DataFrame) -> str:
