@@ -164,10 +164,11 @@ def _chunk_frame(parts: list[pa.RecordBatch], layout: _Layout, offset: int) -> p
     others = [n for n in layout.columns if n not in layout.strings]
     rows = sum(p.num_rows for p in parts)
     frame = pa.Table.from_batches([p.select(others) for p in parts]).to_pandas() if others else pd.DataFrame()
-    for name in others:
-        if name in layout.nullable and frame[name].dtype.kind in "iu":
+    for name in layout.nullable & set(others):
+        dtype = frame[name].dtype  # numpy int/bool only: pandas extension dtypes (Int64) hold nulls themselves
+        if isinstance(dtype, np.dtype) and dtype.kind in "iu":
             frame[name] = frame[name].astype("float64")
-        elif name in layout.nullable and frame[name].dtype.kind == "b":
+        elif isinstance(dtype, np.dtype) and dtype.kind == "b":
             frame[name] = frame[name].astype(object)
     first = layout.index_start + offset * layout.index_step
     index = pd.RangeIndex(first, first + rows * layout.index_step, layout.index_step, name=layout.index_name)

@@ -188,3 +188,21 @@ def test_chunks_are_the_frame_cut_in_rows(tmp_path: Path) -> None:
     assert [len(p) for p in parts] == [1_000, 1_000, 500]  # row groups of 700 joined
     assert parts[0]["count"].dtype == "float64"
     pd.testing.assert_frame_equal(pd.concat(parts), whole)
+
+
+def test_chunks_of_a_pandas_written_batch_keep_its_index_and_dtypes(tmp_path: Path) -> None:
+    """A batch written by pandas: its stored RangeIndex (starting at 5) and a nullable Int64 column come back the
+    same in chunks as in the whole read."""
+    path = tmp_path / "p.parquet"
+    n = 2_500
+    frame = pd.DataFrame(
+        {
+            "a": pd.array([None if i % 9 == 0 else i for i in range(n)], dtype="Int64"),
+            "s": [f"s{i % 3}" for i in range(n)],
+        },
+        index=pd.RangeIndex(5, 5 + n),
+    )
+    frame.to_parquet(path, row_group_size=1_000)
+    whole = validate._read_batch(path)
+    assert whole.index.start == 5 and str(whole["a"].dtype) == "Int64"
+    pd.testing.assert_frame_equal(pd.concat(validate._frames(path, chunk_rows=1_000)), whole)
