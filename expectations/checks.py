@@ -29,8 +29,9 @@ from regionstat.results import Severity
 YEAR_TOTAL_TOLERANCE = 0.05
 #: OD row sums may exceed employed residents by this much (disclosure noise, age-band differences).
 OD_TOLERANCE = 0.02
-#: DuckDB's memory for the whole-batch checks; beyond it DuckDB spills to a temporary directory.
-DUCKDB_MEMORY_LIMIT = "256MB"
+#: DuckDB's memory for the whole-batch checks; beyond it DuckDB spills to a temporary directory. Small: the
+#: aggregates are few groups, and the one large one (duplicated keys of a 10 M-row batch) spills fine.
+DUCKDB_MEMORY_LIMIT = "64MB"
 
 #: A batch for the checks: its Parquet file (read by DuckDB, never whole into Python) or a frame.
 BatchData: TypeAlias = pd.DataFrame | Path
@@ -73,7 +74,7 @@ class _Table:
         return kind in ("DOUBLE", "FLOAT", "REAL") or kind.startswith("DECIMAL") or "INT" in kind
 
     def count(self, where: str = "TRUE") -> int:
-        (n,) = self.con.execute(f"SELECT count(*) FROM {self.name} WHERE {where}").fetchone() or (0,)
+        ((n,),) = self.con.execute(f"SELECT count(*) FROM {self.name} WHERE {where}").fetchall()
         return int(n)
 
     def distinct(self, column: str, *, where: str = "TRUE") -> list[Any]:
@@ -251,7 +252,7 @@ def keys_shared_with_other_files(
                 (n,) = con.execute(
                     f"SELECT count(*) FROM (SELECT DISTINCT {dims} FROM mine) a "
                     f"JOIN (SELECT DISTINCT {dims} FROM theirs) b ON {same}"
-                ).fetchone() or (0,)
+                ).fetchall()[0]
             except (duckdb.Error, OSError):  # another batch's columns differ or it vanished: nothing to compare
                 continue
             if n:

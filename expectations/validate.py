@@ -273,15 +273,24 @@ def _expectation_kwargs(result: Any, order: int) -> dict[str, Any]:
 def _duplicated_rows(path: Path, columns: list[str], limit: int) -> tuple[int, list[int]]:
     """Rows of the whole batch whose key ``columns`` occur more than once, as GX's compound uniqueness counts them
     (``duplicated(keep=False)`` over rows not all-null in ``columns``; null equals null): their number and the
-    first ``limit`` row numbers. One DuckDB aggregation over the Parquet file, spilling beyond its memory limit."""
+    first ``limit`` row numbers.
+
+    DuckDB over the Parquet file, within its memory limit (it spills beyond). First the keys' 64-bit hashes are
+    grouped (small, fast): no hash twice means no key twice. Only then are the keys themselves grouped, exactly.
+    """
     keys = ", ".join(_quote_ident(c) for c in columns)
     not_all_null = " OR ".join(f"{_quote_ident(c)} IS NOT NULL" for c in columns)
     same = " AND ".join(f"t.{_quote_ident(c)} IS NOT DISTINCT FROM d.{_quote_ident(c)}" for c in columns)
     with checks.connect() as con:
         con.read_parquet(str(path), file_row_number=True).create_view("batch")
         con.execute(f"CREATE TEMP VIEW t AS SELECT file_row_number AS rn, {keys} FROM batch WHERE {not_all_null}")
+        ((repeated,),) = con.execute(
+            f"SELECT count(*) FROM (SELECT hash({keys}) FROM t GROUP BY ALL HAVING count(*) > 1)"
+        ).fetchall()
+        if not repeated:
+            return 0, []
         con.execute(f"CREATE TEMP TABLE d AS SELECT {keys}, count(*) AS n FROM t GROUP BY ALL HAVING count(*) > 1")
-        (count,) = con.execute("SELECT coalesce(sum(n), 0) FROM d").fetchone() or (0,)
+        ((count,),) = con.execute("SELECT coalesce(sum(n), 0) FROM d").fetchall()
         if not count:
             return 0, []
         first = con.execute(f"SELECT t.rn FROM t JOIN d ON {same} ORDER BY t.rn LIMIT {int(limit)}").fetchall()
