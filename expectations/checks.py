@@ -1,18 +1,26 @@
 """Checks that compare a batch with other batches, which a single-frame GX expectation cannot express.
 
-Each returns :class:`CheckResult` rows that land in the same validation parquet as the GX results.
+Each returns :class:`CheckResult` rows that land in the same validation parquet as the GX results. They run as
+DuckDB queries over the batches' Parquet files (or a frame, for callers that hold one), so a batch of any size is
+aggregated without being held as Python objects (issue 16): DuckDB gets a small memory limit and one thread.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
+import duckdb
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from expectations.suites import FAIL, TIME_COLUMNS, WARN, SuiteSpec
 from regionstat.batches import MANIFEST_SUFFIX, PARQUET_SUFFIX, is_validated, load_id_of
@@ -21,6 +29,89 @@ from regionstat.results import Severity
 YEAR_TOTAL_TOLERANCE = 0.05
 #: OD row sums may exceed employed residents by this much (disclosure noise, age-band differences).
 OD_TOLERANCE = 0.02
+#: DuckDB's memory for the whole-batch checks; beyond it DuckDB spills to a temporary directory. Small: the
+#: aggregates are few groups, and the one large one (duplicated keys of a 10 M-row batch) spills fine.
+DUCKDB_MEMORY_LIMIT = "64MB"
+
+#: A batch for the checks: its Parquet file (read by DuckDB, never whole into Python) or a frame.
+BatchData: TypeAlias = pd.DataFrame | Path
+
+
+@contextmanager
+def connect() -> Iterator[duckdb.DuckDBPyConnection]:
+    """An in-process DuckDB with a small memory limit and one thread (the machine's cores belong to the pipeline)."""
+    with tempfile.TemporaryDirectory(prefix="regionstat-checks-") as spill:
+        con = duckdb.connect(
+            config={"memory_limit": DUCKDB_MEMORY_LIMIT, "threads": 1, "temp_directory": spill},
+        )
+        try:
+            yield con
+        finally:
+            con.close()
+
+
+class _Table:
+    """One batch as a DuckDB view, with its column names and types."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, data: BatchData, name: str) -> None:
+        if isinstance(data, pd.DataFrame):
+            rel = con.from_arrow(pa.Table.from_pandas(data, preserve_index=False))
+        else:
+            rel = con.read_parquet(str(data))
+        rel.create_view(name)
+        self.con, self.name = con, name
+        self.types = {c: str(t).upper() for c, t in zip(rel.columns, rel.types, strict=True)}
+        self.columns = list(rel.columns)
+
+    def notna(self, column: str) -> str:
+        """SQL for pandas' ``notna``: NaN is missing in a float column, as in pandas."""
+        if self.types[column] in ("DOUBLE", "FLOAT", "REAL"):
+            return f"({_q(column)} IS NOT NULL AND NOT isnan({_q(column)}))"
+        return f"({_q(column)} IS NOT NULL)"
+
+    def is_numeric(self, column: str) -> bool:
+        kind = self.types[column]
+        return kind in ("DOUBLE", "FLOAT", "REAL") or kind.startswith("DECIMAL") or "INT" in kind
+
+    def count(self, where: str = "TRUE") -> int:
+        ((n,),) = self.con.execute(f"SELECT count(*) FROM {self.name} WHERE {where}").fetchall()
+        return int(n)
+
+    def distinct(self, column: str, *, where: str = "TRUE") -> list[Any]:
+        """The non-null distinct values of ``column`` (as ``frame[column].dropna().unique()``, in no order)."""
+        rows = self.con.sql(
+            f"SELECT DISTINCT {_q(column)} FROM {self.name} WHERE {_q(column)} IS NOT NULL AND ({where})"
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def grouped_sum(self, keys: list[str], name: str, *, where: str = "TRUE", null_keys: bool = False) -> pd.Series:
+        """``frame[where].groupby(keys, dropna=not null_keys)["value"].sum(min_count=1)`` named ``name``: a float
+        Series over the sorted keys. Kahan summation, as pandas' groupby sum."""
+        cols = ", ".join(_q(k) for k in keys)
+        keep = "TRUE" if null_keys else " AND ".join(f"{_q(k)} IS NOT NULL" for k in keys)
+        frame = self.con.sql(
+            f"SELECT {cols}, CAST(fsum(value) FILTER (WHERE {self.notna('value')}) AS DOUBLE) AS {_q(name)} "
+            f"FROM {self.name} WHERE ({where}) AND {keep} GROUP BY ALL ORDER BY ALL"
+        ).df()
+        return _series(frame, keys, name)
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _lit(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _series(frame: pd.DataFrame, keys: list[str], name: str) -> pd.Series:
+    values = frame[name].astype("float64").to_numpy()
+    keyframe = frame[keys].astype(object).where(frame[keys].notna(), np.nan)
+    if len(keys) == 1:
+        index: pd.Index = pd.Index(keyframe[keys[0]], dtype=object, name=keys[0])
+    else:
+        index = pd.MultiIndex.from_frame(keyframe)
+    return pd.Series(values, index=index, name=name)
 
 
 @dataclass
@@ -34,22 +125,23 @@ class CheckResult:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-def _time_column(df: pd.DataFrame) -> str | None:
-    return next((c for c in TIME_COLUMNS if c in df.columns), None)
+def _time_column(columns: list[str]) -> str | None:
+    return next((c for c in TIME_COLUMNS if c in columns), None)
 
 
-def year_totals(df: pd.DataFrame, prev: pd.DataFrame, *, previous_load_id: str) -> CheckResult | None:
+def year_totals(data: BatchData, prev: BatchData, *, previous_load_id: str) -> CheckResult | None:
     """WARN when a year's total (per content code) moved more than 5 % since the previous good load."""
-    tcol = _time_column(df)
-    if tcol is None or tcol not in prev.columns or "value" not in df.columns or "value" not in prev.columns:
-        return None
-    keys = [tcol] + [c for c in ("ContentsCode",) if c in df.columns and c in prev.columns]
-    try:
-        cur = df.groupby(keys, dropna=False)["value"].sum(min_count=1)
-        old = prev.groupby(keys, dropna=False)["value"].sum(min_count=1)
-    except (TypeError, ValueError):
-        return None  # a broken value column is reported by the schema expectations
-    both = pd.concat({"current": cur, "previous": old}, axis=1, join="inner").dropna()
+    with connect() as con:
+        cur_t, old_t = _Table(con, data, "cur"), _Table(con, prev, "old")
+        tcol = _time_column(cur_t.columns)
+        if tcol is None or tcol not in old_t.columns or "value" not in cur_t.columns or "value" not in old_t.columns:
+            return None
+        if not (cur_t.is_numeric("value") and old_t.is_numeric("value")):
+            return None  # a broken value column is reported by the schema expectations
+        keys = [tcol] + [c for c in ("ContentsCode",) if c in cur_t.columns and c in old_t.columns]
+        cur = cur_t.grouped_sum(keys, "current", null_keys=True)
+        old = old_t.grouped_sum(keys, "previous", null_keys=True)
+    both = pd.concat([cur, old], axis=1, join="inner").dropna()
     both = both[both["previous"] != 0]
     change = (both["current"] - both["previous"]) / both["previous"].abs()
     bad = change[change.abs() > YEAR_TOTAL_TOLERANCE].sort_index()
@@ -99,13 +191,15 @@ def _period_start(period: str) -> date | None:
     return date(int(year), int(month or 1), 1) if 1 <= int(month or 1) <= 12 else None
 
 
-def periods_not_in_future(df: pd.DataFrame, *, today: date | None = None) -> CheckResult | None:
+def periods_not_in_future(data: BatchData, *, today: date | None = None) -> CheckResult | None:
     """FAIL when a period starts after today: a municipal file cannot report a year that has not begun (2999)."""
-    tcol = _time_column(df)
-    if tcol is None:
-        return None
+    with connect() as con:
+        batch = _Table(con, data, "batch")
+        tcol = _time_column(batch.columns)
+        if tcol is None:
+            return None
+        periods = sorted({str(v) for v in batch.distinct(tcol)})
     today = today or date.today()
-    periods = sorted({str(v) for v in df[tcol].dropna().unique()})
     future = [p for p in periods if (start := _period_start(p)) is not None and start > today]
     name = "expect_periods_not_in_the_future"
     if not future:
@@ -123,14 +217,14 @@ def periods_not_in_future(df: pd.DataFrame, *, today: date | None = None) -> Che
 
 
 def keys_shared_with_other_files(
-    df: pd.DataFrame, manifest: dict[str, Any], dimensions: tuple[str, ...], *, landing_dir: Path
+    data: BatchData, manifest: dict[str, Any], dimensions: tuple[str, ...], *, landing_dir: Path
 ) -> CheckResult | None:
     """WARN when an inbox file repeats keys of another file's validated batch in the same raw table.
 
     Each file is its own series, so both stay live: the same key twice is double counting downstream unless the
     files are different municipalities with clashing district codes (``_source_table`` tells them apart).
     """
-    if manifest.get("kind") != "file" or not dimensions or not set(dimensions) <= set(df.columns):
+    if manifest.get("kind") != "file" or not dimensions:
         return None
     me = (manifest.get("source_name"), manifest.get("table_id"))
     newest: dict[tuple[str, str], tuple[str, Path]] = {}
@@ -145,16 +239,24 @@ def keys_shared_with_other_files(
         key = (other.get("source_name"), other.get("table_id"))
         if other.get("kind") == "file" and key != me and (key not in newest or load_id > newest[key][0]):
             newest[key] = (load_id, m.with_name(load_id + PARQUET_SUFFIX))
-    mine = df[list(dimensions)].drop_duplicates()
+    dims = ", ".join(_q(d) for d in dimensions)
+    # keys match as pandas' merge matches them: a null key equals a null key
+    same = " AND ".join(f"a.{_q(d)} IS NOT DISTINCT FROM b.{_q(d)}" for d in dimensions)
     shared = []
-    for (_, table_id), (load_id, path) in sorted(newest.items(), key=lambda kv: str(kv[0])):
-        try:
-            theirs = pd.read_parquet(path, columns=list(dimensions)).drop_duplicates()
-        except Exception:  # another batch's columns differ or it vanished: nothing to compare
-            continue
-        n = len(mine.merge(theirs, on=list(dimensions), how="inner"))
-        if n:
-            shared.append({"file": table_id, "load_id": load_id, "keys": n})
+    with connect() as con:
+        if not set(dimensions) <= set(_Table(con, data, "mine").columns):
+            return None
+        for (_, table_id), (load_id, path) in sorted(newest.items(), key=lambda kv: str(kv[0])):
+            try:
+                _Table(con, path, "theirs")
+                (n,) = con.execute(
+                    f"SELECT count(*) FROM (SELECT DISTINCT {dims} FROM mine) a "
+                    f"JOIN (SELECT DISTINCT {dims} FROM theirs) b ON {same}"
+                ).fetchall()[0]
+            except (duckdb.Error, OSError):  # another batch's columns differ or it vanished: nothing to compare
+                continue
+            if n:
+                shared.append({"file": table_id, "load_id": load_id, "keys": int(n)})
     name = "expect_keys_not_in_other_files"
     if not shared:
         return CheckResult(name, ",".join(dimensions), WARN, True, f"{len(newest)} other file(s) compared")
@@ -177,13 +279,13 @@ def _latest_landing_batch(landing_dir: Path, raw_table: str) -> tuple[str, Path]
     found = sorted(base.glob(f"*/*{MANIFEST_SUFFIX}"), key=lambda p: p.name)
     for m in reversed(found):
         load_id = load_id_of(m)
-        pq = m.with_name(load_id + PARQUET_SUFFIX)
-        if pq.exists():
-            return load_id, pq
+        parquet = m.with_name(load_id + PARQUET_SUFFIX)
+        if parquet.exists():
+            return load_id, parquet
     return None
 
 
-def od_row_sums(df: pd.DataFrame, *, landing_dir: Path) -> CheckResult:
+def od_row_sums(data: BatchData, *, landing_dir: Path) -> CheckResult:
     """Per residence and year, the OD row sum (incl. the diagonal) must not exceed employed residents."""
     name = "expect_od_row_sum_at_most_employed_residents"
     found = _latest_landing_batch(landing_dir, "employment_by_sector")
@@ -198,28 +300,32 @@ def od_row_sums(df: pd.DataFrame, *, landing_dir: Path) -> CheckResult:
             details={"skipped": True},
         )
     emp_load, emp_path = found
-    emp = pd.read_parquet(emp_path)
-    need = {"Region", "Tid", "value"}
-    if not need <= set(emp.columns) or not {"Bostadskommun", "Tid", "value"} <= set(df.columns):
-        return CheckResult(
-            name,
-            "Bostadskommun",
-            WARN,
-            False,
-            "skipped",
-            message=f"skipped: employment batch {emp_load} or this batch lacks Region/Tid/value",
-            details={"skipped": True, "employment_load_id": emp_load},
+    with connect() as con:
+        emp, od = _Table(con, emp_path, "emp"), _Table(con, data, "od")
+        has_columns = {"Region", "Tid", "value"} <= set(emp.columns) and {"Bostadskommun", "Tid", "value"} <= set(
+            od.columns
         )
-    if "ContentsCode" in emp.columns:
-        emp = emp[emp["ContentsCode"] == "000002XI"]  # night population: by residence
-    if "SNI2007" in emp.columns:
-        emp = emp[emp["SNI2007"] == "A-U+US"]
-    by_sex = "Kon" in emp.columns and "Kon" in df.columns
-    ekeys = ["Region", "Tid"] + (["Kon"] if by_sex else [])
-    okeys = ["Bostadskommun", "Tid"] + (["Kon"] if by_sex else [])
-    employed = emp.groupby(ekeys)["value"].sum(min_count=1).rename("employed")
+        if not has_columns or not (emp.is_numeric("value") and od.is_numeric("value")):
+            return CheckResult(
+                name,
+                "Bostadskommun",
+                WARN,
+                False,
+                "skipped",
+                message=f"skipped: employment batch {emp_load} or this batch lacks Region/Tid/value",
+                details={"skipped": True, "employment_load_id": emp_load},
+            )
+        where = ["TRUE"]
+        if "ContentsCode" in emp.columns:
+            where.append(f"{_q('ContentsCode')} = '000002XI'")  # night population: by residence
+        if "SNI2007" in emp.columns:
+            where.append(f"{_q('SNI2007')} = 'A-U+US'")
+        by_sex = "Kon" in emp.columns and "Kon" in od.columns
+        ekeys = ["Region", "Tid"] + (["Kon"] if by_sex else [])
+        okeys = ["Bostadskommun", "Tid"] + (["Kon"] if by_sex else [])
+        employed = emp.grouped_sum(ekeys, "employed", where=" AND ".join(where))
+        rows = od.grouped_sum(okeys, "od_sum")
     employed.index = employed.index.set_names(okeys)
-    rows = df.groupby(okeys)["value"].sum(min_count=1).rename("od_sum")
     both = pd.concat([rows, employed], axis=1, join="inner").dropna()
     if both.empty:
         return CheckResult(
@@ -265,28 +371,31 @@ def od_row_sums(df: pd.DataFrame, *, landing_dir: Path) -> CheckResult:
     )
 
 
-def values_present(df: pd.DataFrame, manifest: dict[str, Any]) -> CheckResult | None:
+def values_present(data: BatchData, manifest: dict[str, Any]) -> CheckResult | None:
     """FAIL when no row of the batch has a value: an all-null batch is an empty fetch, not data."""
-    if "value" not in df.columns or df.empty:
-        return None  # a missing value column or zero rows fail the schema / row-count expectations
+    with connect() as con:
+        batch = _Table(con, data, "batch")
+        rows = batch.count()
+        if "value" not in batch.columns or rows == 0:
+            return None  # a missing value column or zero rows fail the schema / row-count expectations
+        present = batch.count(batch.notna("value"))
     name = "expect_batch_to_have_values"
     table = manifest.get("table_id") or manifest.get("source_name")
-    present = int(df["value"].notna().sum())
     if present:
-        return CheckResult(name, "value", FAIL, True, f"{present} of {len(df)} rows have a value")
+        return CheckResult(name, "value", FAIL, True, f"{present} of {rows} rows have a value")
     return CheckResult(
         name,
         "value",
         FAIL,
         False,
-        f"0 of {len(df)} rows have a value",
-        message=f"{table}: all {len(df)} values are null (nothing was fetched)",
-        details={"rows": len(df)},
+        f"0 of {rows} rows have a value",
+        message=f"{table}: all {rows} values are null (nothing was fetched)",
+        details={"rows": rows},
     )
 
 
 def requested_regions_have_values(
-    df: pd.DataFrame, manifest: dict[str, Any], region_variables: tuple[str, ...]
+    data: BatchData, manifest: dict[str, Any], region_variables: tuple[str, ...]
 ) -> list[CheckResult]:
     """FAIL when regions the region set asked for (the manifest's selection) have no value in any row.
 
@@ -296,28 +405,34 @@ def requested_regions_have_values(
     out: list[CheckResult] = []
     table = manifest.get("table_id") or manifest.get("source_name")
     selection = (manifest.get("query") or {}).get("selection") or {}
-    for variable in region_variables:
-        requested = selection.get(variable)
-        if not isinstance(requested, list) or variable not in df.columns or "value" not in df.columns:
-            continue
-        with_value = set(df.loc[df["value"].notna(), variable].astype(str))
-        missing = [str(code) for code in requested if str(code) not in with_value]
-        name = "expect_requested_regions_to_have_values"
-        if not missing:
-            out.append(CheckResult(name, variable, FAIL, True, f"{len(requested)} of {len(requested)} regions"))
-            continue
-        shown = ", ".join(missing[:10]) + (f" (+{len(missing) - 10} more)" if len(missing) > 10 else "")
-        out.append(
-            CheckResult(
-                name,
-                variable,
-                FAIL,
-                False,
-                f"{len(missing)} of {len(requested)} without value",
-                message=f"{table}: {len(missing)} of {len(requested)} requested regions have no value ({shown})",
-                details={"missing": missing, "requested": len(requested), "region_set": manifest.get("region_set")},
+    with connect() as con:
+        batch = _Table(con, data, "batch")
+        for variable in region_variables:
+            requested = selection.get(variable)
+            if not isinstance(requested, list) or variable not in batch.columns or "value" not in batch.columns:
+                continue
+            with_value = {str(v) for v in batch.distinct(variable, where=batch.notna("value"))}
+            missing = [str(code) for code in requested if str(code) not in with_value]
+            name = "expect_requested_regions_to_have_values"
+            if not missing:
+                out.append(CheckResult(name, variable, FAIL, True, f"{len(requested)} of {len(requested)} regions"))
+                continue
+            shown = ", ".join(missing[:10]) + (f" (+{len(missing) - 10} more)" if len(missing) > 10 else "")
+            out.append(
+                CheckResult(
+                    name,
+                    variable,
+                    FAIL,
+                    False,
+                    f"{len(missing)} of {len(requested)} without value",
+                    message=f"{table}: {len(missing)} of {len(requested)} requested regions have no value ({shown})",
+                    details={
+                        "missing": missing,
+                        "requested": len(requested),
+                        "region_set": manifest.get("region_set"),
+                    },
+                )
             )
-        )
     return out
 
 
@@ -344,7 +459,7 @@ def _latest_batch_of_table(landing_dir: Path, raw_table: str, table_id: str) -> 
     return best
 
 
-def age_sums_match_population(df: pd.DataFrame, *, landing_dir: Path) -> CheckResult:
+def age_sums_match_population(data: BatchData, *, landing_dir: Path) -> CheckResult:
     """Per region and year, the age x sex cells of TAB638 must add up to TAB638's own total (no CKM before 2025).
 
     Only region-years with every single year of age for both sexes are compared: a batch that selects part of
@@ -358,27 +473,43 @@ def age_sums_match_population(df: pd.DataFrame, *, landing_dir: Path) -> CheckRe
             name, "Alder", WARN, False, "skipped", message=f"skipped: {why}", details={"skipped": True, **details}
         )
 
-    if found is None or not need <= set(df.columns):
-        return skipped(
-            "no TAB638 population batch in landing" if found is None else "this batch lacks Region/Alder/Kon/Tid"
-        )
-    pop_load, pop_path = found
-    pop = pd.read_parquet(pop_path)
-    # the total series: age and sex eliminated, or selected as their total code (TAB638 `Alder` `tot`)
-    by_age_or_sex = [d for d in ("Alder", "Kon") if d in pop.columns and not pop[d].dropna().isin(TOTAL_CODES).all()]
-    if not {"Region", "Tid", "value"} <= set(pop.columns) or by_age_or_sex:
-        return skipped(
-            f"population batch {pop_load} is not the eliminated total (Region/Tid/value)", population_load_id=pop_load
-        )
-    if "ContentsCode" in df.columns:  # population (BE0101N1) only; BE0101N2 is a flow
-        df = df[df["ContentsCode"] == "BE0101N1"]
-    if "ContentsCode" in pop.columns:
-        pop = pop[pop["ContentsCode"] == "BE0101N1"]
-    cells = df.dropna(subset=["value"]).groupby(["Region", "Tid"])
-    complete = cells["Alder"].nunique() == AGES_PER_SEX
-    complete &= cells["Kon"].nunique() == 2
-    sums = cells["value"].sum()[complete].rename("age_sum")
-    totals = pop.dropna(subset=["value"]).groupby(["Region", "Tid"])["value"].sum().rename("total")
+    with connect() as con:
+        cells = _Table(con, data, "cells")
+        if found is None or not need <= set(cells.columns):
+            return skipped(
+                "no TAB638 population batch in landing" if found is None else "this batch lacks Region/Alder/Kon/Tid"
+            )
+        pop_load, pop_path = found
+        pop = _Table(con, pop_path, "pop")
+        # the total series: age and sex eliminated, or selected as their total code (TAB638 `Alder` `tot`)
+        totals_only = ", ".join(_lit(c) for c in TOTAL_CODES)
+        by_age_or_sex = [
+            d
+            for d in ("Alder", "Kon")
+            if d in pop.columns
+            and pop.count(f"{_q(d)} IS NOT NULL AND CAST({_q(d)} AS VARCHAR) NOT IN ({totals_only})")
+        ]
+        if not {"Region", "Tid", "value"} <= set(pop.columns) or by_age_or_sex:
+            return skipped(
+                f"population batch {pop_load} is not the eliminated total (Region/Tid/value)",
+                population_load_id=pop_load,
+            )
+        if not (cells.is_numeric("value") and pop.is_numeric("value")):
+            return skipped(f"a value column is not numeric (population batch {pop_load})", population_load_id=pop_load)
+        population = "TRUE"  # population (BE0101N1) only; BE0101N2 is a flow
+        keys = "Region, Tid"
+        where_cells = f"{cells.notna('value')} AND Region IS NOT NULL AND Tid IS NOT NULL"
+        if "ContentsCode" in cells.columns:
+            where_cells += " AND ContentsCode = 'BE0101N1'"
+        grouped = con.sql(
+            f"SELECT {keys}, count(DISTINCT Alder) AS ages, count(DISTINCT Kon) AS sexes, "
+            f"CAST(fsum(value) AS DOUBLE) AS age_sum FROM cells WHERE {where_cells} GROUP BY ALL ORDER BY ALL"
+        ).df()
+        if "ContentsCode" in pop.columns:
+            population = "ContentsCode = 'BE0101N1'"
+        totals = pop.grouped_sum(["Region", "Tid"], "total", where=f"{population} AND {pop.notna('value')}")
+    complete = (grouped["ages"] == AGES_PER_SEX) & (grouped["sexes"] == 2)
+    sums = _series(grouped[complete.to_numpy()], ["Region", "Tid"], "age_sum")
     both = pd.concat([sums, totals], axis=1, join="inner")
     if both.empty:
         return skipped(

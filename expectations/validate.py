@@ -9,12 +9,14 @@ Landing therefore only ever holds batches that passed (or are not validated yet)
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import json
 import os
 import time
 import uuid
 import warnings as _warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,7 +31,7 @@ import pyarrow.parquet as pq
 from expectations import checks, gxcore
 from expectations.checks import CheckResult
 from expectations.gxcore import batch_definition, lock
-from expectations.suites import FAIL, TIME_COLUMNS, SuiteSpec, build_suite, severity_of, spec_for
+from expectations.suites import FAIL, SuiteSpec, build_suite, severity_of, spec_for
 from regionstat import batches
 from regionstat.batches import PARQUET_SUFFIX, VALIDATION_SUFFIX, atomic_write, load_id_of
 from regionstat.results import RESULTS_SCHEMA, Severity
@@ -112,6 +114,193 @@ def _shared_strings(column: pa.ChunkedArray) -> np.ndarray:
     return lookup.take(pc.fill_null(codes, len(dictionary)).to_numpy())
 
 
+#: Rows GX validates at a time. Memory holds one chunk's frame and GX's temporaries for it, whatever the batch's
+#: size (issue 16); a batch of up to this many rows is one chunk and validated exactly as a whole frame.
+CHUNK_ROWS = 250_000
+RESULT_FORMAT: dict[str, Any] = {"result_format": "SUMMARY", "partial_unexpected_count": 20}
+
+
+@dataclass
+class _Layout:
+    """How ``_read_batch`` turns a batch into a frame, so that each chunk becomes that frame's rows."""
+
+    columns: list[str]
+    strings: list[str]
+    #: numeric (int/bool) columns with a null somewhere: pandas makes the whole column float/object
+    nullable: set[str]
+    #: the frame's index: ``RangeIndex(start, start + rows * step, step, name=name)``
+    index_start: int = 0
+    index_step: int = 1
+    index_name: str | None = None
+
+
+def _layout(path: Path) -> _Layout | None:
+    """The layout of a batch whose frame can be built chunk by chunk; None if only a whole read gives it (an index
+    stored as columns, dictionary-typed columns: pandas would build them from the whole file)."""
+    schema = pq.read_schema(path)
+    start, step, name = 0, 1, None
+    pandas_meta = schema.pandas_metadata or {}
+    for index in pandas_meta.get("index_columns", []):
+        if not isinstance(index, dict) or index.get("kind") != "range":
+            return None
+        start, step, name = int(index["start"]), int(index["step"]), index.get("name")
+    columns = [n for n in schema.names if not n.startswith("__index_level_")]
+    if any(pa.types.is_dictionary(schema.field(n).type) for n in columns):
+        return None
+    strings = [n for n in columns if _is_string(schema.field(n).type)]
+    maybe_int = [
+        n for n in columns if pa.types.is_integer(schema.field(n).type) or pa.types.is_boolean(schema.field(n).type)
+    ]
+    nullable: set[str] = set()
+    if maybe_int:
+        file = pq.ParquetFile(path)
+        for batch in file.iter_batches(batch_size=CHUNK_ROWS, columns=maybe_int):
+            nullable |= {n for n in maybe_int if batch.column(n).null_count}
+    return _Layout(columns, strings, nullable, start, step, name)
+
+
+def _chunk_frame(parts: list[pa.RecordBatch], layout: _Layout, offset: int) -> pd.DataFrame:
+    """Rows ``offset..`` of the frame ``_read_batch`` gives: same columns, dtypes, values, nulls and index labels."""
+    others = [n for n in layout.columns if n not in layout.strings]
+    rows = sum(p.num_rows for p in parts)
+    frame = pa.Table.from_batches([p.select(others) for p in parts]).to_pandas() if others else pd.DataFrame()
+    for name in layout.nullable & set(others):
+        dtype = frame[name].dtype  # numpy int/bool only: pandas extension dtypes (Int64) hold nulls themselves
+        if isinstance(dtype, np.dtype) and dtype.kind in "iu":
+            frame[name] = frame[name].astype("float64")
+        elif isinstance(dtype, np.dtype) and dtype.kind == "b":
+            frame[name] = frame[name].astype(object)
+    first = layout.index_start + offset * layout.index_step
+    index = pd.RangeIndex(first, first + rows * layout.index_step, layout.index_step, name=layout.index_name)
+    frame.index = index
+    for name in layout.strings:  # row groups have their own dictionaries: one dictionary for the chunk
+        codes = pa.chunked_array([p.column(name) for p in parts]).unify_dictionaries()
+        frame[name] = pd.Series(_shared_strings(codes), index=index, dtype=object)
+    return frame[layout.columns]
+
+
+def _frames(path: Path, chunk_rows: int | None = None) -> Iterator[pd.DataFrame]:
+    """The frame of ``_read_batch(path)`` in consecutive chunks of about ``chunk_rows`` (default
+    :data:`CHUNK_ROWS`) rows (up to twice that where row groups end in between); a batch of one chunk (or one that
+    only a whole read gives) is that very frame."""
+    rows = chunk_rows or CHUNK_ROWS
+    layout = _layout(path)
+    if layout is None or pq.ParquetFile(path).metadata.num_rows <= rows:
+        yield _read_batch(path)
+        return
+    file = pq.ParquetFile(path, read_dictionary=layout.strings)
+    offset, parts = 0, []
+    for part in file.iter_batches(batch_size=rows, columns=layout.columns, use_pandas_metadata=False):
+        parts.append(part)
+        buffered = sum(p.num_rows for p in parts)
+        if buffered >= rows:
+            yield _chunk_frame(parts, layout, offset)
+            offset, parts = offset + buffered, []
+            pa.default_memory_pool().release_unused()
+    if parts:
+        yield _chunk_frame(parts, layout, offset)
+
+
+@dataclass
+class _BatchView:
+    """What the reporting needs of the whole batch, gathered chunk by chunk: columns and dtypes, the distinct
+    unknown codes of a failed in-set expectation, the distinct values a distinct-values expectation looks at,
+    the rows and GX's batch fingerprint."""
+
+    columns: list[str] = field(default_factory=list)
+    dtypes: dict[str, str] = field(default_factory=dict)
+    rows: int = 0
+    chunks: int = 0
+    #: suite position -> the distinct values not in the value set (None: they could not be listed)
+    unknown: dict[int, set[Any] | None] = field(default_factory=dict)
+    #: suite position -> the column's distinct non-null values
+    distinct: dict[int, set[Any]] = field(default_factory=dict)
+    #: suite position -> the cross-chunk duplicated rows wanted (global row numbers) and what was found of them
+    duplicates: dict[int, tuple[list[int], gxcore.CrossChunkRows]] = field(default_factory=dict)
+    fingerprint: Any = None
+    frame_bytes: int = 0
+    hashable: bool = True
+
+    def observe(self, frame: pd.DataFrame, result: Any) -> None:
+        if not self.chunks:
+            self.columns = list(frame.columns)
+            self.dtypes = {c: str(frame[c].dtype) for c in frame.columns}
+            self.fingerprint = hashlib.md5(usedforsecurity=False)
+        offset = self.rows
+        self.chunks += 1
+        self.rows += len(frame)
+        for res in result.results:
+            cfg, order = res.expectation_config, gxcore.order_of(res)
+            col = cfg.kwargs.get("column")
+            if col not in frame.columns or (res.exception_info or {}).get("raised_exception"):
+                continue
+            if cfg.type == "expect_column_values_to_be_in_set" and not res.success and order not in self.unknown:
+                self.unknown[order] = set()
+            if cfg.type == "expect_column_values_to_be_in_set" and not res.success and self.unknown[order] is not None:
+                allowed = set(cfg.kwargs["value_set"] or [])
+                try:
+                    self.unknown[order] |= {v for v in frame[col].dropna().unique() if v not in allowed}  # type: ignore[operator]
+                except Exception:
+                    self.unknown[order] = None
+            if cfg.type == gxcore.DISTINCT_CONTAIN:
+                self.distinct.setdefault(order, set()).update(frame[col].dropna().unique())
+        for order, (wanted, found) in self.duplicates.items():
+            here = [n - offset for n in wanted if offset <= n < offset + len(frame)]
+            if here:
+                columns = list(_expectation_kwargs(result, order)["column_list"])
+                found.values += frame[columns].iloc[here].to_dict("records")
+                found.index += list(frame.index[here])
+        self.frame_bytes += int(frame.memory_usage(index=False).sum())
+        try:
+            self.fingerprint.update(pd.util.hash_pandas_object(frame, index=True).to_numpy())
+        except TypeError:
+            self.hashable = False
+
+    def batch_fingerprint(self, index: pd.Index) -> str | None:
+        """GX's ``pandas_data_fingerprint`` of the whole frame (md5 of its row hashes: chunks hash the same rows),
+        absent as GX leaves it for frames over its size threshold."""
+        from great_expectations.execution_engine.pandas_execution_engine import HASH_THRESHOLD
+
+        if not self.hashable or self.frame_bytes + index.memory_usage() >= HASH_THRESHOLD:
+            return None
+        return str(self.fingerprint.hexdigest())
+
+
+def _expectation_kwargs(result: Any, order: int) -> dict[str, Any]:
+    return next(r.expectation_config.kwargs for r in result.results if gxcore.order_of(r) == order)
+
+
+def _duplicated_rows(path: Path, columns: list[str], limit: int) -> tuple[int, list[int]]:
+    """Rows of the whole batch whose key ``columns`` occur more than once, as GX's compound uniqueness counts them
+    (``duplicated(keep=False)`` over rows not all-null in ``columns``; null equals null): their number and the
+    first ``limit`` row numbers.
+
+    DuckDB over the Parquet file, within its memory limit (it spills beyond). First the keys' 64-bit hashes are
+    grouped (small, fast): no hash twice means no key twice. Only then are the keys themselves grouped, exactly.
+    """
+    keys = ", ".join(_quote_ident(c) for c in columns)
+    not_all_null = " OR ".join(f"{_quote_ident(c)} IS NOT NULL" for c in columns)
+    same = " AND ".join(f"t.{_quote_ident(c)} IS NOT DISTINCT FROM d.{_quote_ident(c)}" for c in columns)
+    with checks.connect() as con:
+        con.read_parquet(str(path), file_row_number=True).create_view("batch")
+        con.execute(f"CREATE TEMP VIEW t AS SELECT file_row_number AS rn, {keys} FROM batch WHERE {not_all_null}")
+        ((repeated,),) = con.execute(
+            f"SELECT count(*) FROM (SELECT hash({keys}) FROM t GROUP BY ALL HAVING count(*) > 1)"
+        ).fetchall()
+        if not repeated:
+            return 0, []
+        con.execute(f"CREATE TEMP TABLE d AS SELECT {keys}, count(*) AS n FROM t GROUP BY ALL HAVING count(*) > 1")
+        ((count,),) = con.execute("SELECT coalesce(sum(n), 0) FROM d").fetchall()
+        if not count:
+            return 0, []
+        first = con.execute(f"SELECT t.rn FROM t JOIN d ON {same} ORDER BY t.rn LIMIT {int(limit)}").fetchall()
+    return int(count), [int(r[0]) for r in first]
+
+
+def _quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
 def _previous_batch(manifest_path: Path, load_id: str, manifest: dict[str, Any]) -> Path | None:
     """The last *validated* batch before this one of the same source (and, for inbox files, of the same file).
 
@@ -140,7 +329,7 @@ def _col_label(cfg: Any) -> str:
     return ""
 
 
-def _describe(res: Any, df: pd.DataFrame) -> str:
+def _describe(res: Any, batch: _BatchView) -> str:
     """One line saying what a failed GX result found."""
     cfg = res.expectation_config
     kw, r, t = cfg.kwargs, res.result or {}, cfg.type
@@ -148,15 +337,15 @@ def _describe(res: Any, df: pd.DataFrame) -> str:
     if exc.get("raised_exception"):
         msg = str(exc.get("exception_message") or "error").strip().splitlines()[0]
         col = kw.get("column")
-        if col and col not in df.columns:
+        if col and col not in batch.columns:
             return f"column '{col}' is missing"
         return f"could not be evaluated: {msg}"
     n = r.get("unexpected_count") or 0
     col = kw.get("column")
-    if col and col not in df.columns:
+    if col and col not in batch.columns:
         return f"column '{col}' is missing"
     if t == "expect_table_columns_to_match_set":
-        expected, observed = list(kw["column_set"]), list(df.columns)
+        expected, observed = list(kw["column_set"]), list(batch.columns)
         missing = [c for c in expected if c not in observed]
         extra = [c for c in observed if c not in expected]
         parts = []
@@ -167,16 +356,16 @@ def _describe(res: Any, df: pd.DataFrame) -> str:
         return "; ".join(parts) or f"columns {observed}"
     if t == "expect_column_values_to_be_in_set":
         kind = "symbol" if col == "status" else "code"
-        allowed = set(kw["value_set"] or [])
-        try:
-            bad = sorted({str(v) for v in df[col].dropna().unique() if v not in allowed})
-        except Exception:
+        unknown = batch.unknown.get(gxcore.order_of(res))
+        if unknown is not None:  # every chunk's distinct values not in the value set
+            bad = sorted({str(v) for v in unknown})
+        else:
             bad = sorted({str(v) for v in r.get("partial_unexpected_list") or []})
         text = f"{_plural(len(bad), 'unknown ' + kind)} {_quote(bad)}"
         return text + (f" in {n} rows" if n > len(bad) else "")
     if t in ("expect_column_values_to_be_of_type", "expect_column_values_to_be_in_type_list"):
         want = kw.get("type_") or "/".join(kw.get("type_list") or [])
-        got = r.get("observed_value") or (str(df[col].dtype) if col in df.columns else "?")
+        got = r.get("observed_value") or batch.dtypes.get(col, "?")
         if n:
             sample = r.get("partial_unexpected_list") or []
             kinds = sorted({type(v).__name__ for v in sample}) or ["another type"]
@@ -241,7 +430,7 @@ def _run_gx(df: pd.DataFrame, suite: Any, spec: SuiteSpec) -> Any:
     with lock(), _warnings.catch_warnings():
         _warnings.simplefilter("ignore")
         definition = batch_definition(spec.source_name, spec.raw_table)
-        return gxcore.validate(definition, df, suite, {"result_format": "SUMMARY", "partial_unexpected_count": 20})
+        return gxcore.validate(definition, df, suite, RESULT_FORMAT)
 
 
 def validate_batch(manifest_path: str | os.PathLike[str], *, settings: Any) -> ValidationOutcome:
@@ -294,9 +483,7 @@ def _validate_batch(manifest_path: Path, *, settings: Any) -> ValidationOutcome:
             label = f"{expectation}({column})" if column else expectation
             (failures if severity == FAIL else warnings).append(f"{label} failed: {message}")
 
-    try:
-        df = _read_batch(parquet_path)
-    except Exception as exc:
+    def unreadable(exc: Exception) -> ValidationOutcome:
         record(
             "expect_parquet_to_be_readable",
             None,
@@ -307,6 +494,12 @@ def _validate_batch(manifest_path: Path, *, settings: Any) -> ValidationOutcome:
             f"cannot read {parquet_path.name}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
         )
         return _finish(settings, manifest_path, manifest, spec, rows, failures, warnings, None, t0, None)
+
+    try:
+        frames = _frames(parquet_path)
+        frame: pd.DataFrame | None = next(frames)
+    except Exception as exc:
+        return unreadable(exc)
 
     prev_manifest_path = _previous_batch(manifest_path, load_id, manifest)
     prev_manifest = None
@@ -322,12 +515,10 @@ def _validate_batch(manifest_path: Path, *, settings: Any) -> ValidationOutcome:
             extra.append(checks.region_set_note(manifest, prev_manifest))
             prev_pq = None
         elif prev_pq.exists():
-            # the previous batch column by column, never whole next to this one (memory: issue 16)
             prev_columns = pq.read_schema(prev_pq).names
             for col in spec.dimensions:
                 if col in prev_columns:
-                    values = _read_batch(prev_pq, [col])[col]
-                    previous_values[col] = [str(v) for v in values.dropna().unique()]
+                    previous_values[col] = _distinct_strings(prev_pq, col)
         else:
             prev_pq = None
     prev_load_id = prev_manifest.get("load_id") if prev_manifest else None
@@ -335,8 +526,34 @@ def _validate_batch(manifest_path: Path, *, settings: Any) -> ValidationOutcome:
     suite = build_suite(
         spec, cells=manifest.get("cells"), previous_values=previous_values, previous_load_id=prev_load_id
     )
-    result = _run_gx(df, suite, spec)
-    results = sorted(result.results, key=lambda r: (r.expectation_config.meta or {}).get("order", 10**6))
+    batch = _BatchView()
+    chunked = gxcore.ChunkedSuiteResult(RESULT_FORMAT)
+    limit = int(RESULT_FORMAT["partial_unexpected_count"])
+    result: Any = None
+    if _in_chunks(parquet_path):
+        # a key may repeat in two chunks, which no chunk's GX run sees: find such rows in the whole file first
+        names = set(pq.read_schema(parquet_path).names)
+        for expectation in suite.expectations:
+            if expectation.expectation_type == gxcore.COMPOUND_UNIQUE and set(expectation.column_list) <= names:
+                count, first = _duplicated_rows(parquet_path, list(expectation.column_list), limit)
+                batch.duplicates[int(expectation.meta["order"])] = (first, gxcore.CrossChunkRows(count))
+    while frame is not None:
+        result = _run_gx(frame, suite, spec)
+        batch.observe(frame, result)
+        chunked.add(result)
+        del frame
+        try:
+            frame = next(frames, None)
+        except Exception as exc:
+            return unreadable(exc)
+    if batch.chunks > 1:
+        result = chunked.combined(
+            rows=batch.rows,
+            fingerprint=batch.batch_fingerprint(_whole_index(parquet_path, batch.rows)),
+            cross_chunk={order: found for order, (_, found) in batch.duplicates.items()},
+            replaced=_on_distinct_values(suite, spec, batch, result),
+        )
+    results = sorted(result.results, key=gxcore.order_of)
     for res in results:
         cfg = res.expectation_config
         sev = severity_of(cfg)
@@ -347,34 +564,70 @@ def _validate_batch(manifest_path: Path, *, settings: Any) -> ValidationOutcome:
             res.success,
             _observed(res),
             _details(res),
-            "" if res.success else _describe(res, df),
+            "" if res.success else _describe(res, batch),
         )
 
     if prev_pq is not None and prev_load_id:
-        # only the columns year_totals compares: the period, the content code, the value
-        compared = [c for c in (*TIME_COLUMNS, "ContentsCode", "value") if c in prev_columns]
-        c = checks.year_totals(df, _read_batch(prev_pq, compared), previous_load_id=prev_load_id)
+        c = checks.year_totals(parquet_path, prev_pq, previous_load_id=prev_load_id)
         if c is not None:
             extra.append(c)
     if spec.kind == "pxweb":
-        present = checks.values_present(df, manifest)
+        present = checks.values_present(parquet_path, manifest)
         if present is not None:
             extra.append(present)
-        extra.extend(checks.requested_regions_have_values(df, manifest, spec.region_variables))
+        extra.extend(checks.requested_regions_have_values(parquet_path, manifest, spec.region_variables))
     if spec.kind == "file":
         for c in (
-            checks.periods_not_in_future(df),
-            checks.keys_shared_with_other_files(df, manifest, spec.dimensions, landing_dir=Path(settings.landing_dir)),
+            checks.periods_not_in_future(parquet_path),
+            checks.keys_shared_with_other_files(
+                parquet_path, manifest, spec.dimensions, landing_dir=Path(settings.landing_dir)
+            ),
         ):
             if c is not None:
                 extra.append(c)
     if checks.applies_od(spec):
-        extra.append(checks.od_row_sums(df, landing_dir=settings.landing_dir))
+        extra.append(checks.od_row_sums(parquet_path, landing_dir=Path(settings.landing_dir)))
     if checks.applies_age_sums(spec):
-        extra.append(checks.age_sums_match_population(df, landing_dir=Path(settings.landing_dir)))
+        extra.append(checks.age_sums_match_population(parquet_path, landing_dir=Path(settings.landing_dir)))
     for c in extra:
         record(c.expectation, c.column, c.severity, c.success, c.observed_value, checks.dumps(c.details), c.message)
-    return _finish(settings, manifest_path, manifest, spec, rows, failures, warnings, result, t0, len(df))
+    return _finish(settings, manifest_path, manifest, spec, rows, failures, warnings, result, t0, batch.rows)
+
+
+def _distinct_strings(path: Path, column: str) -> list[str]:
+    """``str`` of every distinct non-null value of one column of a batch, read a chunk at a time."""
+    seen: set[Any] = set()
+    for part in pq.ParquetFile(path).iter_batches(batch_size=CHUNK_ROWS, columns=[column]):
+        seen.update(pc.unique(part.column(0)).to_pylist())
+    return [str(v) for v in seen if v is not None and v == v]  # v != v: NaN, a null to pandas
+
+
+def _in_chunks(path: Path) -> bool:
+    """Whether :func:`_frames` gives this batch in more than one chunk."""
+    return pq.ParquetFile(path).metadata.num_rows > CHUNK_ROWS and _layout(path) is not None
+
+
+def _whole_index(path: Path, rows: int) -> pd.Index:
+    layout = _layout(path)
+    start, step, name = (layout.index_start, layout.index_step, layout.index_name) if layout else (0, 1, None)
+    return pd.RangeIndex(start, start + rows * step, step, name=name)
+
+
+def _on_distinct_values(suite: Any, spec: SuiteSpec, batch: _BatchView, last: Any) -> dict[int, Any]:
+    """Results of the distinct-values expectations on the whole batch: GX evaluates each on a frame of the
+    column's distinct values (all it looks at), gathered from every chunk."""
+    out: dict[int, Any] = {}
+    g = gxcore.gx()
+    for expectation in suite.expectations:
+        order = int((expectation.meta or {}).get("order", -1))
+        if expectation.expectation_type != gxcore.DISTINCT_CONTAIN or order not in batch.distinct:
+            continue
+        col = expectation.column
+        values = pd.Series(sorted(batch.distinct[order], key=str), dtype=batch.dtypes[col], name=col)
+        one = g.ExpectationSuite(name=suite.name, expectations=[copy.deepcopy(expectation)])
+        (res,) = _run_gx(values.to_frame(), one, spec).results
+        out[order] = res
+    return out
 
 
 def _finish(
