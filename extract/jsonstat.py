@@ -17,7 +17,8 @@ to stitch chunked responses together.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -33,6 +34,7 @@ BOM = b"\xef\xbb\xbf"
 
 __all__ = [
     "Cube",
+    "CubeAssembly",
     "DimensionInfo",
     "InvalidJSONError",
     "category_codes",
@@ -418,3 +420,117 @@ def decode_jsonstat2(payload: bytes | str | Mapping[str, Any], *, labels: bool =
     (float64, null where missing) and ``status`` (dictionary-encoded symbol or null). A UTF-8 BOM is stripped.
     """
     return cube_to_table(parse_cube(payload, labels=labels), labels=labels)
+
+
+#: rows per table that ``CubeAssembly.tables`` yields: Parquet's default row group size, so a batch streamed
+#: slice by slice has the same row groups (and bytes) as the whole table written at once
+SLICE_ROWS = 1 << 20
+
+
+class CubeAssembly:
+    """A whole selection stitched from chunk responses (any order, any split), emitted as plain tables in slices.
+
+    Per cell it holds only the float64 value (and, with several chunks, one byte counting how often the cell
+    arrived); status stays sparse (the cells that carry one). Code and label columns exist only per slice of
+    ``SLICE_ROWS`` rows, so landing a selection holds ~9 bytes per cell instead of a whole string table.
+    """
+
+    def __init__(
+        self,
+        variables: Sequence[str],
+        codes: Sequence[Sequence[str]],
+        labels: Sequence[Sequence[str]] | None,
+        chunks: int,
+    ) -> None:
+        self.variables = list(variables)
+        self.codes = [list(c) for c in codes]
+        self.labels = [list(lab) for lab in labels] if labels is not None else None
+        self.sizes = [len(c) for c in self.codes]
+        self.cells = math.prod(self.sizes)
+        self._whole: pa.Array | None = None  # the one response that is exactly the selection, as decoded
+        self._values: np.ndarray | None = None
+        self._seen = np.zeros(self.cells, dtype=np.int8) if chunks > 1 else None
+        self._symbols: dict[str, int] = {}
+        self._status_parts: list[tuple[np.ndarray, np.ndarray]] = []
+        self._status: tuple[np.ndarray, np.ndarray] | None = None
+
+    def add(self, cube: Cube, gidx: np.ndarray | None) -> None:
+        """Put one response in place; ``gidx`` maps its cells to rows of the selection (None: it is the selection)."""
+        if gidx is None:
+            self._whole = cube.value_array
+        else:
+            if self._values is None:
+                self._values = np.full(self.cells, np.nan)
+            self._values[gidx] = cube.values
+            if self._seen is not None:
+                self._seen[gidx] += 1
+        if cube.status_positions is not None and cube.status_indices is not None and len(cube.status_positions):
+            remap = np.array([self._symbols.setdefault(s, len(self._symbols)) for s in cube.status_symbols], np.int32)
+            positions = cube.status_positions if gidx is None else gidx[cube.status_positions]
+            self._status_parts.append((positions, remap[cube.status_indices]))
+        self._status = None
+
+    def covered_exactly_once(self) -> bool:
+        return self._seen is None or bool((self._seen == 1).all())
+
+    def _sorted_status(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._status is None:
+            if not self._status_parts:
+                self._status = (np.empty(0, np.int64), np.empty(0, np.int32))
+            else:
+                positions = np.concatenate([p for p, _ in self._status_parts])
+                indices = np.concatenate([i for _, i in self._status_parts])
+                order = np.argsort(positions, kind="stable")
+                self._status = (positions[order], indices[order])
+        return self._status
+
+    def table(self) -> pa.Table:
+        """The whole selection as one table."""
+        return self._slice(0, self.cells)
+
+    def tables(self, rows: int = SLICE_ROWS) -> Iterator[pa.Table]:
+        """The selection in row order, ``rows`` rows per table (at least one table, even when empty)."""
+        for start in range(0, max(self.cells, 1), rows):
+            yield self._slice(start, min(self.cells, start + rows))
+
+    def _slice(self, start: int, stop: int) -> pa.Table:
+        n = stop - start
+        if start == 0 and stop == self.cells:
+            idx = code_index_arrays(self.sizes)
+        else:
+            idx = _index_slices(self.sizes, start, stop)
+        cols: dict[str, pa.Array] = {}
+        for d, v in enumerate(self.variables):
+            cols[v] = string_column(idx[d], self.codes[d])
+            if self.labels is not None:
+                cols[f"{v}_label"] = string_column(idx[d], self.labels[d])
+        if self._whole is not None:
+            cols["value"] = self._whole.slice(start, n)
+        elif self._values is not None:
+            cols["value"] = value_column(self._values[start:stop])
+        else:
+            cols["value"] = pa.nulls(n, pa.float64())
+        positions, indices = self._sorted_status()
+        lo, hi = np.searchsorted(positions, [start, stop])
+        status = sparse_status_column(positions[lo:hi] - start, indices[lo:hi], list(self._symbols), n)
+        cols["status"] = status.cast(pa.string())
+        return pa.table(cols)
+
+
+def _index_slices(sizes: Sequence[int], start: int, stop: int) -> list[np.ndarray]:
+    """``code_index_arrays(sizes)`` restricted to rows ``start:stop``, built from the slice alone."""
+    out = []
+    inner = math.prod(sizes)
+    for s in sizes:
+        inner = inner // s if s else 0
+        dtype = _index_dtype(s)
+        if inner == 1:
+            out.append((np.arange(start, stop, dtype=np.int64) % s).astype(dtype))
+            continue
+        first, last = start // inner, (stop - 1) // inner
+        blocks = (np.arange(first, last + 1, dtype=np.int64) % s).astype(dtype)
+        counts = np.full(len(blocks), inner, dtype=np.int64)
+        counts[0] -= start - first * inner
+        counts[-1] -= (last + 1) * inner - stop
+        out.append(np.repeat(blocks, counts))
+    return out
