@@ -222,7 +222,8 @@ _VALUE_SLOT = b'"\\u0000regionstat:value"'
 _VALUE_SLOT_TEXT = "\u0000regionstat:value"
 _NUMBER_BYTES = b"0123456789+-.eEnul, \t\r\n"
 _READ_OPTIONS = pa_csv.ReadOptions(column_names=["value"], use_threads=False, block_size=1 << 26)
-_PARSE_OPTIONS = pa_csv.ParseOptions(delimiter="\x1f", quote_char=False, escape_char=False)
+#: empty lines kept: an empty item ('1,,2') is then an unparsable row (the fallback), not silently skipped
+_PARSE_OPTIONS = pa_csv.ParseOptions(delimiter="\x1f", quote_char=False, escape_char=False, ignore_empty_lines=False)
 _AS_FLOAT = pa_csv.ConvertOptions(column_types={"value": pa.float64()}, null_values=["null"], strings_can_be_null=False)
 #: SCB's counts are integers: parsing them as int64 is cheaper, and int64 -> float64 rounds exactly as float(int)
 _AS_INT = pa_csv.ConvertOptions(column_types={"value": pa.int64()}, null_values=["null"], strings_can_be_null=False)
@@ -281,12 +282,12 @@ def _split_value_array(payload: bytes) -> tuple[Any, pa.Array] | None:
         return None  # the first '"value"' was not the dataset's own
     if not body.strip():
         return ds, pa.array([], pa.float64())
+    if body.endswith(b","):  # a trailing comma would end the last line, not add an empty one: not JSON
+        return None
     try:
         integers = b"." not in body and b"e" not in body and b"E" not in body
         column = _read_numbers(body.translate(_COMMA_TO_NEWLINE), integers)
     except pa.ArrowInvalid:
-        return None
-    if len(column) != body.count(b",") + 1:  # empty items ('1,,2'): not JSON, let orjson say so
         return None
     return ds, column.combine_chunks()
 

@@ -214,3 +214,17 @@ def test_all_null_values_on_both_paths(shape: list[int]) -> None:
         assert table.num_rows == n and table.column("value").null_count == n
         assert table.schema.field("value").type == pa.float64()
         assert table.column("status").cast(pa.string()).to_pylist() == [".."] * n
+
+
+@pytest.mark.parametrize("body", [b"[1,\n2, 3 ,null]", b"[1,\t2,\r\n3,null]", b"[ 1,2,3,null ]"])
+def test_whitespace_in_the_value_list_gives_orjsons_answer(body: bytes) -> None:
+    raw = orjson.dumps(_doc([4], [0, 0, 0, 0])).replace(b"[0,0,0,0]", body)
+    assert decode_jsonstat2(raw).column("value").to_pylist() == [1.0, 2.0, 3.0, None]
+
+
+@pytest.mark.parametrize("body", [b"[1,\n,2,3]", b"[,1,2,3]", b"[1,2 3,4]", b"[1,nul,3,4]", b"[1,\r\n,2,3]"])
+def test_empty_or_broken_items_are_refused_not_skipped(body: bytes) -> None:
+    raw = orjson.dumps(_doc([4], [0, 0, 0, 0])).replace(b"[0,0,0,0]", body)
+    assert _split_values(raw) is None  # the shortcut declines; orjson then refuses the document
+    with pytest.raises(ResponseError):
+        parse_cube(raw)
