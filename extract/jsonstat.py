@@ -250,12 +250,12 @@ def _split_values(payload: bytes) -> tuple[Any, np.ndarray] | None:
     return None if split is None else (split[0], split[1].to_numpy(zero_copy_only=False))
 
 
-def _split_value_array(payload: bytes) -> tuple[Any, pa.Array] | None:
+def _split_value_array(payload: bytes, start: int = 0) -> tuple[Any, pa.Array] | None:
     """Parse ``payload`` with its top-level ``value`` list cut out and read by Arrow's number parser.
 
     None when the fast path does not apply (no flat list of numbers/nulls, or the cut was not the top-level
     ``value``): the caller then parses everything with orjson, so the answer never depends on this path."""
-    key = payload.find(b'"value"')
+    key = payload.find(b'"value"', start)  # start: past a BOM, without copying the payload to drop it
     if key < 0:
         return None
     pos = key + 7
@@ -275,7 +275,7 @@ def _split_value_array(payload: bytes) -> tuple[Any, pa.Array] | None:
     if body.translate(None, _NUMBER_BYTES):  # anything left over: strings, objects, lists: not a flat number list
         return None
     try:
-        ds = orjson.loads(b"".join((payload[:pos], _VALUE_SLOT, payload[end + 1 :])))
+        ds = orjson.loads(b"".join((payload[start:pos], _VALUE_SLOT, payload[end + 1 :])))
     except orjson.JSONDecodeError:
         return None
     if not isinstance(ds, dict) or ds.get("value") != _VALUE_SLOT_TEXT:
@@ -289,7 +289,7 @@ def _split_value_array(payload: bytes) -> tuple[Any, pa.Array] | None:
         column = _read_numbers(body.translate(_COMMA_TO_NEWLINE), integers)
     except pa.ArrowInvalid:
         return None
-    return ds, column.combine_chunks()
+    return ds, column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
 
 
 def parse_cube(payload: bytes | str | Mapping[str, Any], *, labels: bool = False) -> Cube:
@@ -297,7 +297,7 @@ def parse_cube(payload: bytes | str | Mapping[str, Any], *, labels: bool = False
     split = None
     if isinstance(payload, bytes | bytearray | memoryview):
         raw = bytes(payload)
-        split = _split_value_array(raw[3:] if raw[:3] == BOM else raw)
+        split = _split_value_array(raw, 3 if raw[:3] == BOM else 0)
     if split is not None:
         ds, values = split
     else:
