@@ -1,13 +1,17 @@
 """Landing zone: immutable Parquet batches plus a manifest each, written atomically.
 
 Extraction writes here and nowhere else (DuckDB has one writer: the warehouse loader). A batch is visible only
-once both its Parquet file and its manifest have been renamed into place, manifest last.
+once both its Parquet file and its manifest have been renamed into place, manifest last. A batch can be written
+from a stream of tables (``write_batch_stream``: one Parquet row group per table, straight to a temp file), so
+landing holds one slice at a time, never the whole batch or its Parquet bytes.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
+import os
+import uuid
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,6 +27,7 @@ from regionstat.batches import (
     Batch,
     atomic_write,
     batch_dir,
+    fsync_dir,
     new_load_id,
 )
 from regionstat.errors import SchemaError
@@ -58,33 +63,91 @@ def check_landing_frame(table: pa.Table, *, what: str) -> None:
         raise SchemaError(f"{what}: landing schema check failed: {exc}") from exc
 
 
-def parquet_bytes(table: pa.Table) -> bytes:
-    buf = io.BytesIO()
-    pq.write_table(table, buf, compression="zstd", write_statistics=True)
-    return buf.getvalue()
-
-
 def write_batch(table: pa.Table, manifest_fields: dict[str, Any], *, settings: Settings) -> Batch:
     """Check, then atomically land one batch; returns its manifest (with ``path`` set)."""
+    return write_batch_stream([table], manifest_fields, settings=settings)
+
+
+def plain_strings(table: pa.Table) -> pa.Table:
+    """Dictionary-encoded columns cast to their value type: landing schemas are plain, however a table was built."""
+    for i, field in enumerate(table.schema):
+        if pa.types.is_dictionary(field.type):
+            table = table.set_column(i, field.name, table.column(i).cast(field.type.value_type))
+    return table
+
+
+def write_batch_stream(tables: Iterable[pa.Table], manifest_fields: dict[str, Any], *, settings: Settings) -> Batch:
+    """Check and land one batch from tables arriving one after another (one Parquet row group each, up to
+    Parquet's default of 1 Mi rows); returns its manifest.
+
+    Each table is checked (pandera) and appended to a temp file beside the batch; only when the last one is in is
+    the file hashed (the load id carries the digest), synced and renamed, then the manifest written. Any failure
+    (a table breaking the contract, a schema that differs from the first table's, a full disk, an error in the
+    producer) removes the temp file: nothing lands. A single table gives the same bytes as ``pq.write_table``.
+    """
     what = f"{manifest_fields['source_name']} ({manifest_fields['table_id']})"
-    check_landing_frame(table, what=what)
-    data = parquet_bytes(table)
-    digest = hashlib.sha256(data).hexdigest()
-    now = datetime.now(UTC)
-    load_id = new_load_id(now, digest)
     directory = batch_dir(settings.landing_dir, manifest_fields["raw_table"], manifest_fields["source_name"])
-    manifest = Batch(
-        load_id=load_id,
-        fetched_at=now.isoformat(timespec="seconds"),
-        rows=table.num_rows,
-        content_sha256=digest,
-        schema={f.name: str(f.type) for f in table.schema},
-        path=directory / f"{load_id}{MANIFEST_SUFFIX}",
-        **manifest_fields,
-    )
-    atomic_write(manifest.parquet_path, data)
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp = directory / f".landing-{uuid.uuid4().hex[:12]}.tmp"
+    try:
+        schema, rows = _write_parquet(tables, tmp, what=what)
+        with open(tmp, "rb") as fh:
+            digest = hashlib.file_digest(fh, "sha256").hexdigest()
+            os.fsync(fh.fileno())
+        now = datetime.now(UTC)
+        load_id = new_load_id(now, digest)
+        manifest = Batch(
+            load_id=load_id,
+            fetched_at=now.isoformat(timespec="seconds"),
+            rows=rows,
+            content_sha256=digest,
+            schema={f.name: str(f.type) for f in schema},
+            path=directory / f"{load_id}{MANIFEST_SUFFIX}",
+            **manifest_fields,
+        )
+        os.replace(tmp, manifest.parquet_path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        if exc.filename is None:  # name the batch a full disk could not take (the OS names no file)
+            raise OSError(exc.errno, exc.strerror or str(exc), str(tmp)) from exc
+        raise
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(directory)
     manifest.write_manifest()  # manifest last: the batch is now visible
     return manifest
+
+
+def _write_parquet(tables: Iterable[pa.Table], path: Path, *, what: str) -> tuple[pa.Schema, int]:
+    """Append every table to one zstd Parquet file at ``path``; returns the schema and the row count."""
+    writer: pq.ParquetWriter | None = None
+    schema: pa.Schema | None = None
+    rows = 0
+    try:
+        for part, table in enumerate(tables):
+            table = plain_strings(table)
+            check_landing_frame(table, what=what)
+            if writer is None or schema is None:
+                schema = table.schema
+                writer = pq.ParquetWriter(path, schema, compression="zstd", write_statistics=True)
+            elif not table.schema.equals(schema):
+                raise SchemaError(
+                    f"{what}: part {part + 1} of the batch has columns {_columns(table.schema)}, "
+                    f"the first part {_columns(schema)}"
+                )
+            writer.write_table(table)
+            rows += table.num_rows
+    finally:
+        if writer is not None:
+            writer.close()
+    if schema is None:
+        raise SchemaError(f"{what}: nothing to land (no table)")
+    return schema, rows
+
+
+def _columns(schema: pa.Schema) -> str:
+    return ", ".join(f"{f.name}: {f.type}" for f in schema)
 
 
 def quarantine_file(

@@ -13,7 +13,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Literal
 
-from extract.landing import write_batch
+from extract.landing import write_batch, write_batch_stream
 from regionstat.batches import Batch, batches, latest_batch
 from regionstat.catalogue import Catalogue, Source, load_catalogue
 from regionstat.errors import CatalogueError, PxWebError, RegionstatError, SchemaError, SnapshotCoverageError
@@ -241,10 +241,11 @@ def _extract_source(
         )
     _check_snapshot_coverage(source, meta, selection, region_set.name)
     fetch_selection = _restrict_to_region_set(client, source, selection, settings, catalogue)
-    table = client.fetch(source.table, fetch_selection, codelists=codelists or None)
+    # every request done, the selection held as values + sparse status; landing streams it slice by slice
+    assembly = client.fetch_assembly(source.table, fetch_selection, codelists=codelists or None)
     stats = client.last_fetch_stats
-    manifest = write_batch(
-        table,
+    manifest = write_batch_stream(
+        assembly.tables(),
         {
             "source_name": source.name,
             "raw_table": source.raw_table,

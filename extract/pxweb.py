@@ -40,14 +40,12 @@ import urllib3.connection
 from extract.chunking import ChunkPlan, plan_chunks
 from extract.jsonstat import (
     Cube,
+    CubeAssembly,
     InvalidJSONError,
     code_index_arrays,
     decode_jsonstat2,
     loads,
     parse_cube,
-    status_column,
-    string_column,
-    value_column,
 )
 from extract.ratelimit import SlidingWindowLimiter
 from extract.selection import ResolvedSelection, TableMetadata, resolve_selection
@@ -616,6 +614,22 @@ class PxWebClient:
         ``labels=True`` adds a ``<variable>_label`` string column after each code column (in ``lang``).
         ``max_requests`` refuses (TooManyCellsError) plans that need more data requests than that.
         """
+        return self.fetch_assembly(
+            table_id, selection, lang=lang, labels=labels, max_requests=max_requests, codelists=codelists
+        ).table()
+
+    def fetch_assembly(
+        self,
+        table_id: str,
+        selection: Mapping[str, Any] | None = None,
+        *,
+        lang: str | None = None,
+        labels: bool = False,
+        max_requests: int | None = None,
+        codelists: Mapping[str, str] | None = None,
+    ) -> CubeAssembly:
+        """``fetch`` without building the table: every request done, the selection held as values and sparse
+        status only; ``.tables()`` yields it slice by slice (what landing streams), ``.table()`` all at once."""
         t0 = time.perf_counter()
         c = self._counters
         start = (c.http_calls, c.retries, c.waited, c.get, c.post)
@@ -639,9 +653,9 @@ class PxWebClient:
                 plan.lower_bound,
                 max_cells,
             )
-            table = self._fetch_plan(table_id, meta, resolved, plan, lang, labels, stats, codelists)
-            stats.rows = table.num_rows
-            return table
+            assembly = self._fetch_plan(table_id, meta, resolved, plan, lang, labels, stats, codelists)
+            stats.rows = assembly.cells
+            return assembly
         finally:
             stats.http_calls = c.http_calls - start[0]
             stats.retries = c.retries - start[1]
@@ -660,53 +674,30 @@ class PxWebClient:
         labels: bool,
         stats: FetchStats,
         codelists: Mapping[str, str] | None = None,
-    ) -> pa.Table:
+    ) -> CubeAssembly:
         variables = resolved.variables
         codes = [list(cs) for _, cs in resolved.selected]
         sizes = plan.sizes
-        n = plan.cells
         strides = [1] * len(sizes)
         for i in range(len(sizes) - 2, -1, -1):
             strides[i] = strides[i + 1] * sizes[i + 1]
-        values = np.full(n, np.nan)
-        status = np.full(n, -1, dtype=np.int32)
-        symbols: dict[str, int] = {}
-        seen = np.zeros(n, dtype=np.int8) if len(plan.chunks) > 1 else None
+        label_lists = None
+        if labels:
+            label_lists = []
+            for v, cs in zip(variables, codes, strict=True):
+                var = meta.variable(v)
+                label_lists.append([var.labels[var.position(code)] for code in cs])  # type: ignore[index]
+        assembly = CubeAssembly(variables, codes, label_lists, chunks=len(plan.chunks))
         for chunk in plan.chunks:
             query = {v: [codes[d][p] for p in chunk[d]] for d, v in enumerate(variables)}
             cube = self._data_request(table_id, query, lang, codelists)
             stats.requests += 1
-            gidx = self._global_index(table_id, cube, variables, query, codes, strides)
-            if gidx is None:  # response is exactly the whole selection in our order
-                values = cube.values
-                if cube.status_codes is not None:
-                    remap = np.array(
-                        [symbols.setdefault(s, len(symbols)) for s in cube.status_symbols] + [-1], dtype=np.int32
-                    )
-                    status = remap[cube.status_codes]
-                continue
-            values[gidx] = cube.values
-            if seen is not None:
-                seen[gidx] += 1
-            if cube.status_codes is not None:
-                remap = np.array(
-                    [symbols.setdefault(s, len(symbols)) for s in cube.status_symbols] + [-1], dtype=np.int32
-                )
-                status[gidx] = remap[cube.status_codes]
-        if seen is not None and not (seen == 1).all():
+            assembly.add(cube, self._global_index(table_id, cube, variables, query, codes, strides))
+        if not assembly.covered_exactly_once():
             raise ResponseError(
                 f"table {table_id}: chunked responses did not cover the selection exactly once", table_id=table_id
             )
-        idx = code_index_arrays(sizes)
-        cols: dict[str, pa.Array] = {}
-        for d, v in enumerate(variables):
-            cols[v] = string_column(idx[d], codes[d])
-            if labels:
-                var = meta.variable(v)
-                cols[f"{v}_label"] = string_column(idx[d], [var.labels[var.position(code)] for code in codes[d]])  # type: ignore[index]
-        cols["value"] = value_column(values)
-        cols["status"] = status_column(status, list(symbols), n)
-        return pa.table(cols)
+        return assembly
 
     @staticmethod
     def _global_index(

@@ -189,3 +189,42 @@ def test_code_columns_are_dictionary_encoded_and_cast_to_plain_strings() -> None
     assert t.schema.field("D0").type == pa.dictionary(pa.int8(), pa.string())
     assert t.column("D0").cast(pa.string()).to_pylist() == ["D0c0"] * 3 + ["D0c1"] * 3
     assert t.column("status").cast(pa.string()).to_pylist() == [None, None, "..", None, None, None]
+
+
+def test_status_object_stays_sparse_and_matches_the_dense_codes() -> None:
+    n = 1000
+    status = {"3": "..", "997": "p", "500": "..", "7": None}  # a null symbol: no status for that cell
+    cube = parse_cube(orjson.dumps(_doc([10, 100], list(range(n)), status)))
+    assert cube.status_positions is not None and cube.status_indices is not None
+    assert sorted(cube.status_positions.tolist()) == [3, 500, 997]  # only the cells that carry one, no n-array
+    dense = cube.status_codes
+    assert dense is not None and (dense >= 0).sum() == 3 and dense[7] == -1
+    assert [cube.status_symbols[dense[k]] for k in (3, 500, 997)] == ["..", "..", "p"]
+    column = decode_jsonstat2(orjson.dumps(_doc([10, 100], list(range(n)), status))).column("status")
+    assert column.null_count == n - 3 and column.cast(pa.string()).to_pylist()[997] == "p"
+
+
+@pytest.mark.parametrize("shape", [[4], [2, 3], [0]])
+def test_all_null_values_on_both_paths(shape: list[int]) -> None:
+    n = math.prod(shape)
+    raw = orjson.dumps(_doc(shape, [None] * n, status=dict.fromkeys(map(str, range(n)), "..")))
+    split = _split_values(raw)
+    assert split is not None and len(split[1]) == n and np.isnan(split[1]).all()  # the fast path took it
+    for table in (decode_jsonstat2(raw), decode_jsonstat2(orjson.loads(raw))):
+        assert table.num_rows == n and table.column("value").null_count == n
+        assert table.schema.field("value").type == pa.float64()
+        assert table.column("status").cast(pa.string()).to_pylist() == [".."] * n
+
+
+@pytest.mark.parametrize("body", [b"[1,\n2, 3 ,null]", b"[1,\t2,\r\n3,null]", b"[ 1,2,3,null ]"])
+def test_whitespace_in_the_value_list_gives_orjsons_answer(body: bytes) -> None:
+    raw = orjson.dumps(_doc([4], [0, 0, 0, 0])).replace(b"[0,0,0,0]", body)
+    assert decode_jsonstat2(raw).column("value").to_pylist() == [1.0, 2.0, 3.0, None]
+
+
+@pytest.mark.parametrize("body", [b"[1,\n,2,3]", b"[,1,2,3]", b"[1,2 3,4]", b"[1,nul,3,4]", b"[1,\r\n,2,3]"])
+def test_empty_or_broken_items_are_refused_not_skipped(body: bytes) -> None:
+    raw = orjson.dumps(_doc([4], [0, 0, 0, 0])).replace(b"[0,0,0,0]", body)
+    assert _split_values(raw) is None  # the shortcut declines; orjson then refuses the document
+    with pytest.raises(ResponseError):
+        parse_cube(raw)
