@@ -942,7 +942,8 @@ def bench_airflow(work: Path) -> dict[str, Any]:
     log("airflow: regionstat run, bundled offline snapshot, fresh data dir")
     r = run_measured([REGIONSTAT, "run"], env=child_env(REGIONSTAT_DATA_DIR=str(run_dir)))
     if r["returncode"]:
-        raise RuntimeError(f"regionstat run exited {r['returncode']}: {_first_error(r['output']) or r['output'][-400:]}")
+        why = _first_error(r["output"]) or r["output"][-400:]
+        raise RuntimeError(f"regionstat run exited {r['returncode']}: {why}")
     run_rec = {**_run_record(r), "cpu_s": r["cpu_s"]}
     log(f"  regionstat run: {r['wall_s']} s wall, {r['cpu_s']} s CPU, peak RSS {r['peak_rss_mb']} MB")
 
