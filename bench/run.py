@@ -936,16 +936,23 @@ def bench_airflow(work: Path) -> dict[str, Any]:
     command a fresh measured process. Both must publish byte-identical marts."""
     from regionstat.cli.airflow_local import airflow_env, airflow_exe, latest_run, setup
 
-    run_dir, af_dir, home = work / "airflow-ratio-run", work / "airflow-ratio-dags", work / "airflow-ratio-home"
-    for d in (run_dir, af_dir, home):
-        shutil.rmtree(d, ignore_errors=True)
-    log("airflow: regionstat run, bundled offline snapshot, fresh data dir")
-    r = run_measured([REGIONSTAT, "run"], env=child_env(REGIONSTAT_DATA_DIR=str(run_dir)))
-    if r["returncode"]:
-        why = _first_error(r["output"]) or r["output"][-400:]
-        raise RuntimeError(f"regionstat run exited {r['returncode']}: {why}")
-    run_rec = {**_run_record(r), "cpu_s": r["cpu_s"]}
-    log(f"  regionstat run: {r['wall_s']} s wall, {r['cpu_s']} s CPU, peak RSS {r['peak_rss_mb']} MB")
+    run_dirs = [work / "airflow-ratio-run-before", work / "airflow-ratio-run-after"]
+    af_dir, home = work / "airflow-ratio-dags", work / "airflow-ratio-home"
+    for stale in (*run_dirs, af_dir, home):
+        shutil.rmtree(stale, ignore_errors=True)
+
+    def regionstat_run(data_dir: Path, when: str) -> dict[str, Any]:
+        log(f"airflow: regionstat run ({when} the DAGs), bundled offline snapshot, fresh data dir")
+        r = run_measured([REGIONSTAT, "run"], env=child_env(REGIONSTAT_DATA_DIR=str(data_dir)))
+        if r["returncode"]:
+            why = _first_error(r["output"]) or r["output"][-400:]
+            raise RuntimeError(f"regionstat run exited {r['returncode']}: {why}")
+        log(f"  regionstat run: {r['wall_s']} s wall, {r['cpu_s']} s CPU, peak RSS {r['peak_rss_mb']} MB")
+        return {**_run_record(r), "cpu_s": r["cpu_s"]}
+
+    # the peer runs before and after the DAGs, and the ratio is against the mean of the two: on a shared machine
+    # the load drifts over the minutes the DAGs take, and one side alone would catch it at a different level
+    runs = [regionstat_run(run_dirs[0], "before")]
 
     base = {k: v for k, v in child_env().items() if not k.startswith(("AIRFLOW", "REGIONSTAT_"))}
     env = airflow_env(home=home, data_dir=af_dir, base=base)
@@ -975,36 +982,41 @@ def bench_airflow(work: Path) -> dict[str, Any]:
             "tasks": _task_durations(env, dag_id, run_id),
         }
         log(f"  {dag_id}: {d['wall_s']} s wall, {d['cpu_s']} s CPU, peak RSS {d['peak_rss_mb']} MB, {counts}")
+    runs.append(regionstat_run(run_dirs[1], "after"))
+    run_wall = round(sum(r["wall_s"] for r in runs) / len(runs), 3)
+    run_cpu = round(sum(r["cpu_s"] or 0 for r in runs) / len(runs), 3)
     af_wall = round(sum(d["wall_s"] for d in dags.values()), 3)
     af_cpu = round(sum(d["cpu_s"] or 0 for d in dags.values()), 3)
-    ratio = round(af_wall / r["wall_s"], 3)
-    marts_run, marts_af = _marts_bytes(run_dir), _marts_bytes(af_dir)
-    same = bool(marts_run) and marts_run == marts_af
+    ratio = round(af_wall / run_wall, 3)
+    marts_run, marts_af = _marts_bytes(run_dirs[0]), _marts_bytes(af_dir)
+    same = bool(marts_run) and marts_run == marts_af == _marts_bytes(run_dirs[1])
     differing = sorted(n for n in set(marts_run) | set(marts_af) if marts_run.get(n) != marts_af.get(n))
     log(f"  airflow / regionstat run: {ratio}x wall; marts identical: {same}")
     shutil.rmtree(home / "logs", ignore_errors=True)
     return {
         "config": {
             "snapshot": "bundled offline snapshot (tools/snapshot/tables, Östergötland, real SCB figures)",
-            "regionstat_run": "regionstat run (default: GX Data Docs, no dbt docs) in a fresh data dir",
+            "regionstat_run": "regionstat run (default: GX Data Docs, no dbt docs) in a fresh data dir, once before "
+            "and once after the DAGs; the peer figure is the mean of the two",
             "airflow": "airflow dags test regionstat_ingest, then airflow dags test regionstat_transform (which also "
             "writes GX Data Docs and dbt docs), fresh data dir, throwaway AIRFLOW_HOME (SQLite, LocalExecutor "
             "settings of regionstat.cli.airflow_local); `setup` (db migrate, pool, reserialize) once, unmeasured",
             "measured": "each command a fresh process: wall, CPU (user + system), its own peak RSS",
         },
-        "regionstat_run": run_rec,
+        "regionstat_run": runs,
         "airflow_setup_s": setup_s,
         "airflow_dags": dags,
         "summary": {
-            "regionstat_run_wall_s": r["wall_s"],
-            "regionstat_run_cpu_s": r["cpu_s"],
+            "regionstat_run_wall_s": run_wall,
+            "regionstat_run_cpu_s": run_cpu,
+            "regionstat_run_wall_s_before_after": [r["wall_s"] for r in runs],
             "airflow_wall_s": af_wall,
             "airflow_cpu_s": af_cpu,
             "airflow_ingest_wall_s": dags[AIRFLOW_DAGS[0]]["wall_s"],
             "airflow_transform_wall_s": dags[AIRFLOW_DAGS[1]]["wall_s"],
             "airflow_over_regionstat_run": ratio,
-            "airflow_cpu_over_regionstat_run_cpu": round(af_cpu / r["cpu_s"], 3) if r["cpu_s"] else None,
-            "regionstat_run_peak_rss_mb": r["peak_rss_mb"],
+            "airflow_cpu_over_regionstat_run_cpu": round(af_cpu / run_cpu, 3) if run_cpu else None,
+            "regionstat_run_peak_rss_mb": max(r["peak_rss_mb"] or 0 for r in runs),
             "airflow_peak_rss_mb": max(d["peak_rss_mb"] or 0 for d in dags.values()),
             "marts": len(marts_run) - ("_index.json" in marts_run),
             "marts_identical": same,
