@@ -2,7 +2,8 @@
 
     python -m bench.run                 # all four benchmarks (< 10 minutes on 2 cores)
     python -m bench.run --quick         # fewer repeats, SCB limits only, no Östergötland baseline
-    python -m bench.run --only decode   # one benchmark (repeatable): requests, decode, e2e, dbt_dags
+    python -m bench.run --only decode   # one benchmark (repeatable): requests, extract_calls, decode, scaling,
+                                        #   inbox, e2e, dbt_dags, airflow
 
 See bench/README.md for what each benchmark measures and how to read the JSON.
 """
@@ -27,7 +28,7 @@ import orjson
 from bench.allsweden import ensure_snapshot
 from bench.common import PYTHON, RESULTS_DIR, ROOT, child_env, last_json_line, run_measured, write_result
 
-BENCHMARKS = ["requests", "extract_calls", "decode", "scaling", "inbox", "e2e", "dbt_dags"]
+BENCHMARKS = ["requests", "extract_calls", "decode", "scaling", "inbox", "e2e", "dbt_dags", "airflow"]
 BOM = b"\xef\xbb\xbf"
 REGIONSTAT = str(Path(PYTHON).parent / "regionstat")
 
@@ -897,6 +898,142 @@ def bench_dbt_dags(tables_dir: Path, work: Path, data: Path | None, quick: bool)
     }
 
 
+# ====================================================================================== 5. Airflow vs regionstat run
+AIRFLOW_GOAL = 1.5  # issue 16: `airflow dags test` of ingest + transform <= 1.5x `regionstat run`
+AIRFLOW_DAGS = ("regionstat_ingest", "regionstat_transform")
+
+
+def _marts_bytes(data_dir: Path) -> dict[str, bytes]:
+    """Every published mart's Parquet file (and ``_index.json``), name -> bytes."""
+    marts = data_dir / "marts"
+    return {p.name: p.read_bytes() for p in sorted(marts.glob("*.parquet"))} if marts.is_dir() else {}
+
+
+def _task_durations(env: dict[str, str], dag_id: str, run_id: str | None) -> list[dict[str, Any]]:
+    """Each task instance of the run with its state and seconds (Airflow's own ``duration``), slowest first."""
+    from regionstat.cli.airflow_local import metadata_query
+
+    if run_id is None:
+        return []
+    rows = metadata_query(
+        env,
+        "select task_id, map_index, state, duration from task_instance where dag_id = ? and run_id = ?",
+        (dag_id, run_id),
+    )
+    tasks = [
+        {
+            "task": task_id + (f"[{map_index}]" if map_index is not None and map_index >= 0 else ""),
+            "state": state,
+            "seconds": round(float(duration), 2) if duration is not None else None,
+        }
+        for task_id, map_index, state, duration in rows
+    ]
+    return sorted(tasks, key=lambda t: -(t["seconds"] or 0))
+
+
+def bench_airflow(work: Path) -> dict[str, Any]:
+    """``airflow dags test`` of the ingest DAG then the transform DAG vs ``regionstat run`` on the same data: the
+    bundled offline Östergötland snapshot, each in a fresh data dir (Airflow in a throwaway AIRFLOW_HOME), every
+    command a fresh measured process. Both must publish byte-identical marts."""
+    from regionstat.cli.airflow_local import airflow_env, airflow_exe, latest_run, setup
+
+    run_dirs = [work / "airflow-ratio-run-before", work / "airflow-ratio-run-after"]
+    af_dir, home = work / "airflow-ratio-dags", work / "airflow-ratio-home"
+    for stale in (*run_dirs, af_dir, home):
+        shutil.rmtree(stale, ignore_errors=True)
+
+    def regionstat_run(data_dir: Path, when: str) -> dict[str, Any]:
+        log(f"airflow: regionstat run ({when} the DAGs), bundled offline snapshot, fresh data dir")
+        r = run_measured([REGIONSTAT, "run"], env=child_env(REGIONSTAT_DATA_DIR=str(data_dir)))
+        if r["returncode"]:
+            why = _first_error(r["output"]) or r["output"][-400:]
+            raise RuntimeError(f"regionstat run exited {r['returncode']}: {why}")
+        log(f"  regionstat run: {r['wall_s']} s wall, {r['cpu_s']} s CPU, peak RSS {r['peak_rss_mb']} MB")
+        return {**_run_record(r), "cpu_s": r["cpu_s"]}
+
+    # the peer runs before and after the DAGs, and the ratio is against the mean of the two: on a shared machine
+    # the load drifts over the minutes the DAGs take, and one side alone would catch it at a different level
+    runs = [regionstat_run(run_dirs[0], "before")]
+
+    base = {k: v for k, v in child_env().items() if not k.startswith(("AIRFLOW", "REGIONSTAT_"))}
+    env = airflow_env(home=home, data_dir=af_dir, base=base)
+    t0 = time.perf_counter()
+    env = setup(env, echo=None)  # db migrate, pool, reserialize: once per AIRFLOW_HOME, not per run (unmeasured)
+    setup_s = round(time.perf_counter() - t0, 2)
+    log(f"  airflow setup (not measured): {setup_s} s")
+    dags: dict[str, Any] = {}
+    for dag_id in AIRFLOW_DAGS:
+        log(f"airflow: airflow dags test {dag_id}")
+        d = run_measured([airflow_exe(), "dags", "test", dag_id], env=env)
+        run_id, state, counts, failed = latest_run(env, dag_id)
+        if d["returncode"] or state != "success":
+            tail = " | ".join(d["output"].strip().splitlines()[-3:])[-400:]
+            raise RuntimeError(
+                f"airflow dags test {dag_id} exited {d['returncode']}, run {state}"
+                + (f", failed tasks {', '.join(failed)}" if failed else "")
+                + f": {tail}"
+            )
+        dags[dag_id] = {
+            "wall_s": d["wall_s"],
+            "cpu_s": d["cpu_s"],
+            "peak_rss_mb": d["peak_rss_mb"],
+            "peak_rss_tree_sampled_mb": d["peak_rss_tree_sampled_mb"],
+            "run_id": run_id,
+            "task_states": counts,
+            "tasks": _task_durations(env, dag_id, run_id),
+        }
+        log(f"  {dag_id}: {d['wall_s']} s wall, {d['cpu_s']} s CPU, peak RSS {d['peak_rss_mb']} MB, {counts}")
+    runs.append(regionstat_run(run_dirs[1], "after"))
+    run_wall = round(sum(r["wall_s"] for r in runs) / len(runs), 3)
+    run_cpu = round(sum(r["cpu_s"] or 0 for r in runs) / len(runs), 3)
+    af_wall = round(sum(d["wall_s"] for d in dags.values()), 3)
+    af_cpu = round(sum(d["cpu_s"] or 0 for d in dags.values()), 3)
+    ratio = round(af_wall / run_wall, 3)
+    marts_run, marts_af = _marts_bytes(run_dirs[0]), _marts_bytes(af_dir)
+    same = bool(marts_run) and marts_run == marts_af == _marts_bytes(run_dirs[1])
+    differing = sorted(n for n in set(marts_run) | set(marts_af) if marts_run.get(n) != marts_af.get(n))
+    log(f"  airflow / regionstat run: {ratio}x wall; marts identical: {same}")
+    shutil.rmtree(home / "logs", ignore_errors=True)
+    return {
+        "config": {
+            "snapshot": "bundled offline snapshot (tools/snapshot/tables, Östergötland, real SCB figures)",
+            "regionstat_run": "regionstat run (default: GX Data Docs, no dbt docs) in a fresh data dir, once before "
+            "and once after the DAGs; the peer figure is the mean of the two",
+            "airflow": "airflow dags test regionstat_ingest, then airflow dags test regionstat_transform (which also "
+            "writes GX Data Docs and dbt docs), fresh data dir, throwaway AIRFLOW_HOME (SQLite, LocalExecutor "
+            "settings of regionstat.cli.airflow_local); `setup` (db migrate, pool, reserialize) once, unmeasured",
+            "measured": "each command a fresh process: wall, CPU (user + system), its own peak RSS",
+        },
+        "regionstat_run": runs,
+        "airflow_setup_s": setup_s,
+        "airflow_dags": dags,
+        "summary": {
+            "regionstat_run_wall_s": run_wall,
+            "regionstat_run_cpu_s": run_cpu,
+            "regionstat_run_wall_s_before_after": [r["wall_s"] for r in runs],
+            "airflow_wall_s": af_wall,
+            "airflow_cpu_s": af_cpu,
+            "airflow_ingest_wall_s": dags[AIRFLOW_DAGS[0]]["wall_s"],
+            "airflow_transform_wall_s": dags[AIRFLOW_DAGS[1]]["wall_s"],
+            "airflow_over_regionstat_run": ratio,
+            "airflow_cpu_over_regionstat_run_cpu": round(af_cpu / run_cpu, 3) if run_cpu else None,
+            "regionstat_run_peak_rss_mb": max(r["peak_rss_mb"] or 0 for r in runs),
+            "airflow_peak_rss_mb": max(d["peak_rss_mb"] or 0 for d in dags.values()),
+            "marts": len(marts_run) - ("_index.json" in marts_run),
+            "marts_identical": same,
+            "marts_differing": differing,
+        },
+        "goals": {
+            f"airflow dags test ingest + transform <= {AIRFLOW_GOAL}x regionstat run": {
+                "value": ratio,
+                "target": AIRFLOW_GOAL,
+                "pass": ratio <= AIRFLOW_GOAL,
+            },
+            "airflow and regionstat run publish identical marts": {"value": same, "target": True, "pass": same},
+        },
+    }
+
+
 # ====================================================================================== driver
 def _fmt(v: Any) -> str:
     if isinstance(v, float):
@@ -963,6 +1100,8 @@ def main(argv: list[str] | None = None) -> int:
                     res = _bench_inbox(args.quick)
                 elif name == "e2e":
                     res, e2e_data = bench_e2e(tables_dir, work, args.quick)
+                elif name == "airflow":
+                    res = bench_airflow(work)
                 else:
                     res = bench_dbt_dags(tables_dir, work, e2e_data, args.quick)
             except Exception as exc:

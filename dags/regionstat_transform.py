@@ -35,7 +35,8 @@ All DuckDB work is in the one-slot pool `duckdb_writer`.
 {_GROUPS}
 
 **dbt_tests** then runs `dbt test` over everything (tests whose parents span groups, e.g. relationships to
-the dimensions). Then **publish_marts** writes `data/marts/<model>.parquet` atomically (+ `_index.json`
+the dimensions), unless the groups already ran every test of the project in this run (it then says so and
+starts no dbt). Then **publish_marts** writes `data/marts/<model>.parquet` atomically (+ `_index.json`
 checksums) and emits
 `{ra.MARTS_ASSET.uri}` (extra: which marts changed); **build_docs** writes GX Data Docs (`data/docs/gx/`) and dbt
 docs (`data/docs/dbt/`); **write_report** writes `data/reports/index.html` (`{ra.REPORT_ASSET.uri}`), linking both.
@@ -74,7 +75,8 @@ def regionstat_transform():
 
     @task(pool=ra.POOL)
     def dbt_tests(plan: dict[str, Any]) -> dict[str, Any]:
-        return ra.dbt_test_all(plan)
+        groups = get_current_context()["ti"].xcom_pull(task_ids=[f"dbt_{g}" for g in ra.DBT_GROUPS])
+        return ra.dbt_test_all(plan, groups)
 
     @task(pool=ra.POOL, outlets=[ra.MARTS_ASSET])
     def publish_marts(plan: dict[str, Any]) -> dict[str, Any]:

@@ -7,11 +7,13 @@ import json
 import logging
 import os
 import re
+import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
+from regionstat.batches import atomic_path
 from regionstat.errors import RegionstatError, WarehouseWriteError
 from regionstat.settings import PROJECT_ROOT, Settings
 from warehouse.db import connect_writer, work_copy, work_path
@@ -21,6 +23,7 @@ log = logging.getLogger(__name__)
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
 
 IndirectSelection = Literal["eager", "cautious", "buildable", "empty"]
+TEST_PREFIXES = ("test.", "unit_test.")  # unique_id prefixes of dbt's data tests and unit tests
 
 
 class DbtError(RegionstatError):
@@ -36,6 +39,7 @@ class DbtResult:
     skipped: int
     failures: list[str]
     nodes: int = 0  # nodes dbt selected (incl. no-ops); 0 = the selection matched nothing
+    tests_run: list[str] = field(default_factory=list)  # unique_ids of the data and unit tests that ran
 
     def line(self) -> str:
         return f"dbt {self.command}: {self.passed} ok, {self.failed} failed, {self.skipped} skipped"
@@ -86,6 +90,44 @@ def _close_dbt_duckdb() -> None:
             DuckDBConnectionManager._ENV = None
 
 
+#: the manifest of the last successful ``dbt parse`` in this process, under :func:`_parsed_key`
+_PARSED: dict[tuple[object, ...], Any] = {}
+
+
+def _parsed_key(settings: Settings, target: Path, env: dict[str, str]) -> tuple[object, ...] | None:
+    """What a saved parse depends on: the project state dbt itself recorded (``partial_parse.msgpack`` in
+    ``target``, rewritten by every parse that found a change), the profile (the DuckDB path), the vars and the
+    working copy of the project. The transform DAG's ``plan`` parses once; the dbt tasks that ``airflow dags test``
+    runs in the same process then skip reading and checking the saved parse, about a second or two each. Tasks in
+    processes of their own (a real scheduler) read ``partial_parse.msgpack`` as before."""
+    try:
+        saved = (target / "partial_parse.msgpack").stat()
+    except OSError:
+        return None
+    return (
+        str(target.resolve()),
+        saved.st_mtime_ns,
+        saved.st_size,
+        env["REGIONSTAT_DUCKDB_PATH"],
+        json.dumps(settings.dbt_vars, sort_keys=True),
+        _project_stamp(),
+    )
+
+
+def _project_stamp() -> tuple[int, int]:
+    """Newest mtime and number of the dbt project's files: an edit after the parse invalidates the handed-over
+    manifest (dbt's own partial parsing then notices the change, as it would in a fresh process)."""
+    newest = count = 0
+    for root, dirs, files in os.walk(DBT_PROJECT_DIR):
+        if Path(root) == DBT_PROJECT_DIR:  # dbt's own output of a hand-run dbt is not project state
+            dirs[:] = [d for d in dirs if d not in ("target", "logs", "dbt_packages")]
+        for name in files:
+            with contextlib.suppress(OSError):
+                newest = max(newest, os.stat(os.path.join(root, name)).st_mtime_ns)
+                count += 1
+    return newest, count
+
+
 def invoke_dbt(
     command: str,
     settings: Settings,
@@ -94,23 +136,35 @@ def invoke_dbt(
     duckdb_path: str | None = None,
     indirect_selection: IndirectSelection | None = None,
 ) -> DbtResult:
-    """Run one dbt command in this process; the caller must hold the writer lock for writing commands."""
+    """Run one dbt command in this process; the caller must hold the writer lock for writing commands.
+
+    After a ``parse`` here, later commands in this process with the same project state, target, profile and vars
+    get dbt's parsed manifest handed over instead of loading it again (see :func:`_parsed_key`)."""
     from dbt.cli.main import dbtRunner
 
-    os.environ.update(dbt_env(settings, duckdb_path))
+    target = target or settings.state_dir / "dbt" / "target"
+    env = dbt_env(settings, duckdb_path)
+    os.environ.update(env)
+    parsed = None if command == "parse" else _PARSED.get(_parsed_key(settings, target, env) or ())
     try:
         with _quiet_logging_errors():
-            res = dbtRunner().invoke(dbt_args(command, settings, extra, target, indirect_selection))
+            res = dbtRunner(manifest=parsed).invoke(dbt_args(command, settings, extra, target, indirect_selection))
     finally:
         _close_dbt_duckdb()
+    if command == "parse" and res.success and (key := _parsed_key(settings, target, env)) is not None:
+        _PARSED.clear()  # one project state at a time
+        _PARSED[key] = res.result
     passed = failed = skipped = 0
     failures: list[str] = []
+    tests_run: list[str] = []
     results = getattr(res.result, "results", None) or []
     for r in results:
         status = str(getattr(r, "status", "")).lower()
         name = getattr(getattr(r, "node", None), "unique_id", "?")
         if status == "no-op":
             continue  # nothing to build or test (e.g. the report's exposure): neither ok nor failed
+        if name.startswith(TEST_PREFIXES) and status != "skipped":
+            tests_run.append(name)
         if status in ("success", "pass"):
             passed += 1
         elif status in ("skipped",):
@@ -123,7 +177,7 @@ def invoke_dbt(
     if res.exception is not None:
         where = getattr(res.exception, "filename", None)
         failures.append(f"dbt {command} raised: {res.exception}" + (f" ({where})" if where else ""))
-    return DbtResult(command, bool(res.success), passed, failed, skipped, failures, len(results))
+    return DbtResult(command, bool(res.success), passed, failed, skipped, failures, len(results), tests_run)
 
 
 @contextlib.contextmanager
@@ -201,11 +255,22 @@ def parse_project(*, settings: Settings) -> DbtResult:
     return result
 
 
+#: what ``dbt docs generate`` writes that the docs site needs (``index.html`` loads the two JSON files)
+DOCS_FILES = ("static_index.html", "index.html", "catalog.json", "manifest.json")
+
+
 def generate_docs(*, settings: Settings) -> Path:
-    """``dbt docs generate --static`` into ``<data_dir>/docs/dbt`` (one self-contained static_index.html)."""
+    """``dbt docs generate --static`` into ``<data_dir>/docs/dbt`` (one self-contained static_index.html).
+
+    dbt runs in the shared target path, so it reuses the saved parse of the build before it (a target of its
+    own would mean a full parse, ~10 s); the site's files are then copied to the docs dir, each atomically."""
     out = settings.docs_dir / "dbt"
+    target = settings.state_dir / "dbt" / "target"
     with work_copy(settings, purpose="dbt docs") as path:
-        result = invoke_dbt("docs generate", settings, ["--static"], target=out, duckdb_path=path)
+        result = invoke_dbt("docs generate", settings, ["--static"], target=target, duckdb_path=path)
     if not result.success:
         raise DbtError(f"dbt docs generate failed: {'; '.join(result.failures) or 'see dbt logs'}")
+    for name in DOCS_FILES:
+        with atomic_path(out / name) as tmp:
+            shutil.copyfile(target / name, tmp)
     return out / "static_index.html"
