@@ -84,7 +84,7 @@ def _plan_queries(tables_dir: Path) -> list[dict[str, Any]]:
     """Per catalogue source at all-Sweden scale: the pipeline's selection and the explicit code lists it resolves to
     (planned against an unmeasured server, so planning calls do not count)."""
     from extract.chunking import lower_bound
-    from extract.pipeline import _restrict_to_region_set
+    from extract.pipeline import _restrict_to_region_set, _with_offline_table
     from extract.pxweb import PxWebClient
     from regionstat.catalogue import load_catalogue
     from regionstat.settings import Settings
@@ -96,7 +96,9 @@ def _plan_queries(tables_dir: Path) -> list[dict[str, Any]]:
     out = []
     with SnapshotServer(tables_dir, max_calls=10_000, time_window=1) as server:
         client = PxWebClient(server.url, state_dir=False)
-        for source in catalogue.sources:
+        for catalogue_source in catalogue.sources:
+            # the table the pipeline itself asks the snapshot for (an ``offline_table`` stand-in where one is declared)
+            source = _with_offline_table(catalogue_source, client)
             selection = source.resolved_selection(region_set)
             fetch_sel = _restrict_to_region_set(client, source, selection, settings, catalogue)
             explicit = client.resolve(source.table, fetch_sel).as_query()
