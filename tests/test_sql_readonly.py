@@ -1,7 +1,8 @@
 """`regionstat sql` is read-only for real: no writes, no files, no settings; errors are one line, exit 2.
 
-One module-scoped pipeline run gives a real warehouse (raw, staging, marts) and published Parquet marts. Every
-escape attempt must be refused by DuckDB itself and leave the warehouse and the marts byte-identical.
+A module-scoped copy of the session's pipeline run gives a real warehouse (raw, staging, marts) and published
+Parquet marts. Every escape attempt must be refused by DuckDB itself and leave the warehouse and the marts
+byte-identical.
 """
 
 from __future__ import annotations
@@ -14,8 +15,7 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from regionstat.cli.main import main, run_pipeline
-from regionstat.settings import Settings
+from regionstat.cli.main import main
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("sql")]
 
@@ -23,10 +23,9 @@ QUERY = "select region_code, year, population from marts.fct_population where re
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    data = tmp_path_factory.mktemp("sql") / "data"
-    run_pipeline(Settings(data_dir=data), docs=False)
-    return data
+def run_dir(built_data_copy: Path) -> Path:
+    """This module's own copy of the session's `regionstat run` on the bundled snapshot (conftest.py)."""
+    return built_data_copy
 
 
 @pytest.fixture
