@@ -17,6 +17,35 @@ os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 REFERENCE_DATA = PROJECT_ROOT / "reference" / "data"
 
+#: xdist groups, longest first (measured with `--durations`, -n 2); then other groups marked `slow`, then the rest.
+#: CI runs `--dist loadgroup` with `--no-loadscope-reorder` (pyproject.toml), so xdist hands out work units in the
+#: order sorted here: the two longest chains start at once, one per worker, and short tests fill in behind them.
+#: xdist's default order (most tests first) started the four-test Airflow chain late, and the run waited for it.
+LONGEST_GROUPS_FIRST = ("airflow", "pipeline", "changes", "dbt_trust", "tests/test_key_figures.py", "runs")
+
+
+def _xdist_group(item: pytest.Item) -> str | None:
+    mark = item.get_closest_marker("xdist_group")
+    return None if mark is None else str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Schedule for two workers: a test outside any xdist group joins its module's group, so a module-scoped
+    fixture (a dbt build, a snapshot) runs on one worker only, not on both; then the longest groups go first."""
+    for item in items:
+        if _xdist_group(item) is None:
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))  # tests/test_x.py
+    slow_groups = {_xdist_group(item) for item in items if item.get_closest_marker("slow")}
+
+    def rank(item: pytest.Item) -> int:
+        group = _xdist_group(item)
+        if group in LONGEST_GROUPS_FIRST:
+            return LONGEST_GROUPS_FIRST.index(group)
+        return len(LONGEST_GROUPS_FIRST) + (group not in slow_groups)
+
+    items.sort(key=rank)  # stable: collection order within a rank
+
 
 @pytest.fixture
 def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
