@@ -1,8 +1,9 @@
 """Trust in the marts: lineage-derived synthetic flags, provenance on every row, honest group aggregates, docs.
 
-Real dbt on real DuckDB: the graph test reads dbt's own manifest; the flag tests load the bundled snapshot, then
-build the marts on copies of the warehouse in which exactly ONE input is marked synthetic, and check that exactly
-the rows using that input are flagged. The aggregate tests build the study-area mart on small fixture warehouses.
+Real dbt on real DuckDB: the graph test reads dbt's own manifest; the flag tests take the bundled snapshot as the
+session's run loaded it (``built_data``), then build the marts on copies of the warehouse in which exactly ONE
+input is marked synthetic, and check that exactly the rows using that input are flagged. The aggregate tests build
+the study-area mart on small fixture warehouses.
 """
 
 from __future__ import annotations
@@ -15,12 +16,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from expectations.validate import validate_pending
-from extract.pipeline import extract_all
 from regionstat.settings import Settings
 from warehouse.build import DBT_PROJECT_DIR, invoke_dbt, run_dbt
 from warehouse.db import connect_writer
-from warehouse.load import load_validated
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("dbt_trust")]
 
@@ -46,13 +44,9 @@ def _marts(path: Path) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def manifest(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    data = tmp_path_factory.mktemp("manifest") / "data"
-    settings = Settings(data_dir=data)
-    target = data / "target"
-    result = invoke_dbt("parse", settings, target=target, duckdb_path=str(data / "parse.duckdb"))
-    assert result.success, result.failures
-    return json.loads((target / "manifest.json").read_text(encoding="utf-8"))
+def manifest(built_data: Path) -> dict:
+    """dbt's own manifest, as the session's run (conftest.py) wrote it: no separate `dbt parse`."""
+    return json.loads((built_data / ".state" / "dbt" / "target" / "manifest.json").read_text(encoding="utf-8"))
 
 
 def _mart_nodes(manifest: dict) -> dict[str, dict]:
@@ -135,14 +129,10 @@ def test_docs_overview_and_synthetic_sources(manifest: dict) -> None:
 
 
 @pytest.fixture(scope="module")
-def loaded(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The bundled snapshot extracted, validated and loaded into raw.* (no dbt yet)."""
-    data = tmp_path_factory.mktemp("loaded") / "data"
-    settings = Settings(data_dir=data)
-    extract_all(settings=settings)
-    validate_pending(settings, build_docs=False)
-    load_validated(settings=settings)
-    return data
+def loaded(built_data: Path) -> Path:
+    """The bundled snapshot extracted, validated and loaded into raw.*: the session's run (conftest.py), whose raw
+    tables are what a load alone leaves. Read-only: tests copy its warehouse, and dbt rebuilds every model there."""
+    return built_data
 
 
 def _build_with_only(loaded: Path, tmp_path: Path, synthetic_raw_table: str) -> Path:
@@ -221,12 +211,10 @@ def test_only_synthetic_commuting_flags_exactly_its_rows(loaded: Path, tmp_path:
     assert _sql(path, "select count(*) filter (is_synthetic) from marts.mart_locality_typology")[0][0] > 0
 
 
-def test_offline_marts_cite_vintages_and_units(loaded: Path, tmp_path: Path) -> None:
-    """As shipped (employment and OD synthetic): vintages in every row, units on every numeric column."""
-    data = tmp_path / "data"
-    data.mkdir()
-    shutil.copy(loaded / "warehouse.duckdb", data / "warehouse.duckdb")
-    run_dbt(settings=Settings(data_dir=data))
+def test_offline_marts_cite_vintages_and_units(built_data: Path) -> None:
+    """As shipped (employment and OD synthetic): vintages in every row, units on every numeric column. The session's
+    run built these marts with every dbt test (provenance_is_consistent included) and must have passed."""
+    data = built_data
     path = data / "warehouse.duckdb"
     assert _sql(path, "select distinct source_updated from marts.fct_population order by 1") == [
         ("TAB5557=2026-02-24T07:00:00Z",),

@@ -1,7 +1,7 @@
 """The whole pipeline without a scheduler (`regionstat run`) on the bundled snapshot, as an analyst uses it.
 
-One module-scoped run (~30 s) serves every assertion: real numbers in landing and marts, idempotence, the
-freshness gate, and a bad inbox file that is quarantined while the marts stay as they were.
+One module-scoped copy of the session's run (`built_data_copy`) serves every assertion: real numbers in landing and
+marts, idempotence, the freshness gate, and a bad inbox file that is quarantined while the marts stay as they were.
 """
 
 from __future__ import annotations
@@ -25,10 +25,9 @@ LA_LINKOPING = {"0580", "0583", "0586", "0584", "0509", "0560", "0513", "0561"}
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    data = tmp_path_factory.mktemp("pipeline") / "data"
-    run_pipeline(Settings(data_dir=data), docs=False)
-    return data
+def run_dir(built_data_copy: Path) -> Path:
+    """This module's own copy of the session's `regionstat run` on the bundled snapshot (conftest.py)."""
+    return built_data_copy
 
 
 def _sql(data: Path, query: str) -> list[tuple]:

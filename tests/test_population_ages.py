@@ -1,8 +1,9 @@
 """Population by age and sex: the real 2024 TAB638 ages from the bundled snapshot up to the age-structure marts.
 
-One module-scoped warehouse (the population sources extracted, validated, loaded; dbt builds only the age marts
-and what they need). Expected figures come from SCB's published totals and from the reference CSV, read here
-on its own with the csv module and turned into median ages and dependency ratios by hand.
+One warehouse for the module: the session's run on the bundled snapshot (``built_data``: every source extracted,
+validated, loaded; dbt builds every mart with its tests). Expected figures come from SCB's published totals and
+from the reference CSV, read here on its own with the csv module and turned into median ages and dependency ratios
+by hand.
 """
 
 from __future__ import annotations
@@ -19,30 +20,20 @@ import pytest
 import requests
 
 from expectations import checks
-from expectations.validate import validate_pending
-from extract.pipeline import extract_all
 from regionstat.settings import Settings
 from tests.conftest import REFERENCE_DATA
 from warehouse.build import run_dbt
-from warehouse.load import load_validated
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("population_ages")]
 
 AGE_CSV = REFERENCE_DATA / "ostergotland_age_2024" / "ostergotland_population_age_sex_2024_TAB638.csv"
-SOURCES = ["population_tab638", "population_tab5557", "population_by_age_tab638"]
-AGE_MARTS = "+mart_population_age_groups +mart_population_age_structure"
 
 
 @pytest.fixture(scope="module")
-def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    data = tmp_path_factory.mktemp("ages") / "data"
-    settings = Settings(data_dir=data)
-    results = extract_all(SOURCES, settings=settings)
-    assert all(r.status == "landed" for r in results), results
-    validate_pending(settings, build_docs=False)
-    load_validated(settings=settings)
-    run_dbt(settings=settings, select=AGE_MARTS, indirect_selection="cautious")
-    return data
+def warehouse(built_data: Path) -> Path:
+    """The session's run on the bundled snapshot (conftest.py): its population sources landed, validated and
+    loaded, the age marts built with every dbt test. Read-only; a test that changes it works on a copy."""
+    return built_data
 
 
 def _sql(data: Path, query: str, params: list | None = None) -> list[tuple]:

@@ -1,8 +1,8 @@
 """Published Parquet marts describe themselves: column descriptions and units, the mart's description, source
 tables, their upstream ``updated`` and synthetic status, in the file and in ``marts/_index.json``.
 
-One module-scoped pipeline run (~30 s) on the bundled snapshot serves the checks on real marts; the provenance
-rules (partial, lineage fallback) are checked on a small hand-made warehouse.
+A module-scoped copy of the session's pipeline run on the bundled snapshot serves the checks on real marts; the
+provenance rules (partial, lineage fallback) are checked on a small hand-made warehouse.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from regionstat.cli.main import run_pipeline
 from regionstat.settings import Settings
 from warehouse.provenance import PROVENANCE_COLUMNS, Provenance, from_lineage, mart_provenance, source_vintages
 from warehouse.publish import publish_marts, read_index_checksums, write_parquet
@@ -30,10 +29,9 @@ SNAPSHOT_UPDATED = {
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    data = tmp_path_factory.mktemp("publish") / "data"
-    run_pipeline(Settings(data_dir=data), docs=False)
-    return data
+def run_dir(built_data_copy: Path) -> Path:
+    """This module's own copy of the session's `regionstat run` on the bundled snapshot (conftest.py)."""
+    return built_data_copy
 
 
 def _marts(data: Path) -> list[Path]:
