@@ -34,14 +34,17 @@ if source:
     import pyarrow.compute as pc
     import extract.landing as landing
 
-    _write_batch = landing.write_batch
+    _write_batch_stream = landing.write_batch_stream  # write_batch and the extract pipeline both land through it
 
-    def write_batch(table, fields, *, settings):
+    def _negated(table):
+        return table.set_column(table.column_names.index("value"), "value", pc.negate(table["value"]))
+
+    def write_batch_stream(tables, fields, *, settings):
         if fields["source_name"] == source:
-            table = table.set_column(table.column_names.index("value"), "value", pc.negate(table["value"]))
-        return _write_batch(table, fields, settings=settings)
+            tables = (_negated(t) for t in tables)
+        return _write_batch_stream(tables, fields, settings=settings)
 
-    landing.write_batch = write_batch
+    landing.write_batch_stream = write_batch_stream
 """
 
 
