@@ -289,16 +289,20 @@ def od_row_sums(data: BatchData, *, landing_dir: Path) -> CheckResult:
     """Per residence and year, the OD row sum (incl. the diagonal) must not exceed employed residents."""
     name = "expect_od_row_sum_at_most_employed_residents"
     found = _latest_landing_batch(landing_dir, "employment_by_sector")
-    if found is None:
+
+    def skipped(why: str, **details: object) -> CheckResult:
         return CheckResult(
             name,
             "Bostadskommun",
             WARN,
             False,
             "skipped",
-            message="skipped: no employment_by_sector batch in landing to compare with",
-            details={"skipped": True},
+            message=f"skipped: {why}",
+            details={"skipped": True, **details},
         )
+
+    if found is None:
+        return skipped("no employment_by_sector batch in landing to compare with")
     emp_load, emp_path = found
     with connect() as con:
         emp, od = _Table(con, emp_path, "emp"), _Table(con, data, "od")
@@ -306,14 +310,8 @@ def od_row_sums(data: BatchData, *, landing_dir: Path) -> CheckResult:
             od.columns
         )
         if not has_columns or not (emp.is_numeric("value") and od.is_numeric("value")):
-            return CheckResult(
-                name,
-                "Bostadskommun",
-                WARN,
-                False,
-                "skipped",
-                message=f"skipped: employment batch {emp_load} or this batch lacks Region/Tid/value",
-                details={"skipped": True, "employment_load_id": emp_load},
+            return skipped(
+                f"employment batch {emp_load} or this batch lacks Region/Tid/value", employment_load_id=emp_load
             )
         where = ["TRUE"]
         if "ContentsCode" in emp.columns:
@@ -328,15 +326,7 @@ def od_row_sums(data: BatchData, *, landing_dir: Path) -> CheckResult:
     employed.index = employed.index.set_names(okeys)
     both = pd.concat([rows, employed], axis=1, join="inner").dropna()
     if both.empty:
-        return CheckResult(
-            name,
-            "Bostadskommun",
-            WARN,
-            False,
-            "skipped",
-            message=f"skipped: no residence/year in common with employment batch {emp_load}",
-            details={"skipped": True, "employment_load_id": emp_load},
-        )
+        return skipped(f"no residence/year in common with employment batch {emp_load}", employment_load_id=emp_load)
     over = both[both["od_sum"] > both["employed"] * (1 + OD_TOLERANCE)]
     if over.empty:
         return CheckResult(
