@@ -6,8 +6,9 @@ The offline demo (``make demo``) and ``regionstat inbox --bundled`` copy these f
 real sector and commuting figures without the live API.
 
 Adding a file is one line in :data:`BUNDLED_INBOX_FILES`; it must match exactly one catalogue ``files:`` pattern
-(tests/test_bundled.py checks that). A file that carries no date of its own (CSV) also gets a line in
-:data:`BUNDLED_VINTAGES`: the upstream vintage its provenance README states, or None where it states none.
+(tests/test_inbox_shapes.py checks that). A file that carries no date of its own (CSV) also gets a line in
+:data:`BUNDLED_VINTAGES`: the upstream vintage its provenance README states, or None where it states none
+(tests/test_px_vintage.py checks that every such file has one).
 """
 
 from __future__ import annotations
