@@ -34,14 +34,15 @@ if source:
     import pyarrow.compute as pc
     import extract.landing as landing
 
-    _write_batch = landing.write_batch
+    _write_batch_stream = landing.write_batch_stream
 
-    def write_batch(table, fields, *, settings):
+    # every batch is written through write_batch_stream (SCB extracts directly, write_batch via it)
+    def write_batch_stream(tables, fields, *, settings):
         if fields["source_name"] == source:
-            table = table.set_column(table.column_names.index("value"), "value", pc.negate(table["value"]))
-        return _write_batch(table, fields, settings=settings)
+            tables = (t.set_column(t.column_names.index("value"), "value", pc.negate(t["value"])) for t in tables)
+        return _write_batch_stream(tables, fields, settings=settings)
 
-    landing.write_batch = write_batch
+    landing.write_batch_stream = write_batch_stream
 """
 
 
