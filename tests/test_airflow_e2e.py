@@ -34,14 +34,12 @@ if source:
     import pyarrow.compute as pc
     import extract.landing as landing
 
-    _write_batch_stream = landing.write_batch_stream  # write_batch and the extract pipeline both land through it
+    _write_batch_stream = landing.write_batch_stream
 
-    def _negated(table):
-        return table.set_column(table.column_names.index("value"), "value", pc.negate(table["value"]))
-
+    # every batch is written through write_batch_stream (SCB extracts directly, write_batch via it)
     def write_batch_stream(tables, fields, *, settings):
         if fields["source_name"] == source:
-            tables = (_negated(t) for t in tables)
+            tables = (t.set_column(t.column_names.index("value"), "value", pc.negate(t["value"])) for t in tables)
         return _write_batch_stream(tables, fields, settings=settings)
 
     landing.write_batch_stream = write_batch_stream
